@@ -1,0 +1,66 @@
+//! Condition types and reasons: stable CamelCase constants that dashboards, alerts and
+//! `kubectl wait` depend on. Renaming one is an API change.
+
+/// Condition types of a `StorageBackend`.
+pub mod backend_condition {
+    pub const READY: &str = "Ready";
+    pub const CREDENTIALS_VALID: &str = "CredentialsValid";
+    pub const REACHABLE: &str = "Reachable";
+    pub const STALLED: &str = "Stalled";
+}
+
+/// Condition types of an `ArtifactMapping`.
+pub mod mapping_condition {
+    pub const READY: &str = "Ready";
+    pub const STRANDED: &str = "Stranded";
+    pub const VERIFIED: &str = "Verified";
+    pub const REASSIGNED: &str = "Reassigned";
+}
+
+/// Reasons a `StorageBackend` condition carries.
+pub mod backend_reason {
+    /// The last probe succeeded.
+    pub const VALIDATED: &str = "Validated";
+    /// Waiting for the first probe, or for `successThreshold` consecutive good probes.
+    pub const PENDING: &str = "Pending";
+    /// Probing is disabled (`validation.interval: 0`) and nothing is known yet.
+    pub const NOT_VALIDATED: &str = "NotValidated";
+
+    // Terminal until the spec or the Secret changes (Ready=False, Stalled=True).
+    pub const INVALID_ACCESS_KEY_ID: &str = "InvalidAccessKeyId";
+    pub const SIGNATURE_DOES_NOT_MATCH: &str = "SignatureDoesNotMatch";
+    pub const EXPIRED_TOKEN: &str = "ExpiredToken";
+    pub const ACCESS_DENIED: &str = "AccessDenied";
+    pub const NO_SUCH_BUCKET: &str = "NoSuchBucket";
+    pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+    pub const SECRET_KEY_MISSING: &str = "SecretKeyMissing";
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+
+    // Transient: obey failureThreshold, never set Stalled.
+    pub const ENDPOINT_UNREACHABLE: &str = "EndpointUnreachable";
+    pub const TLS_HANDSHAKE_FAILED: &str = "TLSHandshakeFailed";
+    pub const TIMEOUT: &str = "Timeout";
+    pub const THROTTLED: &str = "Throttled";
+    pub const SERVER_ERROR: &str = "ServerError";
+}
+
+/// Reasons an `ArtifactMapping` condition carries.
+pub mod mapping_reason {
+    /// Served by the backend it was written to.
+    pub const DECLARED: &str = "Declared";
+    /// Served by another backend whose bytes re-verified against the digest.
+    pub const DIGEST_VERIFIED: &str = "DigestVerified";
+    /// Kept on a previously verified backend while the declared one is unusable.
+    pub const STICKY: &str = "Sticky";
+    pub const BACKEND_INVALID: &str = "BackendInvalid";
+    pub const BACKEND_MISSING: &str = "BackendMissing";
+    pub const BACKEND_QUARANTINED: &str = "BackendQuarantined";
+    pub const OBJECT_MISSING: &str = "ObjectMissing";
+    pub const NO_VERIFIED_REPLICA: &str = "NoVerifiedReplica";
+    pub const DIGEST_MISMATCH: &str = "DigestMismatch";
+    pub const SIZE_MISMATCH: &str = "SizeMismatch";
+    /// `reassignment: Never`: stranded, and left where it is on purpose.
+    pub const REASSIGNMENT_DISABLED: &str = "ReassignmentDisabled";
+    pub const NOT_STRANDED: &str = "NotStranded";
+    pub const NOT_REASSIGNED: &str = "NotReassigned";
+}

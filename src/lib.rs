@@ -1,0 +1,4 @@
+//! Castellan: keeps content-addressed artifacts downloadable when their object-storage
+//! backends change credentials, break or get replaced.
+
+pub mod api;
