@@ -1,7 +1,7 @@
 //! Errors returned to the server crate, with the HTTP status code and `metav1.Status` body
 //! the real apiserver would answer with.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::managed::Operation;
 
@@ -59,16 +59,83 @@ pub enum ApplyError {
 impl ApplyError {
     /// The HTTP status code the apiserver answers with.
     pub fn code(&self) -> u16 {
-        todo!()
+        match self {
+            ApplyError::ManagedFieldsSet | ApplyError::BadRequest(_) => 400,
+            ApplyError::Conflicts(_) => 409,
+        }
     }
 
     /// The complete `metav1.Status` body the apiserver answers with.
     pub fn status(&self) -> Value {
-        todo!()
+        let mut status = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.to_string(),
+            "code": self.code(),
+        });
+        match self {
+            ApplyError::ManagedFieldsSet | ApplyError::BadRequest(_) => {
+                status["reason"] = json!("BadRequest");
+            }
+            ApplyError::Conflicts(conflicts) => {
+                status["reason"] = json!("Conflict");
+                status["details"] = json!({
+                    "causes": conflicts.iter().map(|c| json!({
+                        "reason": "FieldManagerConflict",
+                        "message": format!("conflict with {}", c.printed_manager()),
+                        "field": c.field,
+                    })).collect::<Vec<_>>(),
+                });
+            }
+        }
+        status
     }
 }
 
+impl Conflict {
+    /// The manager as the apiserver prints it (`printManager`): `"name"`, then
+    /// ` with subresource "status"` if any, then ` using <apiVersion>` for an Update manager.
+    pub fn printed_manager(&self) -> String {
+        let mut out = format!("{:?}", self.manager);
+        if let Some(sub) = &self.subresource {
+            out.push_str(&format!(" with subresource {sub:?}"));
+        }
+        if self.operation == Operation::Update {
+            out.push_str(&format!(" using {}", self.api_version));
+        }
+        out
+    }
+}
+
+/// The apiserver's conflict message (`getConflictMessage`).
 pub(crate) fn conflict_message(conflicts: &[Conflict]) -> String {
-    let _ = conflicts;
-    todo!()
+    if let [only] = conflicts {
+        return format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            only.printed_manager(),
+            only.field
+        );
+    }
+    let mut managers: Vec<String> = Vec::new();
+    for c in conflicts {
+        let m = c.printed_manager();
+        if !managers.contains(&m) {
+            managers.push(m);
+        }
+    }
+    managers.sort();
+    let mut lines = Vec::new();
+    for m in &managers {
+        lines.push(format!("conflicts with {m}:"));
+        for c in conflicts.iter().filter(|c| &c.printed_manager() == m) {
+            lines.push(format!("- {}", c.field));
+        }
+    }
+    format!(
+        "Apply failed with {} conflicts: {}",
+        conflicts.len(),
+        lines.join("\n")
+    )
 }
