@@ -293,3 +293,65 @@ pub(crate) fn value_at<'a>(value: &'a Value, path: &[String]) -> Option<&'a Valu
     }
     Some(node)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn fields_v1_round_trips_members_with_children_as_dots() {
+        let v = json!({"f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+                       "f:status": {"f:conditions": {"k:{\"type\":\"Ready\"}": {".": {}, "f:type": {}}}}});
+        let set = FieldSet::from_fields_v1(&v).unwrap();
+        assert_eq!(set.to_fields_v1(), v);
+        assert_eq!(set.members().len(), 4);
+    }
+
+    #[test]
+    fn paths_print_like_structured_merge_diff() {
+        let key = PathElement::Key(vec![("type".into(), json!("Ready"))]).fields_v1_key();
+        assert_eq!(key, "k:{\"type\":\"Ready\"}");
+        let path = vec![
+            "f:status".to_string(),
+            "f:conditions".into(),
+            key,
+            "f:status".into(),
+        ];
+        assert_eq!(
+            path_string(&path),
+            ".status.conditions[type=\"Ready\"].status"
+        );
+        let set_item = PathElement::Value(json!("a<b")).fields_v1_key();
+        assert_eq!(set_item, "v:\"a\\u003cb\"");
+        assert_eq!(path_string(&["f:spec".into(), "i:2".into()]), ".spec[2]");
+    }
+
+    #[test]
+    fn multi_field_keys_are_sorted_by_name() {
+        let key = PathElement::Key(vec![
+            ("protocol".into(), json!("TCP")),
+            ("port".into(), json!(80)),
+        ]);
+        assert_eq!(key.fields_v1_key(), "k:{\"port\":80,\"protocol\":\"TCP\"}");
+        assert_eq!(
+            path_string(&[key.fields_v1_key()]),
+            "[port=80,protocol=\"TCP\"]"
+        );
+    }
+
+    #[test]
+    fn difference_and_intersection_work_on_members_not_prefixes() {
+        let a =
+            FieldSet::from_fields_v1(&json!({"f:spec": {".": {}, "f:x": {}, "f:y": {}}})).unwrap();
+        let b = FieldSet::from_fields_v1(&json!({"f:spec": {"f:x": {}}})).unwrap();
+        assert_eq!(
+            a.difference(&b).to_fields_v1(),
+            json!({"f:spec": {".": {}, "f:y": {}}})
+        );
+        assert_eq!(
+            a.intersection(&b).to_fields_v1(),
+            json!({"f:spec": {"f:x": {}}})
+        );
+    }
+}
