@@ -674,15 +674,12 @@ fn apply_once(
         }
     }
 
-    let object_changed = merged != live_obj;
     match me {
         Some(i) => {
             let e = &mut entries[i];
             e.set = new_set;
             e.api_version = input.api_version.to_string();
-            if object_changed || e.time.is_none() {
-                e.time = Some(input.now.to_string());
-            }
+            e.time = Some(input.now.to_string());
         }
         None => entries.push(Entry {
             manager: input.manager.to_string(),
@@ -693,18 +690,7 @@ fn apply_once(
             set: new_set,
         }),
     }
-
-    let managed = managed::encode(&mut entries);
-    let unchanged_managed = live.is_some_and(|l| {
-        let mut before = managed::decode(l);
-        managed::encode(&mut before) == managed
-    });
-    match (unchanged_managed, live) {
-        (true, Some(l)) => {
-            managed::store(&mut merged, l.pointer("/metadata/managedFields").cloned())
-        }
-        _ => managed::store(&mut merged, managed),
-    }
+    store_managed(live, &live_obj, &mut merged, entries);
 
     if input.manager == "kubectl" {
         update_last_applied(live, applied, &mut merged);
@@ -824,24 +810,32 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, input: &FieldManagerI
             }),
         }
     }
+    store_managed(old, &old_obj, new, entries);
+}
+
+/// Encode `entries` into `new`, unless the write changed nothing but managedFields timestamps:
+/// then `live`'s managedFields are kept verbatim (`IgnoreManagedFieldsTimestampsTransformer`),
+/// so the server sees an identical object and skips the write.
+fn store_managed(live: Option<&Value>, live_obj: &Value, new: &mut Value, mut entries: Vec<Entry>) {
     let managed = managed::encode(&mut entries);
-    // IgnoreManagedFieldsTimestampsTransformer: an unchanged object keeps the old entries verbatim
-    // when only their timestamps would differ.
-    if let Some(old) = old {
-        if old_obj == new_obj {
-            let mut before = managed::decode(old);
+    if let Some(live) = live {
+        if managed::without_managed_fields(new) == *live_obj {
+            let mut before = managed::decode(live);
             let _ = managed::encode(&mut before);
-            let strip_times = |es: &[Entry]| -> Vec<Entry> {
-                es.iter()
+            let timeless = |es: &[Entry]| -> Vec<Entry> {
+                let mut out: Vec<Entry> = es
+                    .iter()
                     .cloned()
                     .map(|mut e| {
                         e.time = None;
                         e
                     })
-                    .collect()
+                    .collect();
+                managed::sort(&mut out);
+                out
             };
-            if strip_times(&before) == strip_times(&entries) {
-                managed::store(new, old.pointer("/metadata/managedFields").cloned());
+            if timeless(&before) == timeless(&entries) {
+                managed::store(new, live.pointer("/metadata/managedFields").cloned());
                 return;
             }
         }

@@ -639,6 +639,52 @@ fn a_no_op_apply_returns_the_live_object_byte_for_byte() {
 }
 
 #[test]
+fn an_apply_that_changes_only_ownership_is_a_write_with_a_fresh_timestamp() {
+    let live = apply(
+        None,
+        &widget(json!({"size": 3})),
+        false,
+        &input("a", T0, &NoSchema),
+    )
+    .unwrap();
+    let mut edited = live.clone();
+    edited["spec"]["colour"] = json!("red");
+    record_update(Some(&live), &mut edited, &input("editor", T0, &NoSchema));
+    let live = apply(
+        Some(&edited),
+        &widget(json!({"size": 3})),
+        false,
+        &input("b", T1, &NoSchema),
+    )
+    .unwrap();
+    // b now also applies the colour the editor set: same values, so only ownership changes.
+    let out = apply(
+        Some(&live),
+        &widget(json!({"size": 3, "colour": "red"})),
+        false,
+        &input("b", T2, &NoSchema),
+    )
+    .unwrap();
+    assert_eq!(out["spec"], live["spec"]);
+    assert_ne!(out, live, "managedFields changed, so this is a real write");
+    assert_eq!(entry(&out, "b", "Apply").unwrap()["time"], T2);
+    assert_eq!(
+        fields(&out, "editor", "Update"),
+        json!({"f:spec": {"f:colour": {}}}),
+        "shared"
+    );
+    // Repeating it is a no-op again.
+    let again = apply(
+        Some(&out),
+        &widget(json!({"size": 3, "colour": "red"})),
+        false,
+        &input("b", "2026-11-20T23:33:00Z", &NoSchema),
+    )
+    .unwrap();
+    assert_eq!(again, out);
+}
+
+#[test]
 fn a_changing_apply_refreshes_only_the_appliers_timestamp() {
     let live = apply(
         None,
