@@ -899,3 +899,65 @@ fn crd_schema_reads_list_and_map_types() {
     assert!(!s.map_is_atomic_at(&[f("spec")]));
     assert!(!s.map_is_struct_at(&[f("spec"), f("selector")]));
 }
+
+#[test]
+fn a_status_update_owns_only_status_and_a_main_apply_never_conflicts_on_it() {
+    let schema = widget_schema();
+    let s = CrdSchema { schema: &schema };
+    let mut main = input("a", T0, &s);
+    main.scope = WriteScope::MAIN_WITH_STATUS;
+    let live = apply(None, &widget(json!({"size": 3})), false, &main).unwrap();
+    let mut new = live.clone();
+    new["status"] = json!({"observedGeneration": 1});
+    new["spec"]["size"] = json!(99);
+    let mut st = input("ctrl", T1, &s);
+    st.subresource = Some("status");
+    st.scope = WriteScope::STATUS;
+    record_update(Some(&live), &mut new, &st);
+    let e = entry(&new, "ctrl", "Update").unwrap();
+    assert_eq!(e["subresource"], "status");
+    assert_eq!(
+        e["fieldsV1"],
+        json!({"f:status": {".": {}, "f:observedGeneration": {}}})
+    );
+    assert_eq!(
+        fields(&new, "a", "Apply"),
+        json!({"f:spec": {"f:size": {}}}),
+        "spec is not the status writer's"
+    );
+    // A main-endpoint apply that carries a different status neither conflicts nor changes it.
+    new["spec"]["size"] = json!(3);
+    let mut body = widget(json!({"size": 3}));
+    body["status"] = json!({"observedGeneration": 5});
+    let out = apply(
+        Some(&new),
+        &body,
+        false,
+        &input_with_scope("b", T2, &s, WriteScope::MAIN_WITH_STATUS),
+    )
+    .unwrap();
+    assert_eq!(out["status"], json!({"observedGeneration": 1}));
+}
+
+fn input_with_scope<'a>(
+    manager: &'a str,
+    now: &'a str,
+    schema: &'a dyn ListSemantics,
+    scope: WriteScope<'a>,
+) -> FieldManagerInput<'a> {
+    FieldManagerInput {
+        scope,
+        ..input(manager, now, schema)
+    }
+}
+
+#[test]
+fn an_applied_configuration_with_null_managed_fields_is_accepted() {
+    let mut body = widget(json!({"size": 3}));
+    body["metadata"]["managedFields"] = Value::Null;
+    let out = apply(None, &body, false, &input("a", T0, &NoSchema)).unwrap();
+    assert_eq!(
+        fields(&out, "a", "Apply"),
+        json!({"f:spec": {"f:size": {}}})
+    );
+}
