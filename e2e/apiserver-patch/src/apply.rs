@@ -636,6 +636,12 @@ fn apply_once(
         }
     }
     owned.union_with(&new_set);
+    // Identity metadata is never pruned, even from a body that omits it.
+    for f in STRIPPED_META {
+        if live_obj.get("metadata").and_then(|m| m.get(*f)).is_some() {
+            owned.insert(&["f:metadata".to_string(), format!("f:{f}")]);
+        }
+    }
     walker.prune(&mut merged, &mut Vec::new(), &last, Some(&owned), false);
 
     // Who loses what.
@@ -753,7 +759,7 @@ fn allowed_by_last_applied(live: Option<&Value>, input: &FieldManagerInput) -> V
 /// The manager takes every field it added or changed (fields set to an equal value keep their
 /// owners); other managers lose those fields and every removed field; Update never conflicts.
 /// As on the apiserver, managedFields supplied in `new` replace the live ones (`[]` resets them)
-/// and absent ones are taken from `old`. An unchanged object keeps `old`'s managedFields exactly.
+/// and absent ones are taken from `old`; on a subresource they are always taken from `old`. An unchanged object keeps `old`'s managedFields exactly.
 /// Values are not touched: the server applies its own status/spec copy rules.
 pub fn record_update(old: Option<&Value>, new: &mut Value, input: &FieldManagerInput) {
     if !new.get("metadata").is_some_and(Value::is_object) {
@@ -762,7 +768,13 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, input: &FieldManagerI
     let walker = Walker {
         schema: WithObjectMeta(input.schema),
     };
-    let mut entries = match new.pointer("/metadata/managedFields") {
+    // Subresource writes take managedFields from the live object only (`decodeLiveOrNew` with
+    // `ignoreManagedFieldsFromRequestObject`); main-endpoint writes may set them.
+    let request_managed = match input.subresource {
+        Some(_) => None,
+        None => new.pointer("/metadata/managedFields"),
+    };
+    let mut entries = match request_managed {
         Some(Value::Array(items)) if items.is_empty() => Vec::new(),
         Some(Value::Array(items)) if items.len() == 1 && items[0] == Value::Object(Map::new()) => {
             Vec::new()
@@ -817,6 +829,7 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, input: &FieldManagerI
 /// then `live`'s managedFields are kept verbatim (`IgnoreManagedFieldsTimestampsTransformer`),
 /// so the server sees an identical object and skips the write.
 fn store_managed(live: Option<&Value>, live_obj: &Value, new: &mut Value, mut entries: Vec<Entry>) {
+    managed::cap_update_managers(&mut entries);
     let managed = managed::encode(&mut entries);
     if let Some(live) = live {
         if managed::without_managed_fields(new) == *live_obj {

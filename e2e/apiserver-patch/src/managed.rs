@@ -177,3 +177,68 @@ pub(crate) fn without_managed_fields(obj: &Value) -> Value {
     store(&mut out, None);
     out
 }
+
+/// The most Update entries kept before the oldest are merged (`DefaultMaxUpdateManagers`).
+pub(crate) const MAX_UPDATE_MANAGERS: usize = 10;
+
+/// The manager name of merged old Update entries.
+pub(crate) const ANCIENT_CHANGES: &str = "ancient-changes";
+
+/// `capmanagers.go`: while there are more than [`MAX_UPDATE_MANAGERS`] Update entries, merge
+/// the oldest ones into one `ancient-changes` Update entry per apiVersion (the first, oldest
+/// entry of a version becomes the bucket when the second one arrives; the bucket takes the time
+/// of the newest entry merged into it).
+pub(crate) fn cap_update_managers(entries: &mut Vec<Entry>) {
+    let mut updaters: Vec<usize> = (0..entries.len())
+        .filter(|&i| entries[i].operation == Operation::Update)
+        .collect();
+    if updaters.len() <= MAX_UPDATE_MANAGERS {
+        return;
+    }
+    updaters.sort_by(|&i, &j| {
+        let (p, q) = (&entries[i], &entries[j]);
+        p.time
+            .as_deref()
+            .unwrap_or("")
+            .cmp(q.time.as_deref().unwrap_or(""))
+            .then_with(|| p.manager.cmp(&q.manager))
+            .then_with(|| p.api_version.cmp(&q.api_version))
+            .then_with(|| p.subresource.cmp(&q.subresource))
+    });
+    let mut length = updaters.len();
+    let mut first_of_version: Vec<(String, usize)> = Vec::new();
+    let mut removed = vec![false; entries.len()];
+    for &i in &updaters {
+        if length <= MAX_UPDATE_MANAGERS {
+            break;
+        }
+        let version = entries[i].api_version.clone();
+        let Some(&(_, first)) = first_of_version.iter().find(|(v, _)| *v == version) else {
+            first_of_version.push((version, i));
+            continue;
+        };
+        let bucket = match (0..entries.len()).find(|&b| {
+            !removed[b] && entries[b].is(ANCIENT_CHANGES, Operation::Update, None, &version)
+        }) {
+            Some(b) => b,
+            None => {
+                // The first entry of this version becomes the bucket.
+                let e = &mut entries[first];
+                e.manager = ANCIENT_CHANGES.to_string();
+                e.subresource = None;
+                first
+            }
+        };
+        let set = entries[i].set.clone();
+        let time = entries[i].time.clone();
+        entries[bucket].set.union_with(&set);
+        entries[bucket].time = time;
+        removed[i] = true;
+        length -= 1;
+    }
+    let mut k = 0;
+    entries.retain(|_| {
+        k += 1;
+        !removed[k - 1]
+    });
+}

@@ -961,3 +961,81 @@ fn an_applied_configuration_with_null_managed_fields_is_accepted() {
         json!({"f:spec": {"f:size": {}}})
     );
 }
+
+#[test]
+fn an_apply_body_without_metadata_never_prunes_identity_fields() {
+    let mut w = widget(json!({"size": 3}));
+    w["metadata"]["labels"] = json!({"app": "w"});
+    let mut live = apply(None, &w, false, &input("a", T0, &NoSchema)).unwrap();
+    live["metadata"]["uid"] = json!("u-1");
+    live["metadata"]["resourceVersion"] = json!("12");
+    let bare = json!({"apiVersion": "example.com/v1", "kind": "Widget", "spec": {"size": 3}});
+    let out = apply(Some(&live), &bare, false, &input("a", T1, &NoSchema)).unwrap();
+    assert_eq!(out["metadata"]["name"], "w1");
+    assert_eq!(out["metadata"]["uid"], "u-1");
+    assert_eq!(out["metadata"]["resourceVersion"], "12");
+    assert!(
+        out["metadata"].get("labels").is_none(),
+        "the label a stopped applying goes"
+    );
+}
+
+#[test]
+fn a_subresource_update_ignores_managed_fields_in_the_request() {
+    let live = apply(
+        None,
+        &widget(json!({"size": 3})),
+        false,
+        &input("a", T0, &NoSchema),
+    )
+    .unwrap();
+    let mut new = live.clone();
+    new["metadata"]["managedFields"] = json!([]);
+    new["status"] = json!({"phase": "Up"});
+    let mut st = input("ctrl", T1, &NoSchema);
+    st.subresource = Some("status");
+    record_update(Some(&live), &mut new, &st);
+    assert_eq!(
+        fields(&new, "a", "Apply"),
+        json!({"f:spec": {"f:size": {}}})
+    );
+    assert_eq!(
+        fields(&new, "ctrl", "Update"),
+        json!({"f:status": {".": {}, "f:phase": {}}})
+    );
+}
+
+#[test]
+fn more_than_ten_update_managers_are_folded_into_ancient_changes() {
+    let mut obj = widget(json!({}));
+    record_update(
+        None,
+        &mut obj,
+        &input("creator", "2026-11-20T23:00:00Z", &NoSchema),
+    );
+    for i in 0..11 {
+        let mut new = obj.clone();
+        new["spec"][format!("f{i:02}")] = json!(i);
+        let now = format!("2026-11-20T23:{:02}:00Z", i + 1);
+        record_update(
+            Some(&obj),
+            &mut new,
+            &input(&format!("m{i:02}"), &now, &NoSchema),
+        );
+        obj = new;
+    }
+    let es = entries(&obj);
+    let names: Vec<&str> = es.iter().map(|e| e["manager"].as_str().unwrap()).collect();
+    assert_eq!(es.len(), 10, "{names:?}");
+    let ancient = entry(&obj, "ancient-changes", "Update").unwrap();
+    // creator (which owns `spec` itself), m00 and m01 are the oldest three: folded into one
+    // entry carrying the newest of their times.
+    assert_eq!(ancient["time"], "2026-11-20T23:02:00Z");
+    assert_eq!(
+        ancient["fieldsV1"],
+        json!({"f:spec": {".": {}, "f:f00": {}, "f:f01": {}}})
+    );
+    assert!(entry(&obj, "creator", "Update").is_none());
+    assert!(entry(&obj, "m01", "Update").is_none());
+    assert!(entry(&obj, "m02", "Update").is_some());
+}
