@@ -22,7 +22,8 @@ pub enum PathElement {
     Key(Vec<(String, Value)>),
     /// An item of a `set` list, by value: `v:"a"`.
     Value(Value),
-    /// An item of a list by index: `i:0`.
+    /// An item of a list by index: `i:0`. Part of the `FieldsV1` format; this crate's walks never
+    /// produce it, because atomic lists are owned whole and not descended.
     Index(usize),
 }
 
