@@ -13,7 +13,9 @@ Checks, each failure printed with the object it concerns:
   - every castellan_* metric named by the alerts and the Grafana dashboard exists in
     src/metrics.rs (prefix castellan_, counters exposed with _total, histograms with _bucket);
   - examples/*.yaml validate against the CRDs' OpenAPI schema (and the CEL rules it can read),
-    and the Secrets and backends they reference exist in the same file with the right keys.
+    and the Secrets and backends they reference exist in the same file with the right keys;
+  - the Argo CD health checks in docs/OPERATOR.md give the documented answers (Lua 5.1 via lupa),
+    and their terminal reasons are those of src/api/reasons.rs.
 """
 
 import argparse
@@ -572,6 +574,124 @@ def check_examples(crd_dir, examples_dir):
             print(f"    - {r}")
 
 
+
+# --------------------------------------------------------------------------------------------
+# The Argo CD health checks published in docs/OPERATOR.md, run in Lua 5.1 (what Argo CD embeds).
+# --------------------------------------------------------------------------------------------
+def cond(type_, status, reason, observed=None):
+    c = {"type": type_, "status": status, "reason": reason, "message": f"{reason} message",
+         "lastTransitionTime": "2026-11-20T00:00:00Z"}
+    if observed is not None:
+        c["observedGeneration"] = observed
+    return c
+
+
+def obj(kind, generation=2, observed=2, conditions=None, backend=None):
+    o = {"apiVersion": "castellan.io/v1alpha1", "kind": kind,
+         "metadata": {"name": "x", "namespace": "team-a", "generation": generation}}
+    if conditions is not None or observed is not None:
+        o["status"] = {}
+        if observed is not None:
+            o["status"]["observedGeneration"] = observed
+        if conditions is not None:
+            o["status"]["conditions"] = conditions
+        if backend:
+            o["status"]["backend"] = backend
+    return o
+
+
+SBE, AM = "StorageBackend", "ArtifactMapping"
+HEALTH_CASES = [
+    ("a backend without status is Progressing", obj(SBE, observed=None), "Progressing"),
+    ("a backend with status but no conditions is Progressing", obj(SBE, conditions=[]), "Progressing"),
+    ("a Ready backend at the current generation is Healthy",
+     obj(SBE, conditions=[cond("Ready", "True", "Validated", 2), cond("Stalled", "False", "Validated", 2)]), "Healthy"),
+    ("a Ready backend whose status describes an older generation is Progressing",
+     obj(SBE, generation=3, observed=2, conditions=[cond("Ready", "True", "Validated", 2)]), "Progressing"),
+    ("a backend whose Ready condition describes an older generation is Progressing",
+     obj(SBE, generation=3, observed=3, conditions=[cond("Ready", "True", "Validated", 2)]), "Progressing"),
+    ("a Stalled backend is Degraded",
+     obj(SBE, conditions=[cond("Ready", "False", "InvalidAccessKeyId", 2), cond("Stalled", "True", "InvalidAccessKeyId", 2)]), "Degraded"),
+    ("a backend not Ready for a terminal reason is Degraded even without Stalled",
+     obj(SBE, conditions=[cond("Ready", "False", "SecretNotFound", 2)]), "Degraded"),
+    ("a backend not Ready for a transient reason is Progressing",
+     obj(SBE, conditions=[cond("Ready", "False", "Timeout", 2), cond("Stalled", "False", "Timeout", 2)]), "Progressing"),
+    ("a backend waiting for successThreshold good probes is Progressing",
+     obj(SBE, conditions=[cond("Ready", "False", "Pending", 2)]), "Progressing"),
+    ("a backend with Ready Unknown is Progressing",
+     obj(SBE, conditions=[cond("Ready", "Unknown", "Pending", 2)]), "Progressing"),
+    ("a mapping without status is Progressing", obj(AM, observed=None), "Progressing"),
+    ("a mapping served by its declared backend is Healthy",
+     obj(AM, generation=1, observed=1, conditions=[cond("Ready", "True", "Declared", 1)], backend="backend-a"), "Healthy"),
+    ("a mapping served elsewhere after re-verification is Healthy",
+     obj(AM, generation=1, observed=1, conditions=[cond("Ready", "True", "DigestVerified", 1),
+                                                   cond("Reassigned", "True", "DigestVerified", 1)], backend="backend-b"), "Healthy"),
+    ("a mapping with no verified replica is Degraded",
+     obj(AM, generation=1, observed=1, conditions=[cond("Ready", "False", "NoVerifiedReplica", 1)]), "Degraded"),
+    ("a stranded mapping that may not be reassigned is Degraded",
+     obj(AM, generation=1, observed=1, conditions=[cond("Ready", "False", "ReassignmentDisabled", 1)]), "Degraded"),
+    ("a stranded mapping still being verified is Progressing",
+     obj(AM, generation=1, observed=1, conditions=[cond("Ready", "False", "BackendInvalid", 1),
+                                                   cond("Stranded", "True", "BackendInvalid", 1)]), "Progressing"),
+    ("a mapping whose status describes an older generation is Progressing",
+     obj(AM, generation=2, observed=1, conditions=[cond("Ready", "True", "Declared", 1)]), "Progressing"),
+]
+
+
+def terminal_backend_reasons(reasons_rs):
+    src = open(reasons_rs).read()
+    m = re.search(r"// Terminal until.*?\n(.*?)// Transient", src, re.S)
+    check(m is not None, f"{reasons_rs}: no 'Terminal until ... Transient' section")
+    return set(re.findall(r'const \w+: &str = "(\w+)";', m.group(1))) if m else set()
+
+
+def check_argocd_health(doc_path, reasons_rs):
+    try:
+        from lupa import lua51  # noqa: PLC0415 - optional until this check runs
+    except ImportError:
+        check(False, "lupa (Lua 5.1 for Python) is not installed: charts/check installs it")
+        return
+    text = open(doc_path).read()
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "resource.customizations.health." in b]
+    if not check(len(blocks) == 1, f"{doc_path}: expected one yaml block with the Argo CD health checks, found {len(blocks)}"):
+        return
+    scripts = yaml.safe_load(blocks[0])["data"]
+    keys = {SBE: "resource.customizations.health.castellan.io_StorageBackend",
+            AM: "resource.customizations.health.castellan.io_ArtifactMapping"}
+    for kind, key in keys.items():
+        check(key in scripts, f"{doc_path}: no {key}")
+    # The backend script's terminal reasons are exactly the terminal reasons of src/api/reasons.rs.
+    terminal = terminal_backend_reasons(reasons_rs)
+    sbe_script = scripts.get(keys[SBE], "")
+    table = re.search(r"local terminal = \{(.*?)\}", sbe_script, re.S)
+    listed = set(re.findall(r"(\w+) = true", table.group(1))) if table else set()
+    check(listed == terminal, f"{doc_path}: Argo CD terminal reasons {sorted(listed)} != reasons.rs {sorted(terminal)}")
+
+    def to_lua(rt, v):
+        if isinstance(v, dict):
+            return rt.table_from({k: to_lua(rt, x) for k, x in v.items()})
+        if isinstance(v, list):
+            return rt.table_from([to_lua(rt, x) for x in v])
+        return v
+
+    passed = 0
+    for sentence, o, want in HEALTH_CASES:
+        script = scripts.get(keys[o["kind"]])
+        if script is None:
+            continue
+        rt = lua51.LuaRuntime(unpack_returned_tuples=True)
+        rt.globals().obj = to_lua(rt, o)
+        try:
+            hs = rt.execute(script)
+            got, msg = hs["status"], hs["message"]
+        except Exception as e:  # noqa: BLE001 - a Lua error is a failed check
+            check(False, f"Argo CD health ({o['kind']}): {sentence}: Lua error {e}")
+            continue
+        if check(got == want, f"Argo CD health ({o['kind']}): {sentence}: got {got} ({msg}), want {want}"):
+            passed += 1
+        check(isinstance(msg, str), f"Argo CD health ({o['kind']}): {sentence}: message must be a string")
+    print(f"  argocd: {passed}/{len(HEALTH_CASES)} health-check cases from {doc_path} pass in Lua 5.1")
+
 # --------------------------------------------------------------------------------------------
 def main():
     ap = argparse.ArgumentParser()
@@ -579,6 +699,8 @@ def main():
     ap.add_argument("--metrics-source", required=True)
     ap.add_argument("--crds", required=True)
     ap.add_argument("--examples", required=True)
+    ap.add_argument("--operator-doc", required=True, help="docs/OPERATOR.md (Argo CD health checks)")
+    ap.add_argument("--reasons-source", required=True, help="src/api/reasons.rs")
     ap.add_argument("--scenario", action="append", default=[], help="name=path of rendered manifests")
     a = ap.parse_args()
 
@@ -610,6 +732,7 @@ def main():
     check_dashboard(a.chart, metric_names)
     print("  dashboard: dashboards/castellan.json queries use only exposed metrics")
     check_examples(a.crds, a.examples)
+    check_argocd_health(a.operator_doc, a.reasons_source)
 
     if FAILURES:
         print(f"\n{len(FAILURES)} of {CHECKS[0]} checks failed:", file=sys.stderr)
