@@ -1,0 +1,310 @@
+//! GET and LIST: full objects, `PartialObjectMetadata(List)`, `Table`,
+//! label/field selectors, and `limit`/`continue` paging over one snapshot.
+
+use super::{partial, present, Target};
+use crate::error::{ApiError, ApiResult, Cause, Subject};
+use crate::http::negotiate::{negotiate, Repr};
+use crate::http::{Reply, Request};
+use crate::resources::{Builtin, ResourceInfo};
+use crate::selectors::{dotted_value, FieldSelector, LabelSelector};
+use crate::state::Shared;
+use crate::store::ObjKey;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub fn get(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Reply> {
+    let repr = negotiate(req.header("accept")).ok_or_else(not_acceptable)?;
+    let inner = shared.inner.lock().unwrap();
+    let stored = inner
+        .store
+        .get(&t.info.store_key(), t.ns(), t.name())
+        .ok_or_else(|| ApiError::not_found(&t.info.subject(t.name())))?;
+    let obj = present(&t.info, stored);
+    let rv = inner.store.rv();
+    drop(inner);
+    match repr {
+        Repr::Full => Ok(Reply::json(200, &obj)),
+        Repr::PartialMeta => Ok(Reply::json(200, &partial(&obj))),
+        Repr::Table => Ok(Reply::json(
+            200,
+            &crate::table::table(&t.info, &[obj], &json!({"resourceVersion": rv.to_string()})),
+        )),
+        Repr::PartialMetaList => Err(not_acceptable()),
+    }
+}
+
+pub fn not_acceptable() -> ApiError {
+    ApiError::not_acceptable("only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf")
+}
+
+/// Whether `field` is a supported field selector for the resource.
+pub fn field_supported(info: &ResourceInfo, field: &str) -> bool {
+    if field == "metadata.name" || field == "metadata.namespace" {
+        return true;
+    }
+    if let Some(c) = info.custom() {
+        return c.selectable_fields.iter().any(|f| f == field);
+    }
+    match info.builtin() {
+        Some(Builtin::CoreEvent | Builtin::EventsV1Event) => matches!(
+            field,
+            "involvedObject.kind"
+                | "involvedObject.namespace"
+                | "involvedObject.name"
+                | "involvedObject.uid"
+                | "involvedObject.apiVersion"
+                | "involvedObject.resourceVersion"
+                | "involvedObject.fieldPath"
+                | "reason"
+                | "reportingComponent"
+                | "source"
+                | "type"
+        ),
+        Some(Builtin::Secret) => field == "type",
+        Some(Builtin::Namespace) => field == "status.phase",
+        _ => false,
+    }
+}
+
+/// The value a field selector compares against, read from the stored object.
+pub fn field_value(obj: &Value, field: &str) -> String {
+    match field {
+        "source" => dotted_value(obj, "source.component"),
+        f => dotted_value(obj, f),
+    }
+}
+
+pub fn selectors(req: &Request, info: &ResourceInfo) -> ApiResult<(LabelSelector, FieldSelector)> {
+    let ls = LabelSelector::parse(req.query.get("labelSelector").unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+    let fs = FieldSelector::parse(req.query.get("fieldSelector").unwrap_or(""), &|f| {
+        field_supported(info, f)
+    })
+    .map_err(|e| {
+        ApiError::bad_request(if e.starts_with("field label") {
+            format!("{e}")
+        } else {
+            e
+        })
+    })?;
+    Ok((ls, fs))
+}
+
+/// Whether a stored object is selected by the namespace and selectors.
+pub fn selected(
+    obj: &Value,
+    ns: Option<&str>,
+    ls: &LabelSelector,
+    fs: &FieldSelector,
+) -> bool {
+    if let Some(ns) = ns {
+        if crate::meta::namespace_of(obj) != ns {
+            return false;
+        }
+    }
+    ls.matches_object(obj) && (fs.is_empty() || fs.matches(obj, &field_value))
+}
+
+fn list_options_invalid(field: &str, reason: &str, msg: &str) -> ApiError {
+    ApiError::invalid(
+        &Subject {
+            group: "meta.k8s.io".into(),
+            resource: "listoptions".into(),
+            kind: "ListOptions".into(),
+            name: String::new(),
+        },
+        vec![Cause::new(reason, msg, field)],
+    )
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ContinueToken {
+    rv: u64,
+    ns: String,
+    name: String,
+}
+
+fn decode_continue(tok: &str) -> Option<ContinueToken> {
+    let bytes = hex::decode(tok).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn expired_token() -> ApiError {
+    ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
+}
+
+pub fn list(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Reply> {
+    let repr = negotiate(req.header("accept")).ok_or_else(not_acceptable)?;
+    if repr == Repr::PartialMeta {
+        return Err(not_acceptable());
+    }
+    let (ls, fs) = selectors(req, &t.info)?;
+    let q = &req.query;
+    if q.has("sendInitialEvents") {
+        return Err(list_options_invalid(
+            "sendInitialEvents",
+            "FieldValueForbidden",
+            "Forbidden: sendInitialEvents is forbidden for list",
+        ));
+    }
+    let rv_param = q.get("resourceVersion").filter(|s| !s.is_empty());
+    let rv_match = q.get("resourceVersionMatch").filter(|s| !s.is_empty());
+    if rv_match.is_some() && rv_param.is_none() {
+        return Err(list_options_invalid(
+            "resourceVersionMatch",
+            "FieldValueForbidden",
+            "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+        ));
+    }
+    if let Some(m) = rv_match {
+        if m != "Exact" && m != "NotOlderThan" {
+            return Err(list_options_invalid(
+                "resourceVersionMatch",
+                "FieldValueNotSupported",
+                &format!("Unsupported value: \"{m}\": supported values: \"Exact\", \"NotOlderThan\""),
+            ));
+        }
+    }
+    let limit: usize = match q.get("limit").filter(|s| !s.is_empty()) {
+        Some(l) => l
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?
+            .max(0) as usize,
+        None => 0,
+    };
+    let cont = q.get("continue").filter(|s| !s.is_empty());
+    if cont.is_some() && rv_param.is_some_and(|r| r != "0") {
+        return Err(list_options_invalid(
+            "resourceVersion",
+            "FieldValueForbidden",
+            "Forbidden: specifying resource version is not allowed when using continue",
+        ));
+    }
+
+    let ns_filter = t.namespace.as_deref();
+    let key = t.info.store_key();
+    let inner = shared.inner.lock().unwrap();
+    let current = inner.store.rv();
+    // Which snapshot, and where to start.
+    let (snap_rv, start): (u64, Option<ObjKey>) = if let Some(tok) = cont {
+        let tok = decode_continue(tok).ok_or_else(expired_token)?;
+        if tok.rv < inner.store.floor() || tok.rv > current {
+            return Err(expired_token());
+        }
+        (tok.rv, Some((tok.ns, tok.name)))
+    } else if rv_match == Some("Exact") {
+        let want: u64 = rv_param
+            .unwrap()
+            .parse()
+            .map_err(|_| ApiError::bad_request("invalid resource version"))?;
+        if want < inner.store.floor() {
+            return Err(ApiError::gone(format!(
+                "too old resource version: {want} ({})",
+                inner.store.floor()
+            )));
+        }
+        (want.min(current), None)
+    } else {
+        (current, None)
+    };
+
+    let mut items: Vec<Value> = Vec::new();
+    let mut next: Option<ObjKey> = None;
+    let mut remaining = 0usize;
+    {
+        let mut consider = |k: &ObjKey, obj: &Value| -> bool {
+            if let Some(s) = &start {
+                if k <= s {
+                    return true;
+                }
+            }
+            if !selected(obj, ns_filter, &ls, &fs) {
+                return true;
+            }
+            if limit > 0 && items.len() >= limit {
+                if next.is_none() {
+                    next = Some(
+                        items
+                            .last()
+                            .map(|o| {
+                                (
+                                    crate::meta::namespace_of(o).to_string(),
+                                    crate::meta::name_of(o).to_string(),
+                                )
+                            })
+                            .unwrap_or_default(),
+                    );
+                }
+                remaining += 1;
+                return ls.is_empty() && fs.is_empty();
+            }
+            items.push(obj.clone());
+            true
+        };
+        if snap_rv == current {
+            for (k, obj) in inner.store.iter(&key) {
+                if !consider(k, obj) {
+                    break;
+                }
+            }
+        } else {
+            let snap = inner.store.snapshot_at(&key, snap_rv).ok_or_else(expired_token)?;
+            for (k, obj) in snap.iter() {
+                if !consider(k, obj) {
+                    break;
+                }
+            }
+        }
+    }
+    drop(inner);
+
+    let mut list_meta = json!({"resourceVersion": snap_rv.to_string()});
+    if let Some((ns, name)) = next {
+        let tok = hex::encode(
+            serde_json::to_vec(&ContinueToken {
+                rv: snap_rv,
+                ns,
+                name,
+            })
+            .unwrap(),
+        );
+        list_meta["continue"] = json!(tok);
+        if ls.is_empty() && fs.is_empty() {
+            list_meta["remainingItemCount"] = json!(remaining);
+        }
+    }
+    let items: Vec<Value> = items.iter().map(|o| present(&t.info, o)).collect();
+    let body = match repr {
+        Repr::Table => crate::table::table(&t.info, &items, &list_meta),
+        Repr::PartialMetaList => json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": list_meta,
+            "items": items.iter().map(partial).collect::<Vec<_>>(),
+        }),
+        _ => {
+            let items: Vec<Value> = if t.info.is_custom() {
+                items
+            } else {
+                // Typed lists do not repeat apiVersion/kind on items.
+                items
+                    .into_iter()
+                    .map(|mut o| {
+                        if let Some(m) = o.as_object_mut() {
+                            m.remove("apiVersion");
+                            m.remove("kind");
+                        }
+                        o
+                    })
+                    .collect()
+            };
+            json!({
+                "apiVersion": t.info.api_version(),
+                "kind": format!("{}List", t.info.kind),
+                "metadata": list_meta,
+                "items": items,
+            })
+        }
+    };
+    Ok(Reply::json(200, &body))
+}
