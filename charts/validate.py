@@ -422,7 +422,7 @@ def cel_to_python(rule):
     py = re.sub(r"\.contains\(", ".__contains__(", py)
     py = py.replace("&&", " and ").replace("||", " or ")
     py = re.sub(r"!(?!=)", " not ", py)
-    py = re.sub(r"self\.(\w+)", r"self['\1']", py)
+    py = re.sub(r"self\.(\w+)\b(?!\()", r"self['\1']", py)
     if re.search(r"[a-zA-Z_]\w*\(", re.sub(r"__cel_\w+__|startswith|endswith|__contains__", "", py)):
         return None
     return py
