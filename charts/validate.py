@@ -692,6 +692,49 @@ def check_argocd_health(doc_path, reasons_rs):
         check(isinstance(msg, str), f"Argo CD health ({o['kind']}): {sentence}: message must be a string")
     print(f"  argocd: {passed}/{len(HEALTH_CASES)} health-check cases from {doc_path} pass in Lua 5.1")
 
+
+# --------------------------------------------------------------------------------------------
+# Mutation tests: the checks above must fail on manifests that break each rule.
+# --------------------------------------------------------------------------------------------
+MUTATIONS = [
+    ("a wildcard verb", lambda t: t.replace('verbs: ["get", "list", "watch"]', 'verbs: ["*"]', 1), "wildcard in verbs"),
+    ("a wildcard resource", lambda t: t.replace('resources: ["secrets"]', 'resources: ["*"]', 1), "wildcard in resources"),
+    ("writable Secrets", lambda t: t.replace('resources: ["secrets"]\n    verbs: ["get", "list", "watch"]',
+                                             'resources: ["secrets"]\n    verbs: ["get", "list", "watch", "update"]'), "Secrets must be read-only"),
+    ("a writable spec", lambda t: t.replace('resources: ["storagebackends"]\n    verbs: ["get", "list", "watch"]',
+                                            'resources: ["storagebackends"]\n    verbs: ["get", "list", "watch", "patch"]'), "must never be writable"),
+    ("an uncommented rule", lambda t: re.sub(r"(?m)^  # Secrets:.*\n(  #.*\n)*", "", t), "without a comment"),
+    ("an extra resource", lambda t: t.replace('resources: ["secrets"]', 'resources: ["secrets", "configmaps"]', 1), "configmaps"),
+    ("a writable root filesystem", lambda t: t.replace("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false"), "readOnlyRootFilesystem"),
+    ("privilege escalation", lambda t: t.replace("allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true"), "allowPrivilegeEscalation"),
+    ("kept capabilities", lambda t: t.replace("- ALL", "- NET_RAW"), "capabilities.drop"),
+    ("root", lambda t: t.replace("runAsNonRoot: true", "runAsNonRoot: false"), "runAsNonRoot"),
+    ("no seccomp profile", lambda t: t.replace("type: RuntimeDefault", "type: Unconfined"), "seccompProfile"),
+    ("no memory limit", lambda t: re.sub(r"(?m)^( +limits:\n +cpu: .*\n) +memory: .*\n", r"\1", t), "resources.limits.memory"),
+    ("a liveness probe on the wrong path", lambda t: t.replace("path: /healthz", "path: /"), "livenessProbe"),
+    ("a missing POD_NAME", lambda t: t.replace("name: POD_NAME", "name: NOT_POD_NAME"), "POD_NAME"),
+]
+
+
+def mutation_test(path, metric_names):
+    text = open(path).read()
+    exp = SCENARIOS["default"]
+    caught = 0
+    for what, mutate, expect in MUTATIONS:
+        mutated = mutate(text)
+        if not check(mutated != text, f"mutation test: '{what}' did not change the default rendering"):
+            continue
+        before = len(FAILURES)
+        docs = [d for d in yaml.safe_load_all(mutated) if d]
+        dep = check_deployment("mutant", exp, docs)
+        check_rbac("mutant", exp, docs, mutated)
+        check_other_objects("mutant", exp, docs, dep, metric_names)
+        new = FAILURES[before:]
+        del FAILURES[before:]
+        if check(any(expect in f for f in new), f"mutation test: the checks accept {what} (expected a failure mentioning '{expect}')"):
+            caught += 1
+    print(f"  mutation test: {caught}/{len(MUTATIONS)} broken renderings rejected")
+
 # --------------------------------------------------------------------------------------------
 def main():
     ap = argparse.ArgumentParser()
@@ -702,6 +745,7 @@ def main():
     ap.add_argument("--operator-doc", required=True, help="docs/OPERATOR.md (Argo CD health checks)")
     ap.add_argument("--reasons-source", required=True, help="src/api/reasons.rs")
     ap.add_argument("--scenario", action="append", default=[], help="name=path of rendered manifests")
+    ap.add_argument("--mutation-test", help="the default rendering, broken on purpose to prove the checks fail")
     a = ap.parse_args()
 
     metric_names = exposed_metrics(a.metrics_source)
@@ -729,6 +773,8 @@ def main():
         print(f"  {scn}: {len(docs)} objects ({', '.join(kinds)}): "
               f"{'ok' if len(FAILURES) == before else str(len(FAILURES) - before) + ' failures'}")
 
+    if a.mutation_test:
+        mutation_test(a.mutation_test, metric_names)
     check_dashboard(a.chart, metric_names)
     print("  dashboard: dashboards/castellan.json queries use only exposed metrics")
     check_examples(a.crds, a.examples)
