@@ -9,14 +9,21 @@
 //! Error causes carry the real server's `reason`, `field` and `message` wording so that the
 //! server crate can build a `Status` indistinguishable from the real one.
 
+mod cel;
+mod default;
 mod dupes;
 mod errors;
+mod formats;
+mod listtype;
 mod node;
+mod prune;
+mod structural;
+mod validate;
 
 use serde_json::Value;
 
 pub use dupes::duplicate_fields;
-pub use errors::{invalid_message, Cause};
+pub use errors::{bad_request_message, invalid_message, Cause};
 
 /// How the request asked unknown and duplicate fields to be handled (`?fieldValidation=`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -34,7 +41,15 @@ impl FieldValidation {
     /// Parse the `fieldValidation` query value. `None` (absent) and the empty string mean `Warn`,
     /// as on the real server; any other unknown value is a 400 with the real server's message.
     pub fn from_query(value: Option<&str>) -> Result<FieldValidation, String> {
-        todo!("{value:?}")
+        match value.unwrap_or("") {
+            "" | "Warn" => Ok(FieldValidation::Warn),
+            "Strict" => Ok(FieldValidation::Strict),
+            "Ignore" => Ok(FieldValidation::Ignore),
+            other => Err(format!(
+                "fieldValidation: Unsupported value: {}: supported values: \"Ignore\", \"Warn\", \"Strict\"",
+                errors::go_quote(other)
+            )),
+        }
     }
 }
 
@@ -105,7 +120,17 @@ impl CompiledSchema {
 
     /// Like [`CompiledSchema::compile`], with the field path of the schema in the CRD object.
     pub fn compile_at(open_api_v3_schema: &Value, base_path: &str) -> Result<CompiledSchema, Vec<Cause>> {
-        todo!("{open_api_v3_schema} {base_path}")
+        let mut errs = structural::check(open_api_v3_schema, base_path);
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        let root = node::Node::parse(open_api_v3_schema, base_path, true, &mut errs);
+        check_defaults(&root, open_api_v3_schema, base_path, &mut errs);
+        if errs.is_empty() {
+            Ok(CompiledSchema { root })
+        } else {
+            Err(errs)
+        }
     }
 
     /// Admit an object on create (`old = None`) or update (`old = Some`).
@@ -118,21 +143,112 @@ impl CompiledSchema {
         old: Option<&Value>,
         mode: FieldValidation,
     ) -> Result<Admitted, AdmitError> {
-        todo!("{obj} {old:?} {mode:?}")
+        self.admit_with_duplicates(obj, old, mode, &[])
+    }
+
+    /// [`CompiledSchema::admit`], also reporting the duplicate fields the server found in the raw
+    /// body with [`duplicate_fields`]: Strict rejects them (with the unknown fields) in one 400,
+    /// Warn turns them into `duplicate field "<path>"` warnings.
+    pub fn admit_with_duplicates(
+        &self,
+        obj: &mut Value,
+        old: Option<&Value>,
+        mode: FieldValidation,
+        duplicates: &[String],
+    ) -> Result<Admitted, AdmitError> {
+        // 1. Prune unknown fields; report them per fieldValidation.
+        let mut pruned = Vec::new();
+        prune::prune_unknown(&self.root, obj, &mut pruned);
+        let mut problems: Vec<String> = duplicates
+            .iter()
+            .map(|d| format!("duplicate field {}", errors::go_quote(d)))
+            .collect();
+        problems.extend(pruned.iter().map(|p| format!("unknown field {}", errors::go_quote(p))));
+        let mut warnings = Vec::new();
+        match mode {
+            FieldValidation::Strict if !problems.is_empty() => {
+                return Err(AdmitError::BadRequest(format!(
+                    "strict decoding error: {}",
+                    problems.join(", ")
+                )));
+            }
+            FieldValidation::Warn => warnings = problems,
+            _ => {}
+        }
+        // 2. Nulls of non-nullable fields without defaults; 3. defaults.
+        prune::prune_nulls(&self.root, obj);
+        default::apply(&self.root, obj);
+        // 4. OpenAPI validation (embedded resources included); 5. list-type invariants.
+        let mut causes = validate::validate_object(&self.root, obj);
+        causes.extend(listtype::validate_lists(&self.root, obj));
+        // 6. CEL, unless a blocking error already exists (hasBlockingErr in strategy.go).
+        if causes.iter().any(Cause::is_blocking) {
+            causes.push(Cause::invalid(
+                "",
+                &Value::Null,
+                "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
+            ));
+        } else {
+            let mut old = old.cloned();
+            if let Some(o) = old.as_mut() {
+                default::apply(&self.root, o);
+            }
+            causes.extend(cel::evaluate(&self.root, obj, old.as_ref()));
+        }
+        if causes.is_empty() {
+            Ok(Admitted { warnings })
+        } else {
+            Err(AdmitError::Invalid(causes))
+        }
     }
 
     /// Apply defaults only (the real server also defaults when reading from storage).
     pub fn default_object(&self, obj: &mut Value) {
-        todo!("{obj}")
+        default::apply(&self.root, obj);
     }
 
-    /// The list semantics at `path` (a path to the list itself).
+    /// The list semantics at `path` (a path to the list itself); `Atomic` for unknown paths.
     pub fn list_type_at(&self, path: &[PathElement]) -> ListType {
-        todo!("{path:?}")
+        listtype::list_type(listtype::node_at(&self.root, path))
     }
 
     /// Whether the object at `path` is `x-kubernetes-map-type: atomic`.
     pub fn map_is_atomic_at(&self, path: &[PathElement]) -> bool {
-        todo!("{path:?}")
+        listtype::map_is_atomic(listtype::node_at(&self.root, path))
+    }
+}
+
+/// Defaults must validate against their own schema (the real server rejects the CRD otherwise),
+/// and must not contain fields the schema would prune.
+fn check_defaults(node: &node::Node, schema: &Value, path: &str, errs: &mut Vec<Cause>) {
+    if let Some(d) = &node.default {
+        let mut pruned_copy = d.clone();
+        let mut pruned = Vec::new();
+        prune::prune_unknown_at(node, &mut pruned_copy, &mut pruned);
+        if !pruned.is_empty() {
+            errs.push(Cause::invalid(
+                &format!("{path}.default"),
+                d,
+                &format!("must not have unknown fields: {}", pruned.join(", ")),
+            ));
+        } else {
+            let mut defaulted = d.clone();
+            default::apply(node, &mut defaulted);
+            let name = path.rsplit_once("properties[").map(|(_, n)| n.trim_end_matches(']')).unwrap_or("");
+            for c in validate::validate_value(node, &defaulted, name) {
+                errs.push(Cause { field: format!("{path}.default"), ..c });
+            }
+        }
+    }
+    for (k, child) in &node.properties {
+        if let Some(s) = schema.get("properties").and_then(|p| p.get(k)) {
+            check_defaults(child, s, &format!("{path}.properties[{k}]"), errs);
+        }
+    }
+    if let (Some(child), Some(s)) = (node.additional.as_deref(), schema.get("additionalProperties")) {
+        check_defaults(child, s, &format!("{path}.additionalProperties"), errs);
+    }
+    if let (Some(child), Some(s)) = (node.items.as_deref(), schema.get("items")) {
+        check_defaults(child, s, &format!("{path}.items"), errs);
     }
 }
