@@ -42,6 +42,26 @@ pub mod backend_reason {
     pub const TIMEOUT: &str = "Timeout";
     pub const THROTTLED: &str = "Throttled";
     pub const SERVER_ERROR: &str = "ServerError";
+
+    /// Every reason above, for code that must visit all of them (e.g. removing metric series).
+    pub const ALL: &[&str] = &[
+        VALIDATED,
+        PENDING,
+        NOT_VALIDATED,
+        INVALID_ACCESS_KEY_ID,
+        SIGNATURE_DOES_NOT_MATCH,
+        EXPIRED_TOKEN,
+        ACCESS_DENIED,
+        NO_SUCH_BUCKET,
+        SECRET_NOT_FOUND,
+        SECRET_KEY_MISSING,
+        INVALID_SPEC,
+        ENDPOINT_UNREACHABLE,
+        TLS_HANDSHAKE_FAILED,
+        TIMEOUT,
+        THROTTLED,
+        SERVER_ERROR,
+    ];
 }
 
 /// Reasons an `ArtifactMapping` condition carries.

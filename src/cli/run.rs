@@ -1,0 +1,139 @@
+//! `castellan run`: the operator process.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::context::Settings;
+use crate::operator::{self, LeaderElection, RunConfig};
+use crate::telemetry::{self, LogFormat};
+
+/// Flags of `castellan run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "CASTELLAN_NAMESPACE", value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Most digest verifications running at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub verify_concurrency: u16,
+    /// Byte-rate budget shared by all verifications (bytes per second; 0 = unlimited).
+    #[arg(long, default_value_t = 0, value_name = "BYTES")]
+    pub verify_bytes_per_second: u64,
+    /// Address of the Prometheus `/metrics` endpoint ("off" to disable).
+    #[arg(long, default_value = "0.0.0.0:9090", value_parser = parse_addr)]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Address of `/healthz` and `/readyz` ("off" to disable).
+    #[arg(long, default_value = "0.0.0.0:8080", value_parser = parse_addr)]
+    pub health_addr: Option<SocketAddr>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Hold a coordination.k8s.io Lease before writing, so that only one replica writes.
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "castellan-operator")]
+    pub lease_name: String,
+    /// Namespace of the leader-election Lease (default: the watched namespace, else `default`).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Seconds a lease stays valid without renewal.
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+    /// Identity on the Lease and on events (default: $POD_NAME, else the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// How long to wait for the CRDs to be established before giving up (seconds).
+    #[arg(long, default_value_t = 120)]
+    pub crd_wait_seconds: u64,
+}
+
+fn parse_addr(value: &str) -> Result<Option<SocketAddr>, String> {
+    if value == "off" {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .map_err(|err| format!("'{value}' is not an address like 0.0.0.0:9090 or 'off': {err}"))
+}
+
+fn default_identity() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("castellan-{}", std::process::id()))
+}
+
+impl RunArgs {
+    /// The operator configuration these flags describe.
+    pub fn config(&self) -> RunConfig {
+        let instance = self.identity.clone().unwrap_or_else(default_identity);
+        let leader_election = self.leader_elect.then(|| LeaderElection {
+            lease_name: self.lease_name.clone(),
+            lease_namespace: self
+                .lease_namespace
+                .clone()
+                .or_else(|| self.namespace.clone())
+                .unwrap_or_else(|| "default".to_string()),
+            lease_duration_seconds: self.lease_duration_seconds,
+            renew_grace_seconds: (self.lease_duration_seconds / 3).max(1),
+        });
+        RunConfig {
+            namespace: self.namespace.clone(),
+            metrics_addr: self.metrics_addr,
+            health_addr: self.health_addr,
+            leader_election,
+            instance,
+            crd_wait: Duration::from_secs(self.crd_wait_seconds),
+            settings: Settings {
+                verify_concurrency: usize::from(self.verify_concurrency),
+                verify_bytes_per_second: (self.verify_bytes_per_second > 0)
+                    .then_some(self.verify_bytes_per_second),
+                ..Settings::default()
+            },
+        }
+    }
+}
+
+/// Run the operator until SIGTERM or Ctrl-C. Returns the process exit code.
+pub async fn run(args: RunArgs) -> i32 {
+    telemetry::init(args.log_format);
+    let config = args.config();
+    let client = match kube::Client::try_default().await {
+        Ok(client) => client,
+        Err(err) => {
+            tracing::error!(error = %err, "no Kubernetes configuration (in-cluster or KUBECONFIG)");
+            return 2;
+        }
+    };
+    match operator::run(client, config, shutdown_signal()).await {
+        Ok(()) => 0,
+        Err(err) => {
+            tracing::error!(error = %err, "operator stopped");
+            1
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutdown signal received");
+}
