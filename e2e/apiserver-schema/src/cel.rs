@@ -32,7 +32,9 @@ pub(crate) struct NodeRules {
 
 impl std::fmt::Debug for NodeRules {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeRules").field("rules", &self.rules).finish_non_exhaustive()
+        f.debug_struct("NodeRules")
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
     }
 }
 
@@ -58,7 +60,11 @@ fn rule_struct(r: &Map<String, Value>) -> String {
     } else {
         "(*apiextensions.FieldValueErrorReason)(nil)"
     };
-    let old = if r.get("optionalOldSelf").is_some() { "(*bool)(0xc000000000)" } else { "(*bool)(nil)" };
+    let old = if r.get("optionalOldSelf").is_some() {
+        "(*bool)(0xc000000000)"
+    } else {
+        "(*bool)(nil)"
+    };
     format!(
         "apiextensions.ValidationRule{{Rule:{}, Message:{}, MessageExpression:{}, Reason:{reason}, FieldPath:{}, OptionalOldSelf:{old}}}",
         s("rule"),
@@ -73,14 +79,19 @@ fn unsupported(expr: &IdedExpr, found: &mut Vec<String>) {
     match &expr.expr {
         Expr::Call(call) => {
             let name = call.func_name.as_str();
-            if matches!(name, "sortBy" | "transformList" | "transformMap" | "transformMapEntry") {
+            if matches!(
+                name,
+                "sortBy" | "transformList" | "transformMap" | "transformMapEntry"
+            ) {
                 found.push(name.to_owned());
             }
             if let Some(target) = &call.target {
                 if name == "bind" && matches!(&target.expr, Expr::Ident(t) if t == "cel") {
                     found.push("cel.bind".to_owned());
                 }
-                if matches!(name, "all" | "exists" | "existsOne" | "exists_one") && call.args.len() == 3 {
+                if matches!(name, "all" | "exists" | "existsOne" | "exists_one")
+                    && call.args.len() == 3
+                {
                     found.push(format!("two-variable {name}"));
                 }
                 unsupported(target, found);
@@ -93,7 +104,13 @@ fn unsupported(expr: &IdedExpr, found: &mut Vec<String>) {
             if c.iter_var2.is_some() {
                 found.push("two-variable comprehension".to_owned());
             }
-            for e in [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
+            for e in [
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ] {
                 unsupported(e, found);
             }
         }
@@ -162,7 +179,11 @@ pub(crate) fn compile_node(
     let list = schema.get("x-kubernetes-validations")?;
     let base = format!("{path}.x-kubernetes-validations");
     let Some(list) = list.as_array() else {
-        errs.push(Cause::type_invalid(&base, &Value::String("object".into()), "must be an array"));
+        errs.push(Cause::type_invalid(
+            &base,
+            &Value::String("object".into()),
+            "must be an array",
+        ));
         return None;
     };
     let before = errs.len();
@@ -173,7 +194,11 @@ pub(crate) fn compile_node(
             errs.push(Cause::required(&format!("{at}.rule"), ""));
             continue;
         };
-        let rule = obj.get("rule").and_then(Value::as_str).unwrap_or("").to_owned();
+        let rule = obj
+            .get("rule")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         if rule.trim().is_empty() {
             errs.push(Cause::required(&format!("{at}.rule"), ""));
             continue;
@@ -228,7 +253,10 @@ pub(crate) fn compile_node(
                 ));
             }
         }
-        let field_path = obj.get("fieldPath").and_then(Value::as_str).map(str::to_owned);
+        let field_path = obj
+            .get("fieldPath")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         if let Some(fp) = &field_path {
             if parse_field_path(fp).is_none() {
                 errs.push(Cause::invalid(
@@ -238,14 +266,22 @@ pub(crate) fn compile_node(
                 ));
             }
         }
-        rules.push(RuleSpec { rule, reason, field_path });
+        rules.push(RuleSpec {
+            rule,
+            reason,
+            field_path,
+        });
     }
     if errs.len() > before {
         return None;
     }
     let compiled = kube_cel::compile_schema(&strip_nested_rules(schema, true));
     for e in compiled.compilation_errors() {
-        errs.push(Cause::invalid(&base, &Value::String(String::new()), &e.to_string()));
+        errs.push(Cause::invalid(
+            &base,
+            &Value::String(String::new()),
+            &e.to_string(),
+        ));
     }
     Some(NodeRules { rules, compiled })
 }
@@ -298,8 +334,19 @@ pub(crate) fn evaluate(root: &Node, v: &Value, old: Option<&Value>) -> Vec<Cause
     out
 }
 
-fn walk(validator: &kube_cel::Validator, node: &Node, v: &Value, old: Option<&Value>, path: &str, out: &mut Vec<Cause>) {
+fn walk(
+    validator: &kube_cel::Validator,
+    node: &Node,
+    v: &Value,
+    old: Option<&Value>,
+    path: &str,
+    out: &mut Vec<Cause>,
+) {
     if v.is_null() {
+        return;
+    }
+    // Ratcheting: an unchanged node (and so its whole subtree) is not re-validated on update.
+    if old.is_some_and(|o| crate::validate::json_eq(o, v)) {
         return;
     }
     if let Some(rules) = &node.rules {
@@ -312,18 +359,39 @@ fn walk(validator: &kube_cel::Validator, node: &Node, v: &Value, old: Option<&Va
             for k in keys {
                 let Some(child) = node.field(k) else { continue };
                 let old_child = old.and_then(|o| o.get(k.as_str()));
-                walk(validator, child, &map[k.as_str()], old_child, &join(path, &format!(".{k}")), out);
+                walk(
+                    validator,
+                    child,
+                    &map[k.as_str()],
+                    old_child,
+                    &join(path, &format!(".{k}")),
+                    out,
+                );
             }
         }
         Value::Array(items) => {
-            let Some(item_node) = node.items.as_deref() else { return };
+            let Some(item_node) = node.items.as_deref() else {
+                return;
+            };
             let old_items = old.and_then(Value::as_array);
             for (i, item) in items.iter().enumerate() {
+                // `oldSelf` binds in map-list items (by key); set items correlate by value,
+                // which only matters for ratcheting (transition rules are not allowed there).
                 let old_item = match (node.list_type.as_deref(), old_items) {
                     (Some("map"), Some(olds)) => correlate(node, olds, item),
+                    (Some("set"), Some(olds)) => {
+                        olds.iter().find(|o| crate::validate::json_eq(o, item))
+                    }
                     _ => None,
                 };
-                walk(validator, item_node, item, old_item, &format!("{path}[{i}]"), out);
+                walk(
+                    validator,
+                    item_node,
+                    item,
+                    old_item,
+                    &format!("{path}[{i}]"),
+                    out,
+                );
             }
         }
         _ => {}
@@ -345,20 +413,30 @@ fn eval_node(
     let ty = Value::String(node.type_name().to_owned());
     for e in errors.iter() {
         let spec = rules.rules.iter().find(|r| r.rule == e.rule);
-        let field = match spec.and_then(|s| s.field_path.as_deref()).and_then(parse_field_path) {
+        let field = match spec
+            .and_then(|s| s.field_path.as_deref())
+            .and_then(parse_field_path)
+        {
             Some(seg) => join(path, &seg),
             None => path.to_owned(),
         };
         let cause = match e.kind {
             kube_cel::ErrorKind::ValidationFailure => {
-                match spec.and_then(|s| s.reason.as_deref()).unwrap_or("FieldValueInvalid") {
+                match spec
+                    .and_then(|s| s.reason.as_deref())
+                    .unwrap_or("FieldValueInvalid")
+                {
                     "FieldValueForbidden" => Cause::forbidden(&field, &e.message),
                     "FieldValueRequired" => Cause::required(&field, &e.message),
                     "FieldValueDuplicate" => Cause::duplicate(&field, &ty),
                     _ => Cause::invalid(&field, &ty, &e.message),
                 }
             }
-            _ => Cause::invalid(&field, &ty, &format!("{} evaluating rule: {}", e.message, e.rule)),
+            _ => Cause::invalid(
+                &field,
+                &ty,
+                &format!("{} evaluating rule: {}", e.message, e.rule),
+            ),
         };
         out.push(cause);
     }

@@ -17,7 +17,9 @@ pub(crate) fn apply(node: &Node, v: &mut Value) {
     match v {
         Value::Object(map) => {
             for (k, prop) in &node.properties {
-                let Some(default) = &prop.default else { continue };
+                let Some(default) = &prop.default else {
+                    continue;
+                };
                 match map.get(k) {
                     None => {
                         map.insert(k.clone(), default.clone());

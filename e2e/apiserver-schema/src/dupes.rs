@@ -6,7 +6,11 @@
 /// The paths of duplicate keys in `raw_json`, in document order. Malformed JSON yields what was
 /// found before the error (the decoder reports malformed bodies itself).
 pub fn duplicate_fields(raw_json: &[u8]) -> Vec<String> {
-    let mut s = Scanner { b: raw_json, i: 0, found: Vec::new() };
+    let mut s = Scanner {
+        b: raw_json,
+        i: 0,
+        found: Vec::new(),
+    };
     s.ws();
     let _ = s.value("");
     s.found
@@ -36,7 +40,10 @@ impl Scanner<'_> {
             b'"' => self.string().map(|_| ()),
             _ => {
                 while self.i < self.b.len()
-                    && !matches!(self.b[self.i], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+                    && !matches!(
+                        self.b[self.i],
+                        b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'
+                    )
                 {
                     self.i += 1;
                 }
@@ -79,7 +86,11 @@ impl Scanner<'_> {
                 _ => return None,
             }
             let key = self.string()?;
-            let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+            let child = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
             if keys.contains(&key) {
                 self.found.push(child.clone());
             } else {

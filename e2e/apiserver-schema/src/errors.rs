@@ -29,12 +29,20 @@ impl Cause {
 
     /// `field.Required`: `Required value` (`: <detail>` when given).
     pub(crate) fn required(field: &str, detail: &str) -> Cause {
-        Cause::new("FieldValueRequired", with_detail("Required value", detail), field)
+        Cause::new(
+            "FieldValueRequired",
+            with_detail("Required value", detail),
+            field,
+        )
     }
 
     /// `field.Forbidden`: `Forbidden: <detail>`.
     pub(crate) fn forbidden(field: &str, detail: &str) -> Cause {
-        Cause::new("FieldValueForbidden", with_detail("Forbidden", detail), field)
+        Cause::new(
+            "FieldValueForbidden",
+            with_detail("Forbidden", detail),
+            field,
+        )
     }
 
     /// `field.Invalid`: `Invalid value: <value>: <detail>`.

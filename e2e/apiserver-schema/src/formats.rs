@@ -71,6 +71,15 @@ pub(crate) fn valid(format: &str, s: &str) -> bool {
             r"^[-+]?(\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d|w)(\s*(\d+(\.\d*)?|\.\d+)\s*(ns|us|µs|ms|s|m|h|d|w))*$|^[-+]?0$",
         )
         .is_match(s),
+        // url.ParseRequestURI: an absolute URI or an absolute path.
+        "uri" => {
+            static URI: OnceLock<Regex> = OnceLock::new();
+            !s.contains(char::is_whitespace)
+                && (s.starts_with('/') || re(&URI, r"^[A-Za-z][A-Za-z0-9+.-]*:.+").is_match(s))
+        }
+        "email" => s
+            .rsplit_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains(' ')),
         "bsonobjectid" => re(&BSON, r"^(?i)[0-9a-f]{24}$").is_match(s),
         "hexcolor" => re(&HEXCOLOR, r"^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$").is_match(s),
         _ => true,
@@ -100,6 +109,10 @@ mod tests {
             ("cidr", "10.0.0.0/33", false),
             ("duration", "1h30m", true),
             ("duration", "soon", false),
+            ("uri", "https://example.com/x", true),
+            ("uri", "123", false),
+            ("email", "a@b.c", true),
+            ("email", "nope", false),
             ("int32", "anything", true),
             ("my-own-format", "anything", true),
         ];

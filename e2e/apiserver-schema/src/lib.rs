@@ -17,6 +17,7 @@ mod formats;
 mod listtype;
 mod node;
 mod prune;
+mod ratchet;
 mod structural;
 mod validate;
 
@@ -119,7 +120,10 @@ impl CompiledSchema {
     }
 
     /// Like [`CompiledSchema::compile`], with the field path of the schema in the CRD object.
-    pub fn compile_at(open_api_v3_schema: &Value, base_path: &str) -> Result<CompiledSchema, Vec<Cause>> {
+    pub fn compile_at(
+        open_api_v3_schema: &Value,
+        base_path: &str,
+    ) -> Result<CompiledSchema, Vec<Cause>> {
         let mut errs = structural::check(open_api_v3_schema, base_path);
         if !errs.is_empty() {
             return Err(errs);
@@ -163,7 +167,11 @@ impl CompiledSchema {
             .iter()
             .map(|d| format!("duplicate field {}", errors::go_quote(d)))
             .collect();
-        problems.extend(pruned.iter().map(|p| format!("unknown field {}", errors::go_quote(p))));
+        problems.extend(
+            pruned
+                .iter()
+                .map(|p| format!("unknown field {}", errors::go_quote(p))),
+        );
         let mut warnings = Vec::new();
         match mode {
             FieldValidation::Strict if !problems.is_empty() => {
@@ -181,18 +189,21 @@ impl CompiledSchema {
         // 4. OpenAPI validation (embedded resources included); 5. list-type invariants.
         let mut causes = validate::validate_object(&self.root, obj);
         causes.extend(listtype::validate_lists(&self.root, obj));
+        // Ratcheting: on update, errors of unchanged nodes do not count.
+        let mut old = old.cloned();
+        if let Some(o) = old.as_mut() {
+            default::apply(&self.root, o);
+            causes = ratchet::ratchet(&self.root, obj, o, causes);
+        }
         // 6. CEL, unless a blocking error already exists (hasBlockingErr in strategy.go).
         if causes.iter().any(Cause::is_blocking) {
+            // `field.Invalid(nil, nil, …)`: a nil path prints as `<nil>`.
             causes.push(Cause::invalid(
-                "",
+                "<nil>",
                 &Value::Null,
                 "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
             ));
         } else {
-            let mut old = old.cloned();
-            if let Some(o) = old.as_mut() {
-                default::apply(&self.root, o);
-            }
             causes.extend(cel::evaluate(&self.root, obj, old.as_ref()));
         }
         if causes.is_empty() {
@@ -234,9 +245,15 @@ fn check_defaults(node: &node::Node, schema: &Value, path: &str, errs: &mut Vec<
         } else {
             let mut defaulted = d.clone();
             default::apply(node, &mut defaulted);
-            let name = path.rsplit_once("properties[").map(|(_, n)| n.trim_end_matches(']')).unwrap_or("");
+            let name = path
+                .rsplit_once("properties[")
+                .map(|(_, n)| n.trim_end_matches(']'))
+                .unwrap_or("");
             for c in validate::validate_value(node, &defaulted, name) {
-                errs.push(Cause { field: format!("{path}.default"), ..c });
+                errs.push(Cause {
+                    field: format!("{path}.default"),
+                    ..c
+                });
             }
         }
     }
@@ -245,7 +262,10 @@ fn check_defaults(node: &node::Node, schema: &Value, path: &str, errs: &mut Vec<
             check_defaults(child, s, &format!("{path}.properties[{k}]"), errs);
         }
     }
-    if let (Some(child), Some(s)) = (node.additional.as_deref(), schema.get("additionalProperties")) {
+    if let (Some(child), Some(s)) = (
+        node.additional.as_deref(),
+        schema.get("additionalProperties"),
+    ) {
         check_defaults(child, s, &format!("{path}.additionalProperties"), errs);
     }
     if let (Some(child), Some(s)) = (node.items.as_deref(), schema.get("items")) {

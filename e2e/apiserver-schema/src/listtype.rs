@@ -1,7 +1,7 @@
 //! `x-kubernetes-list-type` / `x-kubernetes-map-type`: uniqueness validation (as
 //! `structurallisttype.ValidateListSetsAndMaps`) and lookups for server-side apply.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::errors::Cause;
 use crate::node::Node;
@@ -22,7 +22,11 @@ fn walk(node: &Node, v: &Value, path: &str, out: &mut Vec<Cause>) {
             keys.sort();
             for k in keys {
                 if let Some(child) = node.field(k) {
-                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
                     walk(child, &map[k.as_str()], &p, out);
                 }
             }
@@ -37,28 +41,29 @@ fn walk(node: &Node, v: &Value, path: &str, out: &mut Vec<Cause>) {
                     }
                 }
                 Some("map") => {
-                    let mut seen: Vec<Map<String, Value>> = Vec::new();
+                    // A missing key is a value of its own (`unspecifiedKeyValue`), so two items
+                    // both lacking a key collide; the duplicate's whole item is reported.
+                    let key_of = |item: &Value| -> Vec<Option<Value>> {
+                        node.list_map_keys
+                            .iter()
+                            .map(|k| item.as_object().and_then(|o| o.get(k)).cloned())
+                            .collect()
+                    };
+                    let same = |a: &[Option<Value>], b: &[Option<Value>]| {
+                        a.iter().zip(b).all(|(x, y)| match (x, y) {
+                            (Some(x), Some(y)) => json_eq(x, y),
+                            (None, None) => true,
+                            _ => false,
+                        })
+                    };
+                    let mut seen: Vec<Vec<Option<Value>>> = Vec::new();
                     for (i, item) in items.iter().enumerate() {
-                        let Some(obj) = item.as_object() else { continue };
-                        let mut key = Map::new();
-                        let mut complete = true;
-                        for k in &node.list_map_keys {
-                            match obj.get(k) {
-                                Some(kv) => {
-                                    key.insert(k.clone(), kv.clone());
-                                }
-                                None => {
-                                    complete = false;
-                                    out.push(Cause::required(&format!("{path}[{i}].{k}"), ""));
-                                }
-                            }
-                        }
-                        if !complete {
+                        if !item.is_object() {
                             continue;
                         }
-                        let key_value = Value::Object(key.clone());
-                        if seen.iter().any(|s| json_eq(&Value::Object(s.clone()), &key_value)) {
-                            out.push(Cause::duplicate(&format!("{path}[{i}]"), &key_value));
+                        let key = key_of(item);
+                        if seen.iter().any(|s| same(s, &key)) {
+                            out.push(Cause::duplicate(&format!("{path}[{i}]"), item));
                         } else {
                             seen.push(key);
                         }
@@ -103,7 +108,11 @@ pub(crate) fn map_is_atomic(node: Option<&Node>) -> bool {
 }
 
 /// The old item of a `map` list with the same key values as `item`, for transition rules.
-pub(crate) fn correlate<'a>(node: &Node, old_items: &'a [Value], item: &Value) -> Option<&'a Value> {
+pub(crate) fn correlate<'a>(
+    node: &Node,
+    old_items: &'a [Value],
+    item: &Value,
+) -> Option<&'a Value> {
     let keys = &node.list_map_keys;
     let obj = item.as_object()?;
     old_items.iter().find(|o| {

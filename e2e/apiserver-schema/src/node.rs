@@ -90,22 +90,41 @@ impl Node {
                 .and_then(Value::as_object)
                 .map(|p| {
                     p.iter()
-                        .map(|(k, v)| (k.clone(), parse(v, format!("{path}.properties[{k}]"), correlatable)))
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                parse(v, format!("{path}.properties[{k}]"), correlatable),
+                            )
+                        })
                         .collect()
                 })
                 .unwrap_or_default(),
             additional: m
                 .get("additionalProperties")
                 .filter(|a| a.is_object())
-                .map(|a| Box::new(parse(a, format!("{path}.additionalProperties"), correlatable))),
-            items: m
-                .get("items")
-                .filter(|a| a.is_object())
-                .map(|a| Box::new(parse(a, format!("{path}.items"), correlatable && list_is_map))),
+                .map(|a| {
+                    Box::new(parse(
+                        a,
+                        format!("{path}.additionalProperties"),
+                        correlatable,
+                    ))
+                }),
+            items: m.get("items").filter(|a| a.is_object()).map(|a| {
+                Box::new(parse(
+                    a,
+                    format!("{path}.items"),
+                    correlatable && list_is_map,
+                ))
+            }),
             required: m
                 .get("required")
                 .and_then(Value::as_array)
-                .map(|r| r.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .map(|r| {
+                    r.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default(),
             enum_values: m.get("enum").and_then(Value::as_array).cloned(),
             default: m.get("default").cloned(),
@@ -124,7 +143,9 @@ impl Node {
             all_of,
             any_of,
             one_of,
-            not: m.get("not").map(|n| Box::new(parse(n, format!("{path}.not"), correlatable))),
+            not: m
+                .get("not")
+                .map(|n| Box::new(parse(n, format!("{path}.not"), correlatable))),
             int_or_string: bool_of("x-kubernetes-int-or-string"),
             preserve_unknown: bool_of("x-kubernetes-preserve-unknown-fields"),
             embedded: bool_of("x-kubernetes-embedded-resource"),
@@ -132,7 +153,12 @@ impl Node {
             list_map_keys: m
                 .get("x-kubernetes-list-map-keys")
                 .and_then(Value::as_array)
-                .map(|r| r.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .map(|r| {
+                    r.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default(),
             map_type: str_of("x-kubernetes-map-type"),
             rules,
@@ -141,9 +167,7 @@ impl Node {
 
     /// The child schema of an object field: a `properties` entry or `additionalProperties`.
     pub fn field(&self, name: &str) -> Option<&Node> {
-        self.properties
-            .get(name)
-            .or(self.additional.as_deref())
+        self.properties.get(name).or(self.additional.as_deref())
     }
 
     /// The `type` the real server reports as the value of CEL errors (empty when unset).

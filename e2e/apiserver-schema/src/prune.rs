@@ -28,7 +28,13 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-fn prune(node: Option<&Node>, v: &mut Value, path: &str, resource_root: bool, pruned: &mut Vec<String>) {
+fn prune(
+    node: Option<&Node>,
+    v: &mut Value,
+    path: &str,
+    resource_root: bool,
+    pruned: &mut Vec<String>,
+) {
     match v {
         Value::Object(map) => {
             let mut drop = Vec::new();
@@ -41,7 +47,13 @@ fn prune(node: Option<&Node>, v: &mut Value, path: &str, resource_root: bool, pr
                 let child_path = join(path, &k);
                 let child = node.and_then(|n| n.field(&k));
                 match child {
-                    Some(c) => prune(Some(c), map.get_mut(&k).expect("key"), &child_path, c.embedded, pruned),
+                    Some(c) => prune(
+                        Some(c),
+                        map.get_mut(&k).expect("key"),
+                        &child_path,
+                        c.embedded,
+                        pruned,
+                    ),
                     None if node.is_some_and(|n| n.preserve_unknown) => {}
                     None => drop.push((k, child_path)),
                 }
@@ -72,7 +84,9 @@ pub(crate) fn prune_nulls(node: &Node, v: &mut Value) {
         Value::Object(map) => {
             let keys: Vec<String> = map.keys().cloned().collect();
             for k in keys {
-                let Some(child) = node.field(&k) else { continue };
+                let Some(child) = node.field(&k) else {
+                    continue;
+                };
                 let value = map.get_mut(&k).expect("key");
                 if value.is_null() {
                     if !child.nullable && child.default.is_none() {

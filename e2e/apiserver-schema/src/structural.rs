@@ -32,7 +32,12 @@ pub(crate) fn check(schema: &Value, base: &str) -> Vec<Cause> {
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -75,7 +80,10 @@ fn node(schema: &Value, path: &str, level: Level, under_preserve: bool, out: &mu
         _ => {}
     }
     if let Some(Value::Array(_)) = m.get("items") {
-        out.push(Cause::forbidden(&at("items"), "items must be a schema object and not an array"));
+        out.push(Cause::forbidden(
+            &at("items"),
+            "items must be a schema object and not an array",
+        ));
     }
 
     let ty = m.get("type").and_then(Value::as_str).unwrap_or("");
@@ -114,7 +122,11 @@ fn node(schema: &Value, path: &str, level: Level, under_preserve: bool, out: &mu
             }
         }
         if level == Level::Root && !ty.is_empty() && ty != "object" {
-            out.push(Cause::invalid(&at("type"), &Value::String(ty.into()), "must be object at the root"));
+            out.push(Cause::invalid(
+                &at("type"),
+                &Value::String(ty.into()),
+                "must be object at the root",
+            ));
         }
         if int_or_string && !ty.is_empty() {
             out.push(Cause::invalid(
@@ -148,7 +160,10 @@ fn node(schema: &Value, path: &str, level: Level, under_preserve: bool, out: &mu
             out.push(Cause::required(&at("items"), "must be specified"));
         }
         if m.contains_key("default") && level == Level::Root {
-            out.push(Cause::forbidden(&at("default"), "must not be set at the root"));
+            out.push(Cause::forbidden(
+                &at("default"),
+                "must not be set at the root",
+            ));
         }
         list_and_map_types(m, ty, path, out);
     }
@@ -156,16 +171,40 @@ fn node(schema: &Value, path: &str, level: Level, under_preserve: bool, out: &mu
     let child_under_preserve = under_preserve || preserve == Some(true);
     if let Some(props) = m.get("properties").and_then(Value::as_object) {
         for (k, v) in props {
-            let child_level = if level == Level::Value { Level::Value } else { Level::Field };
-            node(v, &format!("{path}.properties[{k}]"), child_level, child_under_preserve, out);
+            let child_level = if level == Level::Value {
+                Level::Value
+            } else {
+                Level::Field
+            };
+            node(
+                v,
+                &format!("{path}.properties[{k}]"),
+                child_level,
+                child_under_preserve,
+                out,
+            );
         }
     }
     if let Some(ap) = m.get("additionalProperties").filter(|a| a.is_object()) {
-        let child_level = if level == Level::Value { Level::Value } else { Level::Field };
-        node(ap, &at("additionalProperties"), child_level, child_under_preserve, out);
+        let child_level = if level == Level::Value {
+            Level::Value
+        } else {
+            Level::Field
+        };
+        node(
+            ap,
+            &at("additionalProperties"),
+            child_level,
+            child_under_preserve,
+            out,
+        );
     }
     if let Some(items) = m.get("items").filter(|a| a.is_object()) {
-        let child_level = if level == Level::Value { Level::Value } else { Level::Item };
+        let child_level = if level == Level::Value {
+            Level::Value
+        } else {
+            Level::Item
+        };
         node(items, &at("items"), child_level, child_under_preserve, out);
     }
     for k in ["allOf", "anyOf", "oneOf"] {
@@ -187,7 +226,11 @@ fn node(schema: &Value, path: &str, level: Level, under_preserve: bool, out: &mu
 fn is_int_or_string_any_of(b: &Value) -> bool {
     let simple = |v: &Value| {
         v.as_object().is_some_and(|o| {
-            o.len() == 1 && matches!(o.get("type").and_then(Value::as_str), Some("integer" | "string"))
+            o.len() == 1
+                && matches!(
+                    o.get("type").and_then(Value::as_str),
+                    Some("integer" | "string")
+                )
         })
     };
     simple(b)
@@ -281,8 +324,13 @@ fn check_root_metadata(meta: &Value, path: &str, out: &mut Vec<Cause>) {
         .get("properties")
         .and_then(Value::as_object)
         .is_none_or(|p| p.keys().all(|k| k == "name" || k == "generateName"));
-    let keys_ok = m.keys().all(|k| matches!(k.as_str(), "type" | "properties" | "description"));
-    let type_ok = m.get("type").and_then(Value::as_str).is_none_or(|t| t == "object");
+    let keys_ok = m
+        .keys()
+        .all(|k| matches!(k.as_str(), "type" | "properties" | "description"));
+    let type_ok = m
+        .get("type")
+        .and_then(Value::as_str)
+        .is_none_or(|t| t == "object");
     if !(props_ok && keys_ok && type_ok) {
         out.push(Cause::forbidden(
             path,

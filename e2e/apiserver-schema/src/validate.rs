@@ -39,7 +39,10 @@ fn subject(path: &str) -> String {
 fn is_integer(v: &Value) -> bool {
     match v {
         Value::Number(n) => {
-            n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.is_finite() && f.fract() == 0.0)
+            n.is_i64()
+                || n.is_u64()
+                || n.as_f64()
+                    .is_some_and(|f| f.is_finite() && f.fract() == 0.0)
         }
         _ => false,
     }
@@ -69,7 +72,9 @@ pub(crate) fn json_eq(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
         }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }
@@ -133,7 +138,11 @@ fn validate(node: &Node, v: &Value, path: &str, resource_root: bool, out: &mut V
                 out.push(Cause::type_invalid(
                     path,
                     v,
-                    &format!("{} must be of type {format}: {}", subject(path), Value::String(s.clone())),
+                    &format!(
+                        "{} must be of type {format}: {}",
+                        subject(path),
+                        Value::String(s.clone())
+                    ),
                 ));
             }
         }
@@ -155,16 +164,28 @@ fn validate(node: &Node, v: &Value, path: &str, resource_root: bool, out: &mut V
                 let d = format!("{} should be less than {}", subject(path), go_number(max));
                 out.push(Cause::invalid(path, v, &d));
             } else if !node.exclusive_maximum && n > max {
-                let d = format!("{} should be less than or equal to {}", subject(path), go_number(max));
+                let d = format!(
+                    "{} should be less than or equal to {}",
+                    subject(path),
+                    go_number(max)
+                );
                 out.push(Cause::invalid(path, v, &d));
             }
         }
         if let Some(min) = node.minimum {
             if node.exclusive_minimum && n <= min {
-                let d = format!("{} should be greater than {}", subject(path), go_number(min));
+                let d = format!(
+                    "{} should be greater than {}",
+                    subject(path),
+                    go_number(min)
+                );
                 out.push(Cause::invalid(path, v, &d));
             } else if !node.exclusive_minimum && n < min {
-                let d = format!("{} should be greater than or equal to {}", subject(path), go_number(min));
+                let d = format!(
+                    "{} should be greater than or equal to {}",
+                    subject(path),
+                    go_number(min)
+                );
                 out.push(Cause::invalid(path, v, &d));
             }
         }
@@ -174,7 +195,13 @@ fn validate(node: &Node, v: &Value, path: &str, resource_root: bool, out: &mut V
     if let Value::Array(items) = v {
         if let Some(item_node) = node.items.as_deref() {
             for (i, item) in items.iter().enumerate() {
-                validate(item_node, item, &format!("{path}[{i}]"), item_node.embedded, out);
+                validate(
+                    item_node,
+                    item,
+                    &format!("{path}[{i}]"),
+                    item_node.embedded,
+                    out,
+                );
             }
         }
         if let Some(min) = node.min_items {
@@ -222,6 +249,16 @@ fn validate(node: &Node, v: &Value, path: &str, resource_root: bool, out: &mut V
         keys.sort();
         for k in keys {
             if resource_root && k == "metadata" {
+                // Only the `name`/`generateName` restrictions a schema may carry apply here.
+                if let (Some(meta_node), Some(meta)) =
+                    (node.properties.get("metadata"), map[k.as_str()].as_object())
+                {
+                    for f in ["name", "generateName"] {
+                        if let (Some(sub), Some(val)) = (meta_node.properties.get(f), meta.get(f)) {
+                            validate(sub, val, &join(&join(path, "metadata"), f), false, out);
+                        }
+                    }
+                }
                 continue;
             }
             let child = if let Some(p) = node.properties.get(k) {
@@ -240,7 +277,10 @@ fn validate(node: &Node, v: &Value, path: &str, resource_root: bool, out: &mut V
         }
         if node.embedded {
             for k in ["apiVersion", "kind"] {
-                if map.get(k).is_none_or(|v| v.as_str().is_some_and(str::is_empty) || v.is_null()) {
+                if map
+                    .get(k)
+                    .is_none_or(|v| v.as_str().is_some_and(str::is_empty) || v.is_null())
+                {
                     out.push(Cause::required(&join(path, k), "must not be empty"));
                 }
             }
@@ -253,7 +293,11 @@ fn type_error(path: &str, ty: &str, v: &Value) -> Cause {
     Cause::type_invalid(
         path,
         &Value::String(actual.to_owned()),
-        &format!("{} must be of type {ty}: {}", subject(path), Value::String(actual.to_owned())),
+        &format!(
+            "{} must be of type {ty}: {}",
+            subject(path),
+            Value::String(actual.to_owned())
+        ),
     )
 }
 
@@ -285,7 +329,10 @@ fn validate_combinators(node: &Node, v: &Value, path: &str, out: &mut Vec<Cause>
             }
         }
         if !ok {
-            let d = format!("{} must validate at least one schema (anyOf)", subject(path));
+            let d = format!(
+                "{} must validate at least one schema (anyOf)",
+                subject(path)
+            );
             out.push(Cause::invalid(path, &empty, &d));
             out.extend(best.unwrap_or_default());
         }
@@ -303,7 +350,10 @@ fn validate_combinators(node: &Node, v: &Value, path: &str, out: &mut Vec<Cause>
             }
         }
         if valid == 0 {
-            let d = format!("{} must validate one and only one schema (oneOf)", subject(path));
+            let d = format!(
+                "{} must validate one and only one schema (oneOf)",
+                subject(path)
+            );
             out.push(Cause::invalid(path, &empty, &d));
             out.extend(best.unwrap_or_default());
         } else if valid > 1 {
