@@ -41,6 +41,7 @@ impl std::fmt::Debug for NodeRules {
 #[derive(Debug, Clone)]
 struct RuleSpec {
     rule: String,
+    message: Option<String>,
     reason: Option<String>,
     field_path: Option<String>,
 }
@@ -135,6 +136,122 @@ fn unsupported(expr: &IdedExpr, found: &mut Vec<String>) {
     }
 }
 
+/// The JSON field name a CEL identifier stands for (`__dash__` → `-`, `__namespace__` →
+/// `namespace`, ...), as the apiserver's escaping defines it.
+fn unescape(name: &str) -> String {
+    if let Some(inner) = name.strip_prefix("__").and_then(|n| n.strip_suffix("__")) {
+        if !inner.contains("__") && !inner.is_empty() && !["dash", "dot", "slash"].contains(&inner)
+        {
+            return inner.to_owned();
+        }
+    }
+    name.replace("__underscores__", "\u{0}")
+        .replace("__dot__", ".")
+        .replace("__dash__", "-")
+        .replace("__slash__", "/")
+        .replace("\u{0}", "__")
+}
+
+/// Type-checks field selections against the schema, as the real CEL compiler does with the
+/// schema-derived types: selecting a field an object schema does not declare is a compile error.
+/// Only certain cases are reported; anything this walk cannot type stays unchecked.
+struct FieldCheck<'a> {
+    root: &'a Value,
+    undefined: Vec<String>,
+}
+
+impl<'a> FieldCheck<'a> {
+    fn walk(&mut self, expr: &IdedExpr, env: &[(String, Option<&'a Value>)]) -> Option<&'a Value> {
+        match &expr.expr {
+            Expr::Ident(name) => env
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, s)| *s),
+            Expr::Select(sel) => {
+                let operand = self.walk(&sel.operand, env)?;
+                self.field(operand, &unescape(&sel.field))
+            }
+            Expr::Comprehension(c) => {
+                let range = self.walk(&c.iter_range, env);
+                let item = range.and_then(|r| match r.get("type").and_then(Value::as_str) {
+                    Some("array") => r.get("items"),
+                    _ => None,
+                });
+                let mut inner = env.to_vec();
+                inner.push((c.iter_var.clone(), item));
+                if let Some(v2) = &c.iter_var2 {
+                    inner.push((v2.clone(), None));
+                }
+                inner.push((c.accu_var.clone(), None));
+                self.walk(&c.accu_init, env);
+                for e in [&c.loop_cond, &c.loop_step, &c.result] {
+                    self.walk(e, &inner);
+                }
+                None
+            }
+            Expr::Call(call) => {
+                if let Some(t) = &call.target {
+                    self.walk(t, env);
+                }
+                for a in &call.args {
+                    self.walk(a, env);
+                }
+                None
+            }
+            Expr::List(l) => {
+                for e in &l.elements {
+                    self.walk(e, env);
+                }
+                None
+            }
+            Expr::Map(m) => {
+                for entry in &m.entries {
+                    if let EntryExpr::MapEntry(me) = &entry.expr {
+                        self.walk(&me.key, env);
+                        self.walk(&me.value, env);
+                    }
+                }
+                None
+            }
+            Expr::Struct(st) => {
+                for entry in &st.entries {
+                    if let EntryExpr::StructField(f) = &entry.expr {
+                        self.walk(&f.value, env);
+                    }
+                }
+                None
+            }
+            Expr::Unspecified | Expr::Literal(_) => None,
+        }
+    }
+
+    fn field(&mut self, schema: &'a Value, name: &str) -> Option<&'a Value> {
+        let resource_root = std::ptr::eq(schema, self.root)
+            || schema
+                .get("x-kubernetes-embedded-resource")
+                .and_then(Value::as_bool)
+                == Some(true);
+        if let Some(p) = schema.get("properties").and_then(|p| p.get(name)) {
+            return Some(p);
+        }
+        if resource_root && matches!(name, "apiVersion" | "kind" | "metadata") {
+            return None;
+        }
+        if let Some(ap) = schema.get("additionalProperties") {
+            return ap.is_object().then_some(ap);
+        }
+        let preserve = schema
+            .get("x-kubernetes-preserve-unknown-fields")
+            .and_then(Value::as_bool)
+            == Some(true);
+        if schema.get("properties").is_some() && !preserve {
+            self.undefined.push(name.to_owned());
+        }
+        None
+    }
+}
+
 /// A copy of `schema` without `x-kubernetes-validations` below its root.
 fn strip_nested_rules(schema: &Value, at_root: bool) -> Value {
     match schema {
@@ -174,6 +291,7 @@ pub(crate) fn compile_node(
     schema: &Value,
     path: &str,
     correlatable: bool,
+    root: &Value,
     errs: &mut Vec<Cause>,
 ) -> Option<NodeRules> {
     let list = schema.get("x-kubernetes-validations")?;
@@ -223,6 +341,22 @@ pub(crate) fn compile_node(
                         ),
                     ));
                 }
+                let mut check = FieldCheck {
+                    root,
+                    undefined: Vec::new(),
+                };
+                let env = [
+                    ("self".to_owned(), Some(schema)),
+                    ("oldSelf".to_owned(), Some(schema)),
+                ];
+                check.walk(program.expression(), &env);
+                if let Some(name) = check.undefined.first() {
+                    errs.push(Cause::invalid_raw(
+                        &format!("{at}.rule"),
+                        &rule_struct(obj),
+                        &format!("compilation failed: ERROR: <input>: undefined field '{name}'"),
+                    ));
+                }
                 let transition = program.references().has_variable("oldSelf");
                 if transition && !correlatable {
                     errs.push(Cause::invalid(
@@ -266,8 +400,13 @@ pub(crate) fn compile_node(
                 ));
             }
         }
+        let message = obj
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         rules.push(RuleSpec {
             rule,
+            message,
             reason,
             field_path,
         });
@@ -418,6 +557,8 @@ fn eval_node(
             .and_then(parse_field_path)
         {
             Some(seg) => join(path, &seg),
+            // The root is validated with a nil field path, printed as `<nil>`.
+            None if path.is_empty() => "<nil>".to_owned(),
             None => path.to_owned(),
         };
         let cause = match e.kind {
@@ -432,11 +573,23 @@ fn eval_node(
                     _ => Cause::invalid(&field, &ty, &e.message),
                 }
             }
-            _ => Cause::invalid(
-                &field,
-                &ty,
-                &format!("{} evaluating rule: {}", e.message, e.rule),
-            ),
+            _ => {
+                // `<error> evaluating rule: <message, or the rule>` (ruleErrorString).
+                let err = e
+                    .message
+                    .strip_prefix("rule evaluation error: ")
+                    .unwrap_or(&e.message);
+                let err = match err.strip_prefix("No such key") {
+                    Some(rest) => format!("no such key{rest}"),
+                    None => err.to_owned(),
+                };
+                let what = spec
+                    .and_then(|s| s.message.as_deref())
+                    .filter(|m| !m.trim().is_empty())
+                    .unwrap_or(&e.rule)
+                    .trim();
+                Cause::invalid(&field, &ty, &format!("{err} evaluating rule: {what}"))
+            }
         };
         out.push(cause);
     }

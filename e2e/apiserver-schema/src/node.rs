@@ -56,12 +56,22 @@ impl Node {
     /// path in the CRD and `correlatable` whether `oldSelf` can be bound here. Rule errors are
     /// appended to `errs`.
     pub fn parse(schema: &Value, path: &str, correlatable: bool, errs: &mut Vec<Cause>) -> Node {
+        Node::parse_in(schema, schema, path, correlatable, errs)
+    }
+
+    fn parse_in(
+        root: &Value,
+        schema: &Value,
+        path: &str,
+        correlatable: bool,
+        errs: &mut Vec<Cause>,
+    ) -> Node {
         let Some(m) = schema.as_object() else {
             return Node::default();
         };
-        let rules = crate::cel::compile_node(schema, path, correlatable, errs);
+        let rules = crate::cel::compile_node(schema, path, correlatable, root, errs);
         let list_is_map = m.get("x-kubernetes-list-type").and_then(Value::as_str) == Some("map");
-        let mut parse = |v: &Value, p: String, c: bool| Node::parse(v, &p, c, errs);
+        let mut parse = |v: &Value, p: String, c: bool| Node::parse_in(root, v, &p, c, errs);
         let str_of = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_owned);
         let bool_of = |k: &str| m.get(k).and_then(Value::as_bool).unwrap_or(false);
         let u64_of = |k: &str| m.get(k).and_then(Value::as_u64);
@@ -80,7 +90,7 @@ impl Node {
         let all_of = list_of("allOf");
         let any_of = list_of("anyOf");
         let one_of = list_of("oneOf");
-        let mut parse = |v: &Value, p: String, c: bool| Node::parse(v, &p, c, errs);
+        let mut parse = |v: &Value, p: String, c: bool| Node::parse_in(root, v, &p, c, errs);
         Node {
             ty: str_of("type").filter(|t| !t.is_empty()),
             nullable: bool_of("nullable"),

@@ -306,3 +306,85 @@ fn compiled_schemas_can_be_shared_across_threads() {
     });
     assert!(h.join().unwrap());
 }
+
+#[test]
+fn a_rule_selecting_an_undeclared_field_is_rejected_when_the_crd_is_compiled() {
+    let schema = |rule: &str| {
+        json!({
+            "type": "object",
+            "properties": {"spec": {
+                "type": "object",
+                "properties": {
+                    "items": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "raw": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+                },
+                "x-kubernetes-validations": [{"rule": rule}]
+            }}
+        })
+    };
+    for ok in [
+        "self.items.all(i, i.name != '')",
+        "has(self.labels) && self.labels.team == 'a'",
+        "!has(self.raw) || has(self.raw.anything)",
+    ] {
+        CompiledSchema::compile(&schema(ok)).unwrap_or_else(|e| panic!("{ok}: {e:?}"));
+    }
+    for bad in [
+        "self.nosuch > 0",
+        "self.items.all(i, i.nope != '')",
+        "has(self.itemz)",
+    ] {
+        let errs = CompiledSchema::compile(&schema(bad)).expect_err(bad);
+        assert!(
+            errs[0].message.contains("undefined field"),
+            "{bad}: {errs:?}"
+        );
+    }
+}
+
+#[test]
+fn a_root_rule_may_read_metadata_name_and_reports_at_nil() {
+    let schema = json!({
+        "type": "object",
+        "properties": {"spec": {"type": "object", "properties": {"a": {"type": "string"}}}},
+        "x-kubernetes-validations": [{"rule": "self.metadata.name != 'forbidden'", "message": "name is reserved"}]
+    });
+    let s = CompiledSchema::compile(&schema).unwrap();
+    let mut bad = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "forbidden"}, "spec": {}});
+    let c = causes(s.admit(&mut bad, None, FieldValidation::Warn));
+    assert_eq!(
+        c,
+        vec![cause(
+            "FieldValueInvalid",
+            "<nil>",
+            r#"Invalid value: "object": name is reserved"#
+        )]
+    );
+}
+
+#[test]
+fn a_rule_that_fails_to_evaluate_reports_the_error_and_the_rule_message() {
+    let schema = json!({
+        "type": "object",
+        "properties": {"spec": {
+            "type": "object",
+            "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
+            "x-kubernetes-validations": [{"rule": "self.a == self.b", "message": "a must equal b"}]
+        }}
+    });
+    let s = CompiledSchema::compile(&schema).unwrap();
+    let mut o = obj(json!({"a": "x"}));
+    let c = causes(s.admit(&mut o, None, FieldValidation::Warn));
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].field, "spec");
+    assert!(
+        c[0].message
+            .starts_with(r#"Invalid value: "object": no such key"#),
+        "{c:?}"
+    );
+    assert!(
+        c[0].message.ends_with("evaluating rule: a must equal b"),
+        "{c:?}"
+    );
+}
