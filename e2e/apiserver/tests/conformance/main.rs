@@ -1,0 +1,15 @@
+#![recursion_limit = "512"]
+//! Conformance tests for the emulator, one behaviour each, named after §5
+//! of `docs/apiserver-contract.md`, driven through kube-rs (and kubectl for
+//! the (K) items, in `kubectl.rs`).
+
+mod common;
+mod crud;
+mod deletion;
+mod discovery;
+mod events;
+mod hooks;
+mod kubectl;
+mod patching;
+mod validation;
+mod watching;
