@@ -85,6 +85,9 @@ fn validate(node: &Node, v: &Value, path: &str, resource_root: bool, out: &mut V
     // object fields were pruned before validation, so these are list items and the like).
     if v.is_null() {
         if node.nullable {
+            // kube-openapi exits early on null, but still runs the enum check: a nullable field
+            // with an `enum` that does not list `null` rejects `null`.
+            check_enum(node, v, path, out);
             return;
         }
         if let Some(ty) = &node.ty {
@@ -218,18 +221,7 @@ fn validate(node: &Node, v: &Value, path: &str, resource_root: bool, out: &mut V
     }
 
     // commonValidator: enum
-    if let Some(values) = &node.enum_values {
-        if !values.iter().any(|e| json_eq(e, v)) {
-            let supported: Vec<String> = values
-                .iter()
-                .map(|e| match e {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect();
-            out.push(Cause::not_supported(path, v, &supported));
-        }
-    }
+    check_enum(node, v, path, out);
 
     // objectValidator
     if let Value::Object(map) = v {
@@ -284,6 +276,21 @@ fn validate(node: &Node, v: &Value, path: &str, resource_root: bool, out: &mut V
                     out.push(Cause::required(&join(path, k), "must not be empty"));
                 }
             }
+        }
+    }
+}
+
+fn check_enum(node: &Node, v: &Value, path: &str, out: &mut Vec<Cause>) {
+    if let Some(values) = &node.enum_values {
+        if !values.iter().any(|e| json_eq(e, v)) {
+            let supported: Vec<String> = values
+                .iter()
+                .map(|e| match e {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            out.push(Cause::not_supported(path, v, &supported));
         }
     }
 }

@@ -716,3 +716,26 @@ fn on_update_a_duplicate_in_an_unchanged_set_is_ratcheted() {
         .admit(&mut grown, Some(&old), FieldValidation::Warn)
         .is_err());
 }
+
+#[test]
+fn null_for_a_nullable_enum_field_must_be_listed_in_the_enum() {
+    let s = CompiledSchema::compile(&json!({
+        "type": "object",
+        "properties": {"spec": {"type": "object", "properties": {
+            "tier": {"type": "string", "nullable": true, "enum": ["A", "B"]},
+            "level": {"type": "string", "nullable": true, "enum": ["x", null]}
+        }}}
+    }))
+    .unwrap();
+    let (_, r) = admit(&s, obj(json!({"tier": null})), FieldValidation::Warn);
+    assert_eq!(
+        causes(r)[0],
+        cause(
+            "FieldValueNotSupported",
+            "spec.tier",
+            r#"Unsupported value: "null": supported values: "A", "B""#
+        )
+    );
+    let (_, r) = admit(&s, obj(json!({"level": null})), FieldValidation::Warn);
+    assert!(r.is_ok(), "{r:?}");
+}

@@ -34,6 +34,9 @@ pub struct GadgetSpec {
     #[serde(default)]
     zones: Vec<String>,
     port: Option<IntOrString>,
+    /// An `Option<Enum>`: kube-derive 5 emits `nullable: true` and lists `null` in the `enum`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preferred_tier: Option<Tier>,
 }
 
 fn default_tier() -> Tier {
@@ -75,6 +78,7 @@ fn spec() -> GadgetSpec {
         bucket: "data".into(),
         zones: vec!["a".into(), "b".into()],
         port: Some(IntOrString::String("http".into())),
+        preferred_tier: None,
     }
 }
 
@@ -209,4 +213,19 @@ fn a_kube_derive_status_is_validated_and_unknown_status_fields_are_pruned() {
         .unwrap();
     assert_eq!(r.warnings, vec![r#"unknown field "status.bogus""#]);
     assert_eq!(o["status"], json!({"ready": null}));
+}
+
+#[test]
+fn a_kube_derive_optional_enum_accepts_null_because_its_enum_lists_null() {
+    let schema = compiled();
+    let mut o = gadget(spec());
+    assert!(o["spec"].get("preferredTier").is_none());
+    assert!(schema.admit(&mut o, None, FieldValidation::Strict).is_ok());
+    o["spec"]["preferredTier"] = Value::Null;
+    assert!(schema.admit(&mut o, None, FieldValidation::Strict).is_ok());
+    o["spec"]["preferredTier"] = json!("Gold");
+    assert_eq!(
+        causes(schema.admit(&mut o, None, FieldValidation::Warn))[0],
+        r#"spec.preferredTier: Unsupported value: "Gold": supported values: "Standard", "Premium", "null""#
+    );
 }
