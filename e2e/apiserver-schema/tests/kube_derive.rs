@@ -37,6 +37,18 @@ pub struct GadgetSpec {
     /// An `Option<Enum>`: kube-derive 5 emits `nullable: true` and lists `null` in the `enum`.
     #[serde(skip_serializing_if = "Option::is_none")]
     preferred_tier: Option<Tier>,
+    #[serde(default)]
+    trust: Trust,
+}
+
+/// A unit enum with documented variants, as the project's `Trust` and `ProbeMode` are.
+#[derive(Serialize, Deserialize, Clone, Debug, JsonSchema, Default, PartialEq)]
+pub enum Trust {
+    /// May serve and be written to.
+    #[default]
+    Trusted,
+    /// Never written to.
+    ReadOnly,
 }
 
 fn default_tier() -> Tier {
@@ -79,6 +91,7 @@ fn spec() -> GadgetSpec {
         zones: vec!["a".into(), "b".into()],
         port: Some(IntOrString::String("http".into())),
         preferred_tier: None,
+        trust: Trust::ReadOnly,
     }
 }
 
@@ -227,5 +240,17 @@ fn a_kube_derive_optional_enum_accepts_null_because_its_enum_lists_null() {
     assert_eq!(
         causes(schema.admit(&mut o, None, FieldValidation::Warn))[0],
         r#"spec.preferredTier: Unsupported value: "Gold": supported values: "Standard", "Premium", "null""#
+    );
+}
+
+#[test]
+fn a_kube_derive_unit_enum_with_documented_variants_is_structural_and_enforced() {
+    let schema = compiled();
+    let mut o = gadget(spec());
+    assert!(schema.admit(&mut o, None, FieldValidation::Strict).is_ok());
+    o["spec"]["trust"] = json!("Nope");
+    assert_eq!(
+        causes(schema.admit(&mut o, None, FieldValidation::Warn))[0],
+        r#"spec.trust: Unsupported value: "Nope": supported values: "Trusted", "ReadOnly""#
     );
 }
