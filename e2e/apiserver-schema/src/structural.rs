@@ -23,7 +23,7 @@ enum Level {
 /// Check `schema` (found at `base` in the CRD) and return every violation.
 pub(crate) fn check(schema: &Value, base: &str) -> Vec<Cause> {
     let mut out = Vec::new();
-    node(schema, base, Level::Root, false, &mut out);
+    node(schema, base, Level::Root, &mut out);
     if let Some(meta) = schema.pointer("/properties/metadata") {
         check_root_metadata(meta, &format!("{base}.properties[metadata]"), &mut out);
     }
@@ -41,7 +41,7 @@ fn strings(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn node(schema: &Value, path: &str, level: Level, under_preserve: bool, out: &mut Vec<Cause>) {
+fn node(schema: &Value, path: &str, level: Level, out: &mut Vec<Cause>) {
     let Some(m) = schema.as_object() else {
         out.push(Cause::invalid(path, schema, "must be a schema object"));
         return;
@@ -136,12 +136,17 @@ fn node(schema: &Value, path: &str, level: Level, under_preserve: bool, out: &mu
             ));
         }
         if embedded && ty != "object" {
-            out.push(Cause::invalid(
-                &at("type"),
-                &Value::String(ty.into()),
-                "must be object if x-kubernetes-embedded-resource is true",
-            ));
-        } else if ty.is_empty() && !int_or_string && preserve != Some(true) && !under_preserve {
+            let detail = "must be object if x-kubernetes-embedded-resource is true";
+            if ty.is_empty() {
+                out.push(Cause::required(&at("type"), detail));
+            } else {
+                out.push(Cause::invalid(
+                    &at("type"),
+                    &Value::String(ty.into()),
+                    detail,
+                ));
+            }
+        } else if ty.is_empty() && !int_or_string && preserve != Some(true) {
             let detail = match level {
                 Level::Root => "must not be empty at the root",
                 Level::Item => "must not be empty for specified array items",
@@ -168,7 +173,6 @@ fn node(schema: &Value, path: &str, level: Level, under_preserve: bool, out: &mu
         list_and_map_types(m, ty, path, out);
     }
 
-    let child_under_preserve = under_preserve || preserve == Some(true);
     if let Some(props) = m.get("properties").and_then(Value::as_object) {
         for (k, v) in props {
             let child_level = if level == Level::Value {
@@ -176,13 +180,7 @@ fn node(schema: &Value, path: &str, level: Level, under_preserve: bool, out: &mu
             } else {
                 Level::Field
             };
-            node(
-                v,
-                &format!("{path}.properties[{k}]"),
-                child_level,
-                child_under_preserve,
-                out,
-            );
+            node(v, &format!("{path}.properties[{k}]"), child_level, out);
         }
     }
     if let Some(ap) = m.get("additionalProperties").filter(|a| a.is_object()) {
@@ -191,13 +189,7 @@ fn node(schema: &Value, path: &str, level: Level, under_preserve: bool, out: &mu
         } else {
             Level::Field
         };
-        node(
-            ap,
-            &at("additionalProperties"),
-            child_level,
-            child_under_preserve,
-            out,
-        );
+        node(ap, &at("additionalProperties"), child_level, out);
     }
     if let Some(items) = m.get("items").filter(|a| a.is_object()) {
         let child_level = if level == Level::Value {
@@ -205,7 +197,7 @@ fn node(schema: &Value, path: &str, level: Level, under_preserve: bool, out: &mu
         } else {
             Level::Item
         };
-        node(items, &at("items"), child_level, child_under_preserve, out);
+        node(items, &at("items"), child_level, out);
     }
     for k in ["allOf", "anyOf", "oneOf"] {
         if let Some(list) = m.get(k).and_then(Value::as_array) {
@@ -213,12 +205,12 @@ fn node(schema: &Value, path: &str, level: Level, under_preserve: bool, out: &mu
                 if int_or_string && is_int_or_string_any_of(b) {
                     continue;
                 }
-                node(b, &format!("{path}.{k}[{i}]"), Level::Value, true, out);
+                node(b, &format!("{path}.{k}[{i}]"), Level::Value, out);
             }
         }
     }
     if let Some(not) = m.get("not") {
-        node(not, &at("not"), Level::Value, true, out);
+        node(not, &at("not"), Level::Value, out);
     }
 }
 

@@ -198,3 +198,20 @@ fn errors_can_be_reported_under_a_v1_version_path() {
         "spec.versions[0].schema.openAPIV3Schema.properties[spec].type"
     );
 }
+
+#[test]
+fn fields_under_a_preserve_unknown_fields_node_still_need_a_type() {
+    let errs = errors(with_spec(json!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+        "properties": {"known": {"description": "untyped"}}
+    })));
+    assert_eq!(
+        errs,
+        vec![cause(
+            "FieldValueRequired",
+            "spec.validation.openAPIV3Schema.properties[spec].properties[known].type",
+            "Required value: must not be empty for specified object fields"
+        )]
+    );
+}
