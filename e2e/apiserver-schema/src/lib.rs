@@ -137,7 +137,11 @@ impl CompiledSchema {
         }
     }
 
-    /// Admit an object on create (`old = None`) or update (`old = Some`).
+    /// Admit an object on create (`old = None`) or update (`old = Some`), in the real server's
+    /// order: prune unknown fields (reported per `mode`), drop nulls of non-nullable fields,
+    /// default, OpenAPI validation, list-type invariants, ratcheting (update only: errors of
+    /// unchanged nodes are dropped), then CEL rules unless a blocking error exists. `obj` is left
+    /// pruned and defaulted, ready to store.
     ///
     /// On a `/status` write, pass the object the server will store (the old object with the new
     /// `status`); the real server validates the whole object there too.

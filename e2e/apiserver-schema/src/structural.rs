@@ -98,6 +98,7 @@ fn node(schema: &Value, path: &str, level: Level, out: &mut Vec<Cause>) {
             "nullable",
             "additionalProperties",
             "description",
+            "title",
             "x-kubernetes-preserve-unknown-fields",
             "x-kubernetes-embedded-resource",
             "x-kubernetes-int-or-string",
