@@ -250,6 +250,27 @@ fn list_and_map_types(m: &Map<String, Value>, ty: &str, path: &str, out: &mut Ve
             ));
         }
     }
+    if list_type == Some("set") {
+        if let Some(items) = m.get("items") {
+            let item_type = items.get("type").and_then(Value::as_str);
+            if item_type == Some("object")
+                && items.get("x-kubernetes-map-type").and_then(Value::as_str) != Some("atomic")
+            {
+                out.push(Cause::required(
+                    &format!("{path}.items.x-kubernetes-map-type"),
+                    "must be atomic as item of a list with x-kubernetes-list-type=set",
+                ));
+            }
+            if item_type == Some("array")
+                && items.get("x-kubernetes-list-type").and_then(Value::as_str) != Some("atomic")
+            {
+                out.push(Cause::required(
+                    &format!("{path}.items.x-kubernetes-list-type"),
+                    "must be atomic as item of a list with x-kubernetes-list-type=set",
+                ));
+            }
+        }
+    }
     let keys = m.get("x-kubernetes-list-map-keys");
     match (list_type, keys) {
         (Some("map"), None) => out.push(Cause::required(
@@ -283,6 +304,16 @@ fn list_and_map_types(m: &Map<String, Value>, ty: &str, path: &str, out: &mut Ve
                         &format!("{path}.items.properties[{key}].type"),
                         prop.get("type").unwrap_or(&Value::Null),
                         "must be a scalar type if parent array's x-kubernetes-list-type is map",
+                    ));
+                }
+                let required = m
+                    .get("items")
+                    .and_then(|i| i.get("required"))
+                    .is_some_and(|r| strings(r).contains(&key));
+                if !required && prop.get("default").is_none() {
+                    out.push(Cause::required(
+                        &format!("{path}.items.properties[{key}]"),
+                        "this property is in x-kubernetes-list-map-keys, so it must have a default or be a required property",
                     ));
                 }
             }

@@ -215,3 +215,35 @@ fn fields_under_a_preserve_unknown_fields_node_still_need_a_type() {
         )]
     );
 }
+
+#[test]
+fn map_list_keys_must_be_required_or_defaulted() {
+    let errs = errors(with_spec(json!({"type": "object", "properties": {"l": {
+        "type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+        "items": {"type": "object", "properties": {"name": {"type": "string"}}}
+    }}})));
+    assert_eq!(
+        errs,
+        vec![cause(
+            "FieldValueRequired",
+            "spec.validation.openAPIV3Schema.properties[spec].properties[l].items.properties[name]",
+            "Required value: this property is in x-kubernetes-list-map-keys, so it must have a default or be a required property"
+        )]
+    );
+}
+
+#[test]
+fn set_items_that_are_objects_must_be_atomic() {
+    let errs = errors(with_spec(json!({"type": "object", "properties": {"l": {
+        "type": "array", "x-kubernetes-list-type": "set",
+        "items": {"type": "object", "properties": {"name": {"type": "string"}}}
+    }}})));
+    assert_eq!(
+        errs,
+        vec![cause(
+            "FieldValueRequired",
+            "spec.validation.openAPIV3Schema.properties[spec].properties[l].items.x-kubernetes-map-type",
+            "Required value: must be atomic as item of a list with x-kubernetes-list-type=set"
+        )]
+    );
+}
