@@ -19,14 +19,18 @@ fn info_for_key(inner: &Inner, key: &StoreKey) -> Option<ResourceInfo> {
     inner
         .registry
         .all()
-        .find(|r| &r.store_key() == key && !(r.group == "events.k8s.io"))
+        .find(|r| &r.store_key() == key && r.group != "events.k8s.io")
         .cloned()
 }
 
 fn target(info: &ResourceInfo, ns: &str, name: &str) -> Target {
     Target {
         info: info.clone(),
-        namespace: if info.namespaced { Some(ns.to_string()) } else { None },
+        namespace: if info.namespaced {
+            Some(ns.to_string())
+        } else {
+            None
+        },
         name: Some(name.to_string()),
         subresource: None,
     }
@@ -34,7 +38,13 @@ fn target(info: &ResourceInfo, ns: &str, name: &str) -> Target {
 
 /// Store-level update on behalf of a controller: `f` edits the stored
 /// object; an object left deleting with no finalizers is removed.
-fn controller_edit(inner: &mut Inner, key: &StoreKey, ns: &str, name: &str, f: impl FnOnce(&mut Value)) {
+fn controller_edit(
+    inner: &mut Inner,
+    key: &StoreKey,
+    ns: &str,
+    name: &str,
+    f: impl FnOnce(&mut Value),
+) {
     let Some(mut obj) = inner.store.get(key, ns, name).cloned() else {
         return;
     };
@@ -46,7 +56,9 @@ fn controller_edit(inner: &mut Inner, key: &StoreKey, ns: &str, name: &str, f: i
     }
     let spec_fins = key.resource == "namespaces"
         && key.group.is_empty()
-        && obj["spec"]["finalizers"].as_array().is_some_and(|a| !a.is_empty());
+        && obj["spec"]["finalizers"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty());
     if meta::is_deleting(&obj) && meta::finalizers(&obj).is_empty() && !spec_fins {
         inner.store.delete(key, ns, name);
     } else {
@@ -56,7 +68,10 @@ fn controller_edit(inner: &mut Inner, key: &StoreKey, ns: &str, name: &str, f: i
 }
 
 fn remove_finalizer(obj: &mut Value, f: &str) {
-    let fins: Vec<String> = meta::finalizers(obj).into_iter().filter(|x| x != f).collect();
+    let fins: Vec<String> = meta::finalizers(obj)
+        .into_iter()
+        .filter(|x| x != f)
+        .collect();
     meta::metadata_mut(obj).insert("finalizers".into(), json!(fins));
 }
 
@@ -80,7 +95,9 @@ fn namespaces(inner: &mut Inner) {
     for ns in terminating {
         let mut remaining = 0;
         for key in inner.store.keys() {
-            let Some(info) = info_for_key(inner, &key) else { continue };
+            let Some(info) = info_for_key(inner, &key) else {
+                continue;
+            };
             if !info.namespaced {
                 continue;
             }
@@ -91,7 +108,10 @@ fn namespaces(inner: &mut Inner) {
                 .map(|(k, _)| k.1.clone())
                 .collect();
             for name in names {
-                let still = inner.store.get(&key, &ns, &name).is_some_and(meta::is_deleting);
+                let still = inner
+                    .store
+                    .get(&key, &ns, &name)
+                    .is_some_and(meta::is_deleting);
                 if !still {
                     controller_delete(inner, &target(&info, &ns, &name), &ns, &name);
                 }
@@ -117,29 +137,44 @@ fn crds(inner: &mut Inner) {
         .store
         .iter(&crd_key)
         .filter(|(_, o)| meta::is_deleting(o))
-        .filter(|(_, o)| meta::finalizers(o).iter().any(|f| f == crate::crd::CLEANUP_FINALIZER))
+        .filter(|(_, o)| {
+            meta::finalizers(o)
+                .iter()
+                .any(|f| f == crate::crd::CLEANUP_FINALIZER)
+        })
         .map(|(k, o)| {
             (
                 k.1.clone(),
                 o["spec"]["group"].as_str().unwrap_or("").to_string(),
-                o["spec"]["names"]["plural"].as_str().unwrap_or("").to_string(),
+                o["spec"]["names"]["plural"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
             )
         })
         .collect();
     for (crd, group, plural) in deleting {
         let key = StoreKey::new(&group, &plural);
         let Some(info) = info_for_key(inner, &key) else {
-            controller_edit(inner, &crd_key, "", &crd, |o| remove_finalizer(o, crate::crd::CLEANUP_FINALIZER));
+            controller_edit(inner, &crd_key, "", &crd, |o| {
+                remove_finalizer(o, crate::crd::CLEANUP_FINALIZER)
+            });
             continue;
         };
         let objs: Vec<(String, String)> = inner.store.iter(&key).map(|(k, _)| k.clone()).collect();
         for (ns, name) in &objs {
-            if !inner.store.get(&key, ns, name).is_some_and(meta::is_deleting) {
+            if !inner
+                .store
+                .get(&key, ns, name)
+                .is_some_and(meta::is_deleting)
+            {
                 controller_delete(inner, &target(&info, ns, name), ns, name);
             }
         }
         if inner.store.count(&key) == 0 {
-            controller_edit(inner, &crd_key, "", &crd, |o| remove_finalizer(o, crate::crd::CLEANUP_FINALIZER));
+            controller_edit(inner, &crd_key, "", &crd, |o| {
+                remove_finalizer(o, crate::crd::CLEANUP_FINALIZER)
+            });
         }
     }
 }
@@ -204,7 +239,12 @@ fn garbage_collect(inner: &mut Inner) {
             });
             continue;
         }
-        if delete && !inner.store.get(key, ns, name).is_some_and(meta::is_deleting) {
+        if delete
+            && !inner
+                .store
+                .get(key, ns, name)
+                .is_some_and(meta::is_deleting)
+        {
             if let Some(info) = info_for_key(inner, key) {
                 controller_delete(inner, &target(&info, ns, name), ns, name);
             }
@@ -215,7 +255,9 @@ fn garbage_collect(inner: &mut Inner) {
         if orphaning {
             controller_edit(inner, &key, &ns, &name, |o| remove_finalizer(o, "orphan"));
         } else if foreground && !has_dependents.contains(&uid) {
-            controller_edit(inner, &key, &ns, &name, |o| remove_finalizer(o, "foregroundDeletion"));
+            controller_edit(inner, &key, &ns, &name, |o| {
+                remove_finalizer(o, "foregroundDeletion")
+            });
         }
     }
 }

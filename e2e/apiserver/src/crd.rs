@@ -44,10 +44,22 @@ pub fn prepare(obj: &mut Value, old: Option<&Value>) -> Result<(), Vec<Cause>> {
     if kind.is_empty() {
         causes.push(required("spec.names.kind"));
     }
-    if names.get("singular").and_then(Value::as_str).unwrap_or("").is_empty() && !kind.is_empty() {
+    if names
+        .get("singular")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+        && !kind.is_empty()
+    {
         names["singular"] = json!(kind.to_lowercase());
     }
-    if names.get("listKind").and_then(Value::as_str).unwrap_or("").is_empty() && !kind.is_empty() {
+    if names
+        .get("listKind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+        && !kind.is_empty()
+    {
         names["listKind"] = json!(format!("{kind}List"));
     }
     if !plural.is_empty() && !group.is_empty() && name != format!("{plural}.{group}") {
@@ -108,7 +120,9 @@ pub fn prepare(obj: &mut Value, old: Option<&Value>) -> Result<(), Vec<Cause>> {
                         causes.extend(cs);
                     }
                 } else {
-                    causes.push(required(&format!("spec.versions[{i}].schema.openAPIV3Schema")));
+                    causes.push(required(&format!(
+                        "spec.versions[{i}].schema.openAPIV3Schema"
+                    )));
                 }
             }
         }
@@ -121,7 +135,11 @@ pub fn prepare(obj: &mut Value, old: Option<&Value>) -> Result<(), Vec<Cause>> {
     let mut fins: Vec<String> = md
         .get("finalizers")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     if !md.contains_key("deletionTimestamp") && !fins.iter().any(|f| f == CLEANUP_FINALIZER) {
         fins.push(CLEANUP_FINALIZER.to_string());
@@ -145,13 +163,22 @@ fn establish(obj: &mut Value, old: Option<&Value>, storage: String) {
     let names = obj["spec"]["names"].clone();
     let mut stored: Vec<String> = prev_status
         .and_then(|s| s["storedVersions"].as_array())
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     if !stored.contains(&storage) {
         stored.push(storage);
     }
     let mut conditions = vec![
-        condition("NamesAccepted", "NoConflicts", "no conflicts found", prev_status),
+        condition(
+            "NamesAccepted",
+            "NoConflicts",
+            "no conflicts found",
+            prev_status,
+        ),
         condition(
             "Established",
             "InitialNamesAccepted",

@@ -90,7 +90,10 @@ fn group_v2(reg: &Registry, group: &str, versions: &[String]) -> Value {
 
 fn resource_list(reg: &Registry, group: &str, version: &str) -> Value {
     let mut resources = Vec::new();
-    for r in reg.all().filter(|r| r.group == group && r.version == version) {
+    for r in reg
+        .all()
+        .filter(|r| r.group == group && r.version == version)
+    {
         let mut v = json!({
             "name": r.plural,
             "singularName": r.singular,
@@ -171,7 +174,10 @@ pub fn serve(reg: &Registry, segs: &[&str], req: &Request) -> Reply {
                 .filter(|(g, _)| !g.is_empty())
                 .map(|(g, vs)| api_group(g, vs))
                 .collect();
-            Reply::json(200, &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": gs}))
+            Reply::json(
+                200,
+                &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": gs}),
+            )
         }
         ["api", "v1"] => Reply::json(200, &resource_list(reg, "", "v1")),
         ["apis", g] => match groups.iter().find(|(name, _)| name == g) {

@@ -164,7 +164,12 @@ impl ApiError {
         Self::new(
             422,
             "Invalid",
-            format!("{} \"{}\" is invalid: {}", s.qualified_kind(), s.name, summary),
+            format!(
+                "{} \"{}\" is invalid: {}",
+                s.qualified_kind(),
+                s.name,
+                summary
+            ),
         )
         .with_details(details)
     }
@@ -192,10 +197,7 @@ impl ApiError {
         Self::new(
             500,
             "InternalError",
-            format!(
-                "Internal error occurred: {}",
-                message.into()
-            ),
+            format!("Internal error occurred: {}", message.into()),
         )
     }
     pub fn too_many_requests() -> Self {

@@ -45,7 +45,9 @@ pub fn core_to_v1(core: &Value) -> Value {
         if o.get("deprecatedCount").and_then(Value::as_i64) == Some(0) {
             o.remove("deprecatedCount");
         }
-        if o.get("deprecatedSource").is_some_and(|s| s.as_object().is_some_and(Map::is_empty)) {
+        if o.get("deprecatedSource")
+            .is_some_and(|s| s.as_object().is_some_and(Map::is_empty))
+        {
             o.remove("deprecatedSource");
         }
         for k in ["deprecatedFirstTimestamp", "deprecatedLastTimestamp"] {
@@ -99,7 +101,11 @@ fn too_long(obj: &Value, field: &str, max: usize, causes: &mut Vec<Cause>) {
 pub fn validate_v1(obj: &Value, old: Option<&Value>) -> Result<(), Vec<Cause>> {
     let mut causes = Vec::new();
     if obj.get("eventTime").is_none_or(Value::is_null) {
-        causes.push(Cause::new("FieldValueRequired", "Required value", "eventTime"));
+        causes.push(Cause::new(
+            "FieldValueRequired",
+            "Required value",
+            "eventTime",
+        ));
     }
     match obj.get("type").and_then(Value::as_str) {
         Some("Normal") | Some("Warning") => {}
@@ -107,7 +113,9 @@ pub fn validate_v1(obj: &Value, old: Option<&Value>) -> Result<(), Vec<Cause>> {
             "FieldValueNotSupported",
             format!(
                 "Unsupported value: {}: supported values: \"Normal\", \"Warning\"",
-                other.map(|s| format!("{s:?}")).unwrap_or_else(|| "\"\"".into())
+                other
+                    .map(|s| format!("{s:?}"))
+                    .unwrap_or_else(|| "\"\"".into())
             ),
             "type",
         )),
@@ -149,10 +157,19 @@ pub fn validate_v1(obj: &Value, old: Option<&Value>) -> Result<(), Vec<Cause>> {
             Some(_) => true,
         };
         if set {
-            causes.push(Cause::new("FieldValueInvalid", "Invalid value: must be unset", f));
+            causes.push(Cause::new(
+                "FieldValueInvalid",
+                "Invalid value: must be unset",
+                f,
+            ));
         }
     }
-    if obj.get("deprecatedCount").and_then(Value::as_i64).unwrap_or(0) != 0 {
+    if obj
+        .get("deprecatedCount")
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+        != 0
+    {
         causes.push(Cause::new(
             "FieldValueInvalid",
             "Invalid value: must be unset",
@@ -165,7 +182,10 @@ pub fn validate_v1(obj: &Value, old: Option<&Value>) -> Result<(), Vec<Cause>> {
                 if series["count"].as_i64().unwrap_or(0) < 2 {
                     causes.push(Cause::new(
                         "FieldValueInvalid",
-                        format!("Invalid value: {}: should be at least 2", series["count"].as_i64().unwrap_or(0)),
+                        format!(
+                            "Invalid value: {}: should be at least 2",
+                            series["count"].as_i64().unwrap_or(0)
+                        ),
                         "series.count",
                     ));
                 }
@@ -216,7 +236,8 @@ mod tests {
 
     #[test]
     fn round_trip_renames() {
-        let v1 = json!({"regarding":{"name":"w"},"note":"hi","reportingController":"c","eventTime":"t"});
+        let v1 =
+            json!({"regarding":{"name":"w"},"note":"hi","reportingController":"c","eventTime":"t"});
         let core = v1_to_core(&v1);
         assert_eq!(core["involvedObject"]["name"], "w");
         assert_eq!(core["message"], "hi");

@@ -163,7 +163,9 @@ impl TestHooks {
             .lock()
             .unwrap()
             .iter()
-            .filter(|r| (verb == "*" || r.verb == verb) && (resource == "*" || r.resource == resource))
+            .filter(|r| {
+                (verb == "*" || r.verb == verb) && (resource == "*" || r.resource == resource)
+            })
             .count()
     }
 

@@ -58,7 +58,12 @@ pub fn omit_empty(obj: &mut Value) {
                 md.remove(key);
             }
         }
-        for key in ["deletionTimestamp", "creationTimestamp", "deletionGracePeriodSeconds", "generation"] {
+        for key in [
+            "deletionTimestamp",
+            "creationTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
             if matches!(md.get(key), Some(Value::Null)) {
                 md.remove(key);
             }
@@ -85,7 +90,9 @@ pub fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
 }
 
 pub fn meta_str<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    metadata(obj).and_then(|m| m.get(key)).and_then(Value::as_str)
+    metadata(obj)
+        .and_then(|m| m.get(key))
+        .and_then(Value::as_str)
 }
 
 pub fn name_of(obj: &Value) -> &str {

@@ -44,11 +44,17 @@ fn operations(r: &ResourceInfo, item: bool, status: bool) -> Value {
         common.push(json!({"name": "namespace", "in": "path", "required": true, "schema": {"type": "string"}}));
     }
     if item {
-        common.push(json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}));
+        common.push(
+            json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}),
+        );
     }
     let write_params = |extra: &[Value]| {
         let mut ps = common.clone();
-        ps.push(param("dryRun", "query", "When present, indicates that modifications should not be persisted."));
+        ps.push(param(
+            "dryRun",
+            "query",
+            "When present, indicates that modifications should not be persisted.",
+        ));
         ps.push(param("fieldManager", "query", "fieldManager is a name associated with the actor or entity that is making these changes."));
         ps.push(param("fieldValidation", "query", "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields. Valid values are: Ignore, Warn, Strict."));
         ps.extend(extra.iter().cloned());
@@ -63,7 +69,10 @@ fn operations(r: &ResourceInfo, item: bool, status: bool) -> Value {
         content.insert("application/json-patch+json".into(), patch_schema.clone());
         content.insert("application/merge-patch+json".into(), patch_schema.clone());
         if r.supports_smp() {
-            content.insert("application/strategic-merge-patch+json".into(), patch_schema);
+            content.insert(
+                "application/strategic-merge-patch+json".into(),
+                patch_schema,
+            );
         }
         ops.insert("patch".into(), json!({
             "operationId": format!("patch{}", r.kind),
@@ -108,7 +117,10 @@ pub fn document(reg: &Registry, group: &str, version: &str) -> Option<Value> {
         paths.insert(prefix.clone(), operations(r, false, false));
         paths.insert(format!("{prefix}/{{name}}"), operations(r, true, false));
         if r.has_status {
-            paths.insert(format!("{prefix}/{{name}}/status"), operations(r, true, true));
+            paths.insert(
+                format!("{prefix}/{{name}}/status"),
+                operations(r, true, true),
+            );
         }
         let gvk = json!([{"group": r.group, "version": r.version, "kind": r.kind}]);
         let mut schema = match r.custom() {
@@ -116,7 +128,9 @@ pub fn document(reg: &Registry, group: &str, version: &str) -> Option<Value> {
             _ => json!({"type": "object"}),
         };
         if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
-            props.entry("apiVersion").or_insert(json!({"type": "string"}));
+            props
+                .entry("apiVersion")
+                .or_insert(json!({"type": "string"}));
             props.entry("kind").or_insert(json!({"type": "string"}));
             props.insert("metadata".into(), json!({"type": "object"}));
         }
@@ -143,12 +157,16 @@ pub fn serve(reg: &Registry, rest: &[&str], req: &Request) -> Reply {
                 if let Some(doc) = document(reg, &g, &v) {
                     let h = hash(&serde_json::to_vec(&doc).unwrap_or_default());
                     let p = gv_path(&g, &v);
-                    paths.insert(p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={h}")}));
+                    paths.insert(
+                        p.clone(),
+                        json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={h}")}),
+                    );
                 }
             }
         }
         let mut r = Reply::json(200, &json!({"paths": paths}));
-        r.headers.push(("Cache-Control".into(), "no-cache, private".into()));
+        r.headers
+            .push(("Cache-Control".into(), "no-cache, private".into()));
         return r;
     }
     let (group, version) = match rest {

@@ -162,10 +162,46 @@ fn builtin(
 /// The built-in resources served.
 pub fn builtins() -> Vec<ResourceInfo> {
     vec![
-        builtin("", "v1", "Namespace", "namespaces", false, &["ns"], true, Builtin::Namespace),
-        builtin("", "v1", "Secret", "secrets", true, &[], false, Builtin::Secret),
-        builtin("", "v1", "ConfigMap", "configmaps", true, &["cm"], false, Builtin::ConfigMap),
-        builtin("", "v1", "Event", "events", true, &["ev"], false, Builtin::CoreEvent),
+        builtin(
+            "",
+            "v1",
+            "Namespace",
+            "namespaces",
+            false,
+            &["ns"],
+            true,
+            Builtin::Namespace,
+        ),
+        builtin(
+            "",
+            "v1",
+            "Secret",
+            "secrets",
+            true,
+            &[],
+            false,
+            Builtin::Secret,
+        ),
+        builtin(
+            "",
+            "v1",
+            "ConfigMap",
+            "configmaps",
+            true,
+            &["cm"],
+            false,
+            Builtin::ConfigMap,
+        ),
+        builtin(
+            "",
+            "v1",
+            "Event",
+            "events",
+            true,
+            &["ev"],
+            false,
+            Builtin::CoreEvent,
+        ),
         builtin(
             "events.k8s.io",
             "v1",
@@ -176,7 +212,16 @@ pub fn builtins() -> Vec<ResourceInfo> {
             false,
             Builtin::EventsV1Event,
         ),
-        builtin("coordination.k8s.io", "v1", "Lease", "leases", true, &[], false, Builtin::Lease),
+        builtin(
+            "coordination.k8s.io",
+            "v1",
+            "Lease",
+            "leases",
+            true,
+            &[],
+            false,
+            Builtin::Lease,
+        ),
         {
             let mut r = builtin(
                 "apiextensions.k8s.io",

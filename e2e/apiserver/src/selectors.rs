@@ -94,10 +94,16 @@ impl LabelSelector {
             } else if let Some(i) = p.find('=') {
                 (&p[..i], Op::Eq(p[i + 1..].trim().to_string()))
             } else if let Some(i) = p.find('>') {
-                let n = p[i + 1..].trim().parse().map_err(|_| format!("invalid integer in {p:?}"))?;
+                let n = p[i + 1..]
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("invalid integer in {p:?}"))?;
                 (&p[..i], Op::Gt(n))
             } else if let Some(i) = p.find('<') {
-                let n = p[i + 1..].trim().parse().map_err(|_| format!("invalid integer in {p:?}"))?;
+                let n = p[i + 1..]
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("invalid integer in {p:?}"))?;
                 (&p[..i], Op::Lt(n))
             } else if let Some(i) = p.find(" notin") {
                 (&p[..i], Op::NotIn(parse_set(&p[i + 6..])?))
@@ -134,8 +140,12 @@ impl LabelSelector {
                 Op::NotIn(xs) => !v.is_some_and(|v| xs.iter().any(|x| x == v)),
                 Op::Exists => v.is_some(),
                 Op::NotExists => v.is_none(),
-                Op::Gt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v > *n),
-                Op::Lt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v < *n),
+                Op::Gt(n) => v
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_some_and(|v| v > *n),
+                Op::Lt(n) => v
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_some_and(|v| v < *n),
             }
         })
     }

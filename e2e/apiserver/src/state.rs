@@ -130,7 +130,11 @@ impl Registry {
             let namespaced = spec["scope"].as_str() != Some("Cluster");
             let strs = |v: &Value| -> Vec<String> {
                 v.as_array()
-                    .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|s| s.as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default()
             };
             let mut versions: Vec<&Value> = spec["versions"]

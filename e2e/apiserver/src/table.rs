@@ -15,7 +15,10 @@ pub fn table(info: &ResourceInfo, objects: &[Value], list_meta: &Value) -> Value
         "priority": 0,
     })];
     let mut paths: Vec<(String, String)> = Vec::new();
-    let printer = info.custom().map(|c| c.printer_columns.clone()).unwrap_or_default();
+    let printer = info
+        .custom()
+        .map(|c| c.printer_columns.clone())
+        .unwrap_or_default();
     if printer.is_empty() {
         columns.push(json!({
             "name": "Age",
@@ -75,8 +78,13 @@ fn cell(obj: &Value, path: &str, ty: &str, now: chrono::DateTime<chrono::Utc>) -
         "integer" => results[0].as_i64().map(Value::from).unwrap_or(Value::Null),
         "number" => results[0].as_f64().map(Value::from).unwrap_or(Value::Null),
         "boolean" => results[0].as_bool().map(Value::from).unwrap_or(Value::Null),
-        "date" => match results[0].as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()) {
-            Some(t) => json!(human_duration(now.signed_duration_since(t.with_timezone(&chrono::Utc)))),
+        "date" => match results[0]
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        {
+            Some(t) => json!(human_duration(
+                now.signed_duration_since(t.with_timezone(&chrono::Utc))
+            )),
             None => Value::Null,
         },
         _ => {
@@ -194,13 +202,16 @@ fn parse_path(path: &str) -> Vec<Step> {
                     steps.push(Step::All);
                 } else if let Ok(i) = inner.parse() {
                     steps.push(Step::Index(i));
-                } else if let Some(f) = inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) {
+                } else if let Some(f) = inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')'))
+                {
                     if let Some((k, v)) = f.split_once("==") {
                         let v = v.trim().trim_matches('"').trim_matches('\'').to_string();
                         steps.push(Step::Filter(k.trim().to_string(), v));
                     }
                 } else {
-                    steps.push(Step::Field(inner.trim_matches('\'').trim_matches('"').to_string()));
+                    steps.push(Step::Field(
+                        inner.trim_matches('\'').trim_matches('"').to_string(),
+                    ));
                 }
             }
             _ => cur.push(c),
@@ -278,7 +289,10 @@ mod tests {
     fn jsonpath_subset() {
         let o = json!({"spec":{"n":3},"status":{"conditions":[{"type":"A","status":"False"},{"type":"Ready","status":"True"}]}});
         assert_eq!(jsonpath(&o, ".spec.n"), vec![json!(3)]);
-        assert_eq!(jsonpath(&o, ".status.conditions[?(@.type==\"Ready\")].status"), vec![json!("True")]);
+        assert_eq!(
+            jsonpath(&o, ".status.conditions[?(@.type==\"Ready\")].status"),
+            vec![json!("True")]
+        );
         assert_eq!(jsonpath(&o, ".status.conditions[*].type").len(), 2);
         assert!(jsonpath(&o, ".spec.missing").is_empty());
     }

@@ -64,8 +64,12 @@ impl Filter {
         }
         let old_match = c.old.as_ref().is_some_and(|o| self.matches(o));
         match c.etype {
-            EventType::Added => self.matches(&c.object).then_some(("ADDED", std::borrow::Cow::Borrowed(&c.object))),
-            EventType::Deleted => old_match.then_some(("DELETED", std::borrow::Cow::Borrowed(&c.object))),
+            EventType::Added => self
+                .matches(&c.object)
+                .then_some(("ADDED", std::borrow::Cow::Borrowed(&c.object))),
+            EventType::Deleted => {
+                old_match.then_some(("DELETED", std::borrow::Cow::Borrowed(&c.object)))
+            }
             EventType::Modified => {
                 let cur = self.matches(&c.object);
                 match (old_match, cur) {
@@ -73,10 +77,8 @@ impl Filter {
                     (false, true) => Some(("ADDED", std::borrow::Cow::Borrowed(&c.object))),
                     (true, false) => {
                         let mut prev = c.old.clone().unwrap();
-                        crate::meta::metadata_mut(&mut prev).insert(
-                            "resourceVersion".into(),
-                            json!(c.rv.to_string()),
-                        );
+                        crate::meta::metadata_mut(&mut prev)
+                            .insert("resourceVersion".into(), json!(c.rv.to_string()));
                         Some(("DELETED", std::borrow::Cow::Owned(prev)))
                     }
                     (false, false) => None,
@@ -90,9 +92,15 @@ impl Filter {
             md["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
         let (av, kind) = if self.repr == Repr::PartialMeta {
-            ("meta.k8s.io/v1".to_string(), "PartialObjectMetadata".to_string())
+            (
+                "meta.k8s.io/v1".to_string(),
+                "PartialObjectMetadata".to_string(),
+            )
         } else {
-            (self.target.info.api_version(), self.target.info.kind.clone())
+            (
+                self.target.info.api_version(),
+                self.target.info.kind.clone(),
+            )
         };
         json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": av, "metadata": md}})
     }
@@ -106,9 +114,16 @@ fn line(v: &Value) -> Bytes {
 
 enum Start {
     /// Synthetic ADDED for these (stored) objects, then changes after `rv`.
-    Initial { objects: Vec<Value>, rv: u64, end_bookmark: bool },
+    Initial {
+        objects: Vec<Value>,
+        rv: u64,
+        end_bookmark: bool,
+    },
     /// Replay these history entries, then live changes.
-    Exact { backlog: Vec<Arc<Committed>>, rv: u64 },
+    Exact {
+        backlog: Vec<Arc<Committed>>,
+        rv: u64,
+    },
     /// The RV is compacted: one 410 ERROR event.
     Expired { rv: u64, floor: u64 },
 }
@@ -257,8 +272,14 @@ async fn run(
     let mut last_rv;
     match start {
         Start::Expired { rv, floor } => {
-            let status = ApiError::gone(format!("too old resource version: {rv} ({floor})")).to_status();
-            let _ = send(&shared, &mut tx, &json!({"type": "ERROR", "object": status})).await;
+            let status =
+                ApiError::gone(format!("too old resource version: {rv} ({floor})")).to_status();
+            let _ = send(
+                &shared,
+                &mut tx,
+                &json!({"type": "ERROR", "object": status}),
+            )
+            .await;
             return;
         }
         Start::Initial {
@@ -267,7 +288,13 @@ async fn run(
             end_bookmark,
         } => {
             for o in &objects {
-                if !send(&shared, &mut tx, &json!({"type": "ADDED", "object": filter.render(o)})).await {
+                if !send(
+                    &shared,
+                    &mut tx,
+                    &json!({"type": "ADDED", "object": filter.render(o)}),
+                )
+                .await
+                {
                     return;
                 }
             }
@@ -281,7 +308,13 @@ async fn run(
             for c in backlog {
                 last_rv = c.rv;
                 if let Some((ty, obj)) = filter.convert(&c) {
-                    if !send(&shared, &mut tx, &json!({"type": ty, "object": filter.render(&obj)})).await {
+                    if !send(
+                        &shared,
+                        &mut tx,
+                        &json!({"type": ty, "object": filter.render(&obj)}),
+                    )
+                    .await
+                    {
                         return;
                     }
                 }

@@ -32,7 +32,9 @@ fn delete_opts(req: &Request) -> ApiResult<DeleteOpts> {
         .unwrap_or(false)
         || q.get("dryRun") == Some("All");
     if let Some(d) = q.get("dryRun").filter(|d| !d.is_empty() && *d != "All") {
-        return Err(ApiError::bad_request(format!("Unsupported value: \"{d}\": supported values: \"All\"")));
+        return Err(ApiError::bad_request(format!(
+            "Unsupported value: \"{d}\": supported values: \"All\""
+        )));
     }
     let propagation = body["propagationPolicy"]
         .as_str()
@@ -86,7 +88,9 @@ fn delete_locked(
         if uid != have {
             return Err(ApiError::conflict_msg(
                 &subject,
-                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"),
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"
+                ),
             ));
         }
     }

@@ -80,23 +80,12 @@ pub fn selectors(req: &Request, info: &ResourceInfo) -> ApiResult<(LabelSelector
     let fs = FieldSelector::parse(req.query.get("fieldSelector").unwrap_or(""), &|f| {
         field_supported(info, f)
     })
-    .map_err(|e| {
-        ApiError::bad_request(if e.starts_with("field label") {
-            format!("{e}")
-        } else {
-            e
-        })
-    })?;
+    .map_err(ApiError::bad_request)?;
     Ok((ls, fs))
 }
 
 /// Whether a stored object is selected by the namespace and selectors.
-pub fn selected(
-    obj: &Value,
-    ns: Option<&str>,
-    ls: &LabelSelector,
-    fs: &FieldSelector,
-) -> bool {
+pub fn selected(obj: &Value, ns: Option<&str>, ls: &LabelSelector, fs: &FieldSelector) -> bool {
     if let Some(ns) = ns {
         if crate::meta::namespace_of(obj) != ns {
             return false;
@@ -161,7 +150,9 @@ pub fn list(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Reply>
             return Err(list_options_invalid(
                 "resourceVersionMatch",
                 "FieldValueNotSupported",
-                &format!("Unsupported value: \"{m}\": supported values: \"Exact\", \"NotOlderThan\""),
+                &format!(
+                    "Unsupported value: \"{m}\": supported values: \"Exact\", \"NotOlderThan\""
+                ),
             ));
         }
     }
@@ -248,7 +239,10 @@ pub fn list(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Reply>
                 }
             }
         } else {
-            let snap = inner.store.snapshot_at(&key, snap_rv).ok_or_else(expired_token)?;
+            let snap = inner
+                .store
+                .snapshot_at(&key, snap_rv)
+                .ok_or_else(expired_token)?;
             for (k, obj) in snap.iter() {
                 if !consider(k, obj) {
                     break;

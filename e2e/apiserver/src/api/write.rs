@@ -80,7 +80,8 @@ pub fn write_opts(req: &Request, kind: &str) -> ApiResult<WriteOpts> {
     } else {
         fm.to_string()
     };
-    let fv = ext::parse_field_validation(q.get("fieldValidation")).map_err(ApiError::bad_request)?;
+    let fv =
+        ext::parse_field_validation(q.get("fieldValidation")).map_err(ApiError::bad_request)?;
     Ok(WriteOpts {
         dry_run,
         manager,
@@ -90,7 +91,11 @@ pub fn write_opts(req: &Request, kind: &str) -> ApiResult<WriteOpts> {
 }
 
 /// Decode a JSON body, handling duplicate fields per `fieldValidation`.
-fn decode_json(req: &Request, info_kind: &str, fv: FieldValidation) -> ApiResult<(Value, Vec<String>)> {
+fn decode_json(
+    req: &Request,
+    info_kind: &str,
+    fv: FieldValidation,
+) -> ApiResult<(Value, Vec<String>)> {
     let v: Value = serde_json::from_slice(&req.body).map_err(|e| {
         ApiError::bad_request(format!(
             "the object provided is unrecognized (must be of type {info_kind}): couldn't get version/kind; json parse error: {e}"
@@ -100,7 +105,10 @@ fn decode_json(req: &Request, info_kind: &str, fv: FieldValidation) -> ApiResult
     if fv != FieldValidation::Ignore {
         let dups = ext::duplicate_fields(&req.body);
         if !dups.is_empty() {
-            let texts: Vec<String> = dups.iter().map(|d| format!("duplicate field \"{d}\"")).collect();
+            let texts: Vec<String> = dups
+                .iter()
+                .map(|d| format!("duplicate field \"{d}\""))
+                .collect();
             if fv == FieldValidation::Strict {
                 return Err(ApiError::bad_request(format!(
                     "strict decoding error: {}",
@@ -202,7 +210,10 @@ fn prune_unknown(t: &Target, obj: &mut Value, fv: FieldValidation) -> ApiResult<
             unknown.push(k);
         }
     }
-    let texts: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+    let texts: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
     match fv {
         FieldValidation::Strict if !texts.is_empty() => Err(ApiError::bad_request(format!(
             "strict decoding error: {}",
@@ -216,7 +227,9 @@ fn prune_unknown(t: &Target, obj: &mut Value, fv: FieldValidation) -> ApiResult<
 /// Check (and fill, for built-ins) `apiVersion` and `kind`.
 fn check_type_meta(t: &Target, obj: &mut Value) -> ApiResult<()> {
     let Some(o) = obj.as_object_mut() else {
-        return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the body of the request must be a JSON object",
+        ));
     };
     let want_av = t.info.api_version();
     match o.get("apiVersion").and_then(Value::as_str) {
@@ -382,14 +395,22 @@ fn admit(
                     data[&k] = json!(base64::engine::general_purpose::STANDARD.encode(s));
                 }
             }
-            if o.get("type").and_then(Value::as_str).unwrap_or("").is_empty() {
+            if o.get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty()
+            {
                 o.insert("type".into(), json!("Opaque"));
             }
             if let Some(old) = old {
                 if old.get("type") != o.get("type") {
                     return Err(ApiError::invalid(
                         &subject,
-                        vec![Cause::new("FieldValueInvalid", format!("Invalid value: {}: field is immutable", o["type"]), "type")],
+                        vec![Cause::new(
+                            "FieldValueInvalid",
+                            format!("Invalid value: {}: field is immutable", o["type"]),
+                            "type",
+                        )],
                     ));
                 }
             }
@@ -403,12 +424,18 @@ fn validate_metadata(t: &Target, obj: &Value) -> Vec<Cause> {
     let name = meta::name_of(obj);
     let mut causes = if t.info.builtin() == Some(Builtin::Namespace) {
         meta::dns1123_label_errors("metadata.name", name)
-    } else if t.info.builtin().is_some_and(|b| {
-        matches!(b, Builtin::CoreEvent | Builtin::EventsV1Event)
-    }) {
+    } else if t
+        .info
+        .builtin()
+        .is_some_and(|b| matches!(b, Builtin::CoreEvent | Builtin::EventsV1Event))
+    {
         // Event names are only checked to be path-segment safe.
         if name.is_empty() || name.contains('/') || name.contains('%') {
-            vec![Cause::new("FieldValueInvalid", format!("Invalid value: {name:?}: may not contain '/'"), "metadata.name")]
+            vec![Cause::new(
+                "FieldValueInvalid",
+                format!("Invalid value: {name:?}: may not contain '/'"),
+                "metadata.name",
+            )]
         } else {
             vec![]
         }
@@ -474,7 +501,11 @@ pub fn create_locked(
     }
     {
         let md = metadata_mut(&mut obj);
-        let name = md.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        let name = md
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if name.is_empty() {
             match md.get("generateName").and_then(Value::as_str) {
                 Some(prefix) if !prefix.is_empty() => {
@@ -519,12 +550,17 @@ pub fn create_locked(
         obj.as_object_mut().unwrap().remove("status");
     }
     if !managed_done {
-        with_fm(t, &opts.manager, |input| ext::record_update(None, &mut obj, input));
+        with_fm(t, &opts.manager, |input| {
+            ext::record_update(None, &mut obj, input)
+        });
     }
     let mut warnings = admit(inner, t, &mut obj, None, opts.fv)?;
     let causes = validate_metadata(t, &obj);
     if !causes.is_empty() {
-        return Err(ApiError::invalid(&t.info.subject(meta::name_of(&obj)), causes));
+        return Err(ApiError::invalid(
+            &t.info.subject(meta::name_of(&obj)),
+            causes,
+        ));
     }
     warnings.extend(finalizer_warnings(t, &obj));
     let name = meta::name_of(&obj).to_string();
@@ -554,7 +590,9 @@ pub fn update(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Repl
         .get(&t.info.store_key(), t.ns(), t.name())
         .map(|v| present(&t.info, v))
         .ok_or_else(|| ApiError::not_found(&t.info.subject(t.name())))?;
-    let live_rv = meta::meta_str(&live, "resourceVersion").unwrap_or("").to_string();
+    let live_rv = meta::meta_str(&live, "resourceVersion")
+        .unwrap_or("")
+        .to_string();
     match meta::meta_str(&obj, "resourceVersion").filter(|s| !s.is_empty()) {
         None if !t.info.allow_unconditional_update() => {
             return Err(ApiError::invalid(
@@ -569,10 +607,54 @@ pub fn update(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Repl
         Some(rv) if rv != live_rv => return Err(ApiError::conflict(&t.info.subject(t.name()))),
         _ => {}
     }
-    with_fm(t, &opts.manager, |input| ext::record_update(Some(&live), &mut obj, input));
+    restore_server_fields(t, &live, &mut obj)?;
+    with_fm(t, &opts.manager, |input| {
+        ext::record_update(Some(&live), &mut obj, input)
+    });
     let (out, w) = finish_update(&mut inner, t, &live, obj, &opts)?;
     warnings.extend(w);
     Ok(Reply::json(200, &out).with_warnings(&warnings))
+}
+
+/// Server-owned metadata comes from the live object (`BeforeUpdate`); a
+/// different uid is rejected.
+pub fn restore_server_fields(t: &Target, live: &Value, new: &mut Value) -> ApiResult<()> {
+    let subject = t.info.subject(t.name());
+    {
+        let lmd = meta::metadata(live).cloned().unwrap_or_default();
+        let md = metadata_mut(new);
+        if let Some(uid) = md.get("uid").and_then(Value::as_str) {
+            if !uid.is_empty() && Some(uid) != lmd.get("uid").and_then(Value::as_str) {
+                return Err(ApiError::invalid(
+                    &subject,
+                    vec![Cause::new(
+                        "FieldValueInvalid",
+                        format!("Invalid value: {uid:?}: field is immutable"),
+                        "metadata.uid",
+                    )],
+                ));
+            }
+        }
+        for k in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "resourceVersion",
+        ] {
+            match lmd.get(k) {
+                Some(v) => {
+                    md.insert(k.into(), v.clone());
+                }
+                None => {
+                    md.remove(k);
+                }
+            }
+        }
+        md.remove("selfLink");
+    }
+    Ok(())
 }
 
 /// `obj` without `metadata.resourceVersion` and managedFields timestamps,
@@ -626,7 +708,9 @@ pub fn finish_update(
                 base.as_object_mut().unwrap().remove("status");
             }
         }
-        let mf = meta::metadata(&new).and_then(|m| m.get("managedFields")).cloned();
+        let mf = meta::metadata(&new)
+            .and_then(|m| m.get("managedFields"))
+            .cloned();
         match mf {
             Some(mf) => {
                 metadata_mut(&mut base).insert("managedFields".into(), mf);
@@ -644,41 +728,7 @@ pub fn finish_update(
             }
         }
     }
-    // Server-owned metadata.
-    {
-        let lmd = meta::metadata(live).cloned().unwrap_or_default();
-        let md = metadata_mut(&mut new);
-        if let Some(uid) = md.get("uid").and_then(Value::as_str) {
-            if !uid.is_empty() && Some(uid) != lmd.get("uid").and_then(Value::as_str) {
-                return Err(ApiError::invalid(
-                    &subject,
-                    vec![Cause::new(
-                        "FieldValueInvalid",
-                        format!("Invalid value: {uid:?}: field is immutable"),
-                        "metadata.uid",
-                    )],
-                ));
-            }
-        }
-        for k in [
-            "uid",
-            "creationTimestamp",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "generation",
-            "resourceVersion",
-        ] {
-            match lmd.get(k) {
-                Some(v) => {
-                    md.insert(k.into(), v.clone());
-                }
-                None => {
-                    md.remove(k);
-                }
-            }
-        }
-        md.remove("selfLink");
-    }
+    restore_server_fields(t, live, &mut new)?;
     let mut warnings = admit(inner, t, &mut new, Some(live), opts.fv)?;
     let causes = validate_metadata(t, &new);
     if !causes.is_empty() {
@@ -691,7 +741,11 @@ pub fn finish_update(
             .filter(|f| !old_f.contains(f))
             .collect();
         if !added.is_empty() {
-            let list = added.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>().join(", ");
+            let list = added
+                .iter()
+                .map(|f| format!("{f:?}"))
+                .collect::<Vec<_>>()
+                .join(", ");
             return Err(ApiError::invalid(
                 &subject,
                 vec![Cause::new(
@@ -706,7 +760,8 @@ pub fn finish_update(
         warnings.extend(finalizer_warnings(t, &new));
     }
     if t.info.tracks_generation()
-        && generation_relevant(live, t.info.has_status) != generation_relevant(&new, t.info.has_status)
+        && generation_relevant(live, t.info.has_status)
+            != generation_relevant(&new, t.info.has_status)
     {
         let g = live["metadata"]["generation"].as_i64().unwrap_or(0);
         metadata_mut(&mut new).insert("generation".into(), json!(g + 1));
@@ -719,7 +774,8 @@ pub fn finish_update(
     if opts.dry_run {
         return Ok((new, warnings));
     }
-    if meta::is_deleting(&new) && meta::finalizers(&new).is_empty() && !has_spec_finalizers(t, &new) {
+    if meta::is_deleting(&new) && meta::finalizers(&new).is_empty() && !has_spec_finalizers(t, &new)
+    {
         let key = t.info.store_key();
         if let Some(last) = inner.store.delete(&key, t.ns(), t.name()) {
             after_commit(inner, &key);
@@ -737,7 +793,9 @@ pub fn finish_update(
 /// Namespaces also wait for `spec.finalizers`.
 pub fn has_spec_finalizers(t: &Target, obj: &Value) -> bool {
     t.info.builtin() == Some(Builtin::Namespace)
-        && obj["spec"]["finalizers"].as_array().is_some_and(|a| !a.is_empty())
+        && obj["spec"]["finalizers"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
 }
 
 #[derive(PartialEq)]
@@ -853,16 +911,22 @@ pub fn patch(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Reply
     }
 
     let live = live.ok_or_else(|| ApiError::not_found(&subject))?;
-    let live_rv = meta::meta_str(&live, "resourceVersion").unwrap_or("").to_string();
+    let live_rv = meta::meta_str(&live, "resourceVersion")
+        .unwrap_or("")
+        .to_string();
     let mut new = live.clone();
     match kind {
         PatchKind::Merge => {
             if !patch_doc.is_object() {
-                return Err(ApiError::bad_request("json: cannot unmarshal into Go value of type map[string]interface {}"));
+                return Err(ApiError::bad_request(
+                    "json: cannot unmarshal into Go value of type map[string]interface {}",
+                ));
             }
             ext::merge_patch(&mut new, &patch_doc)
         }
-        PatchKind::Strategic => ext::strategic_merge_patch(&mut new, &patch_doc).map_err(patch_error)?,
+        PatchKind::Strategic => {
+            ext::strategic_merge_patch(&mut new, &patch_doc).map_err(patch_error)?
+        }
         PatchKind::Json => new = ext::json_patch(&live, &patch_doc).map_err(patch_error)?,
         PatchKind::Apply => unreachable!(),
     }
@@ -872,12 +936,17 @@ pub fn patch(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Reply
         _ => {}
     }
     if !new.is_object() {
-        return Err(ApiError::bad_request("the patched object is not a JSON object"));
+        return Err(ApiError::bad_request(
+            "the patched object is not a JSON object",
+        ));
     }
     check_type_meta(t, &mut new)?;
     check_name_ns(t, &mut new, true)?;
     warnings.extend(prune_unknown(t, &mut new, opts.fv)?);
-    with_fm(t, &opts.manager, |input| ext::record_update(Some(&live), &mut new, input));
+    restore_server_fields(t, &live, &mut new)?;
+    with_fm(t, &opts.manager, |input| {
+        ext::record_update(Some(&live), &mut new, input)
+    });
     let (out, w) = finish_update(&mut inner, t, &live, new, &opts)?;
     warnings.extend(w);
     Ok(Reply::json(200, &out).with_warnings(&warnings))
@@ -896,7 +965,10 @@ fn apply_error(e: ext::ApplyError) -> ApiError {
     ApiError {
         code,
         reason: status["reason"].as_str().unwrap_or("").to_string(),
-        message: status["message"].as_str().unwrap_or(&e.to_string()).to_string(),
+        message: status["message"]
+            .as_str()
+            .unwrap_or(&e.to_string())
+            .to_string(),
         details: status.get("details").cloned(),
         headers: vec![],
     }

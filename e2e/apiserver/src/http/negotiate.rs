@@ -61,7 +61,9 @@ mod tests {
             Some(Repr::Table)
         );
         assert_eq!(
-            negotiate(Some("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")),
+            negotiate(Some(
+                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+            )),
             Some(Repr::PartialMetaList)
         );
         assert_eq!(

@@ -25,7 +25,10 @@ impl Query {
     }
     /// `true`/`1` → true (Go `strconv.ParseBool` subset).
     pub fn flag(&self, k: &str) -> bool {
-        matches!(self.get(k), Some("true" | "1" | "True" | "TRUE" | "t" | "T"))
+        matches!(
+            self.get(k),
+            Some("true" | "1" | "True" | "TRUE" | "t" | "T")
+        )
     }
     pub fn has(&self, k: &str) -> bool {
         self.map.contains_key(k)

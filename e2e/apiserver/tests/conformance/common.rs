@@ -107,15 +107,24 @@ pub fn crd_api(client: &Client) -> Api<DynamicObject> {
 
 pub async fn install(client: &Client, crd: Value) {
     let obj: DynamicObject = serde_json::from_value(crd).unwrap();
-    crd_api(client).create(&PostParams::default(), &obj).await.expect("create CRD");
+    crd_api(client)
+        .create(&PostParams::default(), &obj)
+        .await
+        .expect("create CRD");
 }
 
 pub fn widget_ar() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("example.com", "v1", "Widget"), "widgets")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("example.com", "v1", "Widget"),
+        "widgets",
+    )
 }
 
 pub fn gadget_ar() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("example.com", "v1", "Gadget"), "gadgets")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("example.com", "v1", "Gadget"),
+        "gadgets",
+    )
 }
 
 pub async fn widgets(client: &Client) -> Api<DynamicObject> {
@@ -179,9 +188,19 @@ impl Raw {
 }
 
 /// One request with `Connection: close`; decodes chunked bodies.
-pub async fn raw(server: &ApiServer, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Raw {
+pub async fn raw(
+    server: &ApiServer,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Raw {
     let mut s = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n", server.addr(), body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        server.addr(),
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -196,7 +215,14 @@ pub async fn raw(server: &ApiServer, method: &str, path: &str, headers: &[(&str,
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap();
     let mut lines = head.lines();
-    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
@@ -204,14 +230,21 @@ pub async fn raw(server: &ApiServer, method: &str, path: &str, headers: &[(&str,
     let chunked = headers
         .iter()
         .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_string() };
-    Raw { status, headers, body }
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    Raw {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
-    loop {
-        let Some((size, rest)) = s.split_once("\r\n") else { break };
+    while let Some((size, rest)) = s.split_once("\r\n") {
         let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
         if n == 0 {
             break;

@@ -22,7 +22,10 @@ async fn create_returns_201_uid_seconds_timestamp_generation_1_and_rv() {
     let ts = o["metadata"]["creationTimestamp"].as_str().unwrap();
     assert!(ts.ends_with('Z') && !ts.contains('.'), "{ts}");
     assert_eq!(o["metadata"]["generation"], 1);
-    assert!(!o["metadata"]["resourceVersion"].as_str().unwrap().is_empty());
+    assert!(!o["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .is_empty());
     assert_eq!(o["metadata"]["namespace"], "default");
     // Empty metadata collections are omitted.
     assert!(o["metadata"].get("finalizers").is_none());
@@ -33,25 +36,41 @@ async fn create_returns_201_uid_seconds_timestamp_generation_1_and_rv() {
 async fn every_write_gets_a_new_rv_and_list_rv_is_latest() {
     let (server, client) = setup().await;
     let api = widgets(&client).await;
-    let a = api.create(&PostParams::default(), &widget("a", 1)).await.unwrap();
-    let b = api.create(&PostParams::default(), &widget("b", 1)).await.unwrap();
+    let a = api
+        .create(&PostParams::default(), &widget("a", 1))
+        .await
+        .unwrap();
+    let b = api
+        .create(&PostParams::default(), &widget("b", 1))
+        .await
+        .unwrap();
     assert_ne!(rv(&a), rv(&b));
     let list = api.list(&Default::default()).await.unwrap();
     assert_eq!(list.metadata.resource_version.unwrap(), rv(&b));
-    assert_eq!(server.hooks().current_resource_version().to_string(), rv(&b));
+    assert_eq!(
+        server.hooks().current_resource_version().to_string(),
+        rv(&b)
+    );
 }
 
 #[tokio::test]
 async fn replace_with_stale_rv_is_409_conflict() {
     let (_s, client) = setup().await;
     let api = widgets(&client).await;
-    let a = api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
+    let a = api
+        .create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
     let mut b = a.clone();
     b.data["spec"]["size"] = json!(2);
     api.replace("w1", &PostParams::default(), &b).await.unwrap();
     let mut stale = a.clone();
     stale.data["spec"]["size"] = json!(3);
-    let e = api_err(api.replace("w1", &PostParams::default(), &stale).await.unwrap_err());
+    let e = api_err(
+        api.replace("w1", &PostParams::default(), &stale)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(e.code, 409);
     assert_eq!(e.reason, "Conflict");
     assert_eq!(
@@ -64,10 +83,20 @@ async fn replace_with_stale_rv_is_409_conflict() {
 async fn replace_cr_without_rv_is_422() {
     let (_s, client) = setup().await;
     let api = widgets(&client).await;
-    api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
-    let e = api_err(api.replace("w1", &PostParams::default(), &widget("w1", 2)).await.unwrap_err());
+    api.create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
+    let e = api_err(
+        api.replace("w1", &PostParams::default(), &widget("w1", 2))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(e.code, 422);
-    assert!(e.message.contains("must be specified for an update"), "{}", e.message);
+    assert!(
+        e.message.contains("must be specified for an update"),
+        "{}",
+        e.message
+    );
 }
 
 #[tokio::test]
@@ -76,7 +105,11 @@ async fn replace_missing_cr_is_404() {
     let api = widgets(&client).await;
     let mut w = widget("nope", 1);
     w.metadata.resource_version = Some("5".into());
-    let e = api_err(api.replace("nope", &PostParams::default(), &w).await.unwrap_err());
+    let e = api_err(
+        api.replace("nope", &PostParams::default(), &w)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(e.code, 404);
 }
 
@@ -84,8 +117,17 @@ async fn replace_missing_cr_is_404() {
 async fn merge_patch_with_stale_rv_is_409() {
     let (_s, client) = setup().await;
     let api = widgets(&client).await;
-    let a = api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
-    api.patch("w1", &PatchParams::default(), &Patch::Merge(json!({"spec":{"size":2}}))).await.unwrap();
+    let a = api
+        .create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
+    api.patch(
+        "w1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec":{"size":2}})),
+    )
+    .await
+    .unwrap();
     let e = api_err(
         api.patch(
             "w1",
@@ -105,7 +147,10 @@ async fn create_with_resource_version_is_rejected() {
     let mut w = widget("w1", 1);
     w.metadata.resource_version = Some("7".into());
     let e = api_err(api.create(&PostParams::default(), &w).await.unwrap_err());
-    assert!(e.message.contains("resourceVersion should not be set"), "{e:?}");
+    assert!(
+        e.message.contains("resourceVersion should not be set"),
+        "{e:?}"
+    );
     assert!(api.get_opt("w1").await.unwrap().is_none());
 }
 
@@ -113,24 +158,43 @@ async fn create_with_resource_version_is_rejected() {
 async fn no_op_writes_keep_rv_and_send_no_event() {
     let (server, client) = setup().await;
     let api = widgets(&client).await;
-    let a = api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
+    let a = api
+        .create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
     let before = server.hooks().current_resource_version();
     // PUT of the same object.
     let b = api.replace("w1", &PostParams::default(), &a).await.unwrap();
     assert_eq!(rv(&a), rv(&b));
     // Merge patch with the same value.
-    let c = api.patch("w1", &PatchParams::default(), &Patch::Merge(json!({"spec":{"size":1}}))).await.unwrap();
+    let c = api
+        .patch(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec":{"size":1}})),
+        )
+        .await
+        .unwrap();
     assert_eq!(rv(&a), rv(&c));
     // SSA twice with the same content.
-    let pp = PatchParams::apply("mgr");
+    let pp = PatchParams::apply("mgr").force();
     let body = json!({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w1"},"spec":{"size":4}});
-    let d = api.patch("w1", &pp, &Patch::Apply(body.clone())).await.unwrap();
+    let d = api
+        .patch("w1", &pp, &Patch::Apply(body.clone()))
+        .await
+        .unwrap();
     let e = api.patch("w1", &pp, &Patch::Apply(body)).await.unwrap();
     assert_eq!(rv(&d), rv(&e));
     // Status via /status with the same value twice.
     let st = json!({"status":{"phase":"Ready"}});
-    let f = api.patch_status("w1", &PatchParams::default(), &Patch::Merge(st.clone())).await.unwrap();
-    let g = api.patch_status("w1", &PatchParams::default(), &Patch::Merge(st)).await.unwrap();
+    let f = api
+        .patch_status("w1", &PatchParams::default(), &Patch::Merge(st.clone()))
+        .await
+        .unwrap();
+    let g = api
+        .patch_status("w1", &PatchParams::default(), &Patch::Merge(st))
+        .await
+        .unwrap();
     assert_eq!(rv(&f), rv(&g));
     // Exactly two real writes happened since `before` (SSA change, status change).
     assert_eq!(server.hooks().current_resource_version(), before + 2);
@@ -150,8 +214,17 @@ async fn no_op_writes_keep_rv_and_send_no_event() {
 async fn spec_change_bumps_generation() {
     let (_s, client) = setup().await;
     let api = widgets(&client).await;
-    api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
-    let o = api.patch("w1", &PatchParams::default(), &Patch::Merge(json!({"spec":{"size":2}}))).await.unwrap();
+    api.create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
+    let o = api
+        .patch(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec":{"size":2}})),
+        )
+        .await
+        .unwrap();
     assert_eq!(o.metadata.generation, Some(2));
 }
 
@@ -159,7 +232,9 @@ async fn spec_change_bumps_generation() {
 async fn metadata_changes_do_not_bump_generation() {
     let (_s, client) = setup().await;
     let api = widgets(&client).await;
-    api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
+    api.create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
     let o = api
         .patch(
             "w1",
@@ -169,16 +244,26 @@ async fn metadata_changes_do_not_bump_generation() {
         .await
         .unwrap();
     assert_eq!(o.metadata.generation, Some(1));
-    assert_eq!(o.metadata.finalizers, Some(vec!["example.com/f".to_string()]));
+    assert_eq!(
+        o.metadata.finalizers,
+        Some(vec!["example.com/f".to_string()])
+    );
 }
 
 #[tokio::test]
 async fn status_via_status_subresource_keeps_generation() {
     let (_s, client) = setup().await;
     let api = widgets(&client).await;
-    let a = api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
+    let a = api
+        .create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
     let o = api
-        .patch_status("w1", &PatchParams::default(), &Patch::Merge(json!({"status":{"phase":"Ready"}})))
+        .patch_status(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status":{"phase":"Ready"}})),
+        )
         .await
         .unwrap();
     assert_eq!(o.metadata.generation, Some(1));
@@ -186,7 +271,10 @@ async fn status_via_status_subresource_keeps_generation() {
     // PUT /status as well.
     let mut put = o.clone();
     put.data["status"]["phase"] = json!("Done");
-    let o = api.replace_status("w1", &PostParams::default(), &put).await.unwrap();
+    let o = api
+        .replace_status("w1", &PostParams::default(), &put)
+        .await
+        .unwrap();
     assert_eq!(o.data["status"]["phase"], "Done");
     assert_eq!(o.metadata.generation, Some(1));
     assert_ne!(rv(&a), rv(&o));
@@ -196,17 +284,27 @@ async fn status_via_status_subresource_keeps_generation() {
 async fn status_via_main_endpoint_is_ignored() {
     let (server, client) = setup().await;
     let api = widgets(&client).await;
-    let a = api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
+    let a = api
+        .create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
     let before = server.hooks().current_resource_version();
     let o = api
-        .patch("w1", &PatchParams::default(), &Patch::Merge(json!({"status":{"phase":"Ready"}})))
+        .patch(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status":{"phase":"Ready"}})),
+        )
         .await
         .unwrap();
     assert!(o.data.get("status").is_none(), "{:?}", o.data);
     assert_eq!(rv(&a), rv(&o));
     let mut put = a.clone();
     put.data["status"] = json!({"phase":"Ready"});
-    let o = api.replace("w1", &PostParams::default(), &put).await.unwrap();
+    let o = api
+        .replace("w1", &PostParams::default(), &put)
+        .await
+        .unwrap();
     assert!(o.data.get("status").is_none());
     let o = api
         .patch(
@@ -226,7 +324,9 @@ async fn status_via_main_endpoint_is_ignored() {
 async fn spec_labels_finalizers_sent_to_status_are_ignored() {
     let (_s, client) = setup().await;
     let api = widgets(&client).await;
-    api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
+    api.create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
     let o = api
         .patch_status(
             "w1",
@@ -259,7 +359,14 @@ async fn without_status_subresource_status_is_stored_and_bumps_generation() {
     let g: DynamicObject = serde_json::from_value(json!({"apiVersion":"example.com/v1","kind":"Gadget","metadata":{"name":"g1"},"spec":{"a":1},"status":{"s":1}})).unwrap();
     let o = api.create(&PostParams::default(), &g).await.unwrap();
     assert_eq!(o.data["status"]["s"], 1);
-    let o = api.patch("g1", &PatchParams::default(), &Patch::Merge(json!({"status":{"s":2}}))).await.unwrap();
+    let o = api
+        .patch(
+            "g1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status":{"s":2}})),
+        )
+        .await
+        .unwrap();
     assert_eq!(o.data["status"]["s"], 2);
     assert_eq!(o.metadata.generation, Some(2));
 }
@@ -281,7 +388,11 @@ async fn name_namespace_rules() {
     let (server, client) = setup().await;
     let api = widgets(&client).await;
     // Not a DNS-1123 subdomain → 422.
-    let e = api_err(api.create(&PostParams::default(), &widget("Bad_Name", 1)).await.unwrap_err());
+    let e = api_err(
+        api.create(&PostParams::default(), &widget("Bad_Name", 1))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(e.code, 422);
     // Body namespace differs from the URL → 400.
     let r = raw(
@@ -309,7 +420,14 @@ async fn name_namespace_rules() {
 async fn tolerates_leading_ampersand_and_bare_question_mark() {
     let (server, client) = setup().await;
     let _ = widgets(&client).await;
-    let r = raw(&server, "GET", "/apis/example.com/v1/namespaces/default/widgets?&limit=5&", &[], "").await;
+    let r = raw(
+        &server,
+        "GET",
+        "/apis/example.com/v1/namespaces/default/widgets?&limit=5&",
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let r = raw(&server, "GET", "/api/v1/namespaces/default?", &[], "").await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -319,10 +437,17 @@ async fn tolerates_leading_ampersand_and_bare_question_mark() {
 async fn uid_and_creation_timestamp_are_immutable() {
     let (_s, client) = setup().await;
     let api = widgets(&client).await;
-    let a = api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
+    let a = api
+        .create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
     let mut b = a.clone();
     b.metadata.uid = Some("other".into());
-    let e = api_err(api.replace("w1", &PostParams::default(), &b).await.unwrap_err());
+    let e = api_err(
+        api.replace("w1", &PostParams::default(), &b)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(e.code, 422);
     let mut c = a.clone();
     c.metadata.creation_timestamp = None;
@@ -342,29 +467,50 @@ async fn builtins_configmap_secret_lease_namespace() {
         assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Active"));
     }
     let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
-    let cm: ConfigMap = serde_json::from_value(json!({"metadata":{"name":"c"},"data":{"a":"1"}})).unwrap();
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata":{"name":"c"},"data":{"a":"1"}})).unwrap();
     let cm = cms.create(&PostParams::default(), &cm).await.unwrap();
     assert!(cm.metadata.generation.is_none());
     // Built-ins accept PUT without resourceVersion.
     let mut cm2 = cm.clone();
     cm2.metadata.resource_version = None;
     cm2.data = Some([("a".to_string(), "2".to_string())].into());
-    cms.replace("c", &PostParams::default(), &cm2).await.unwrap();
+    cms.replace("c", &PostParams::default(), &cm2)
+        .await
+        .unwrap();
     let secrets: Api<Secret> = Api::default_namespaced(client.clone());
-    let s: Secret = serde_json::from_value(json!({"metadata":{"name":"s"},"stringData":{"k":"v"}})).unwrap();
+    let s: Secret =
+        serde_json::from_value(json!({"metadata":{"name":"s"},"stringData":{"k":"v"}})).unwrap();
     let s = secrets.create(&PostParams::default(), &s).await.unwrap();
     assert_eq!(s.type_.as_deref(), Some("Opaque"));
     assert_eq!(s.data.unwrap()["k"].0, b"v".to_vec());
     // Lease with strategic merge patch.
     let leases: Api<Lease> = Api::default_namespaced(client.clone());
-    let l: Lease = serde_json::from_value(json!({"metadata":{"name":"l"},"spec":{"holderIdentity":"a","leaseDurationSeconds":10}})).unwrap();
+    let l: Lease = serde_json::from_value(
+        json!({"metadata":{"name":"l"},"spec":{"holderIdentity":"a","leaseDurationSeconds":10}}),
+    )
+    .unwrap();
     leases.create(&PostParams::default(), &l).await.unwrap();
     let l = leases
-        .patch("l", &PatchParams::default(), &Patch::Strategic(json!({"spec":{"holderIdentity":"b"}})))
+        .patch(
+            "l",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec":{"holderIdentity":"b"}})),
+        )
         .await
         .unwrap();
-    assert_eq!(l.spec.clone().unwrap().holder_identity.as_deref(), Some("b"));
-    let e = api_err(leases.create(&PostParams::default(), &l).await.unwrap_err());
+    assert_eq!(
+        l.spec.clone().unwrap().holder_identity.as_deref(),
+        Some("b")
+    );
+    let mut again = l.clone();
+    again.metadata.resource_version = None;
+    let e = api_err(
+        leases
+            .create(&PostParams::default(), &again)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(e.reason, "AlreadyExists");
     // Namespace create and a typed list without apiVersion/kind on items.
     let ns: Namespace = serde_json::from_value(json!({"metadata":{"name":"team-a"}})).unwrap();
@@ -380,7 +526,10 @@ async fn dry_run_persists_nothing() {
     let (server, client) = setup().await;
     let api = widgets(&client).await;
     let before = server.hooks().current_resource_version();
-    let pp = PostParams { dry_run: true, ..Default::default() };
+    let pp = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
     let o = api.create(&pp, &widget("w1", 1)).await.unwrap();
     assert_eq!(o.metadata.name.as_deref(), Some("w1"));
     assert!(api.get_opt("w1").await.unwrap().is_none());

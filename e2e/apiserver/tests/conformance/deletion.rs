@@ -22,10 +22,16 @@ async fn wait_gone(api: &Api<DynamicObject>, name: &str) {
 async fn delete_without_finalizers_returns_status_and_delete_rv_event() {
     let (server, client) = setup().await;
     let api = widgets(&client).await;
-    let a = api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
+    let a = api
+        .create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
     let res = api.delete("w1", &DeleteParams::default()).await.unwrap();
     let status = res.right().expect("a Status for immediate deletion");
-    assert_eq!(status.status, Some(kube::core::response::StatusSummary::Success));
+    assert_eq!(
+        status.status,
+        Some(kube::core::response::StatusSummary::Success)
+    );
     let details = status.details.unwrap();
     assert_eq!(details.name, "w1");
     assert_eq!(details.kind, "widgets");
@@ -40,7 +46,10 @@ async fn delete_without_finalizers_returns_status_and_delete_rv_event() {
     .await;
     let ev = &r.lines()[0];
     assert_eq!(ev["type"], "DELETED");
-    assert_eq!(ev["object"]["metadata"]["resourceVersion"], server.hooks().current_resource_version().to_string());
+    assert_eq!(
+        ev["object"]["metadata"]["resourceVersion"],
+        server.hooks().current_resource_version().to_string()
+    );
 }
 
 #[tokio::test]
@@ -50,7 +59,12 @@ async fn delete_with_finalizers_marks_and_bumps_generation() {
     let mut w = widget("w1", 1);
     w.metadata.finalizers = Some(vec!["example.com/f".into()]);
     let a = api.create(&PostParams::default(), &w).await.unwrap();
-    let obj = api.delete("w1", &DeleteParams::default()).await.unwrap().left().expect("the object");
+    let obj = api
+        .delete("w1", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .expect("the object");
     assert!(obj.metadata.deletion_timestamp.is_some());
     assert_eq!(obj.metadata.deletion_grace_period_seconds, Some(0));
     assert_eq!(obj.metadata.generation, Some(2));
@@ -65,7 +79,12 @@ async fn delete_with_finalizers_marks_and_bumps_generation() {
     .await;
     assert_eq!(r.lines()[0]["type"], "MODIFIED");
     // A repeated delete changes nothing.
-    let again = api.delete("w1", &DeleteParams::default()).await.unwrap().left().unwrap();
+    let again = api
+        .delete("w1", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
     assert_eq!(rv(&again), rv(&obj));
 }
 
@@ -77,9 +96,13 @@ async fn removing_last_finalizer_deletes() {
     w.metadata.finalizers = Some(vec!["example.com/f".into()]);
     api.create(&PostParams::default(), &w).await.unwrap();
     api.delete("w1", &DeleteParams::default()).await.unwrap();
-    api.patch("w1", &PatchParams::default(), &Patch::Merge(json!({"metadata":{"finalizers":null}})))
-        .await
-        .unwrap();
+    api.patch(
+        "w1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata":{"finalizers":null}})),
+    )
+    .await
+    .unwrap();
     assert!(api.get_opt("w1").await.unwrap().is_none());
 }
 
@@ -101,14 +124,22 @@ async fn no_new_finalizers_while_deleting() {
         .unwrap_err(),
     );
     assert_eq!(e.code, 422);
-    assert!(e.message.contains("no new finalizers can be added if the object is being deleted"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("no new finalizers can be added if the object is being deleted"),
+        "{}",
+        e.message
+    );
 }
 
 #[tokio::test]
 async fn deletion_timestamp_cannot_be_changed_by_update() {
     let (_s, client) = setup().await;
     let api = widgets(&client).await;
-    let a = api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
+    let a = api
+        .create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
     let o = api
         .patch(
             "w1",
@@ -125,23 +156,32 @@ async fn deletion_timestamp_cannot_be_changed_by_update() {
 async fn kube_finalizer_helper_adds_first_finalizer_and_cleans_up() {
     let (_s, client) = setup().await;
     let api = widgets(&client).await;
-    api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
+    api.create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
     let obj = Arc::new(api.get("w1").await.unwrap());
     let r = finalizer(&api, "example.com/cleanup", obj, |ev| async move {
         match ev {
-            FinalizerEvent::Apply(_) => Ok::<_, kube::Error>(kube::runtime::controller::Action::await_change()),
+            FinalizerEvent::Apply(_) => {
+                Ok::<_, kube::Error>(kube::runtime::controller::Action::await_change())
+            }
             FinalizerEvent::Cleanup(_) => Ok(kube::runtime::controller::Action::await_change()),
         }
     })
     .await;
     assert!(r.is_ok(), "{r:?}");
     let o = api.get("w1").await.unwrap();
-    assert_eq!(o.metadata.finalizers, Some(vec!["example.com/cleanup".to_string()]));
+    assert_eq!(
+        o.metadata.finalizers,
+        Some(vec!["example.com/cleanup".to_string()])
+    );
     api.delete("w1", &DeleteParams::default()).await.unwrap();
     let obj = Arc::new(api.get("w1").await.unwrap());
     let r = finalizer(&api, "example.com/cleanup", obj, |ev| async move {
         match ev {
-            FinalizerEvent::Apply(_) => Ok::<_, kube::Error>(kube::runtime::controller::Action::await_change()),
+            FinalizerEvent::Apply(_) => {
+                Ok::<_, kube::Error>(kube::runtime::controller::Action::await_change())
+            }
             FinalizerEvent::Cleanup(_) => Ok(kube::runtime::controller::Action::await_change()),
         }
     })
@@ -154,7 +194,10 @@ async fn kube_finalizer_helper_adds_first_finalizer_and_cleans_up() {
 async fn failed_json_patch_test_is_422_and_object_unchanged() {
     let (server, client) = setup().await;
     let api = widgets(&client).await;
-    let a = api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
+    let a = api
+        .create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
     let r = raw(
         &server,
         "PATCH",
@@ -172,14 +215,24 @@ async fn failed_json_patch_test_is_422_and_object_unchanged() {
 async fn delete_preconditions_mismatch_is_409() {
     let (_s, client) = setup().await;
     let api = widgets(&client).await;
-    api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
+    api.create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
     let dp = DeleteParams {
-        preconditions: Some(Preconditions { uid: Some("not-it".into()), resource_version: None }),
+        preconditions: Some(Preconditions {
+            uid: Some("not-it".into()),
+            resource_version: None,
+        }),
         ..Default::default()
     };
     let e = api_err(api.delete("w1", &dp).await.unwrap_err());
     assert_eq!(e.code, 409);
-    assert!(e.message.contains("Precondition failed: UID in precondition"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("Precondition failed: UID in precondition"),
+        "{}",
+        e.message
+    );
 }
 
 #[tokio::test]
@@ -189,18 +242,42 @@ async fn deleting_crd_deletes_its_crs_after_their_finalizers() {
     let mut w = widget("w1", 1);
     w.metadata.finalizers = Some(vec!["example.com/f".into()]);
     api.create(&PostParams::default(), &w).await.unwrap();
-    api.create(&PostParams::default(), &widget("w2", 1)).await.unwrap();
-    crd_api(&client).delete("widgets.example.com", &DeleteParams::default()).await.unwrap();
+    api.create(&PostParams::default(), &widget("w2", 1))
+        .await
+        .unwrap();
+    crd_api(&client)
+        .delete("widgets.example.com", &DeleteParams::default())
+        .await
+        .unwrap();
     wait_gone(&api, "w2").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // w1 is held by its finalizer, and so is the CRD.
-    assert!(api.get("w1").await.unwrap().metadata.deletion_timestamp.is_some());
-    assert!(crd_api(&client).get_opt("widgets.example.com").await.unwrap().is_some());
-    api.patch("w1", &PatchParams::default(), &Patch::Merge(json!({"metadata":{"finalizers":null}})))
+    assert!(api
+        .get("w1")
         .await
-        .unwrap();
+        .unwrap()
+        .metadata
+        .deletion_timestamp
+        .is_some());
+    assert!(crd_api(&client)
+        .get_opt("widgets.example.com")
+        .await
+        .unwrap()
+        .is_some());
+    api.patch(
+        "w1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata":{"finalizers":null}})),
+    )
+    .await
+    .unwrap();
     for _ in 0..100 {
-        if crd_api(&client).get_opt("widgets.example.com").await.unwrap().is_none() {
+        if crd_api(&client)
+            .get_opt("widgets.example.com")
+            .await
+            .unwrap()
+            .is_none()
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -212,14 +289,19 @@ async fn deleting_crd_deletes_its_crs_after_their_finalizers() {
 async fn deleting_owner_deletes_dependents_in_background() {
     let (_s, client) = setup().await;
     let api = widgets(&client).await;
-    let owner = api.create(&PostParams::default(), &widget("owner", 1)).await.unwrap();
+    let owner = api
+        .create(&PostParams::default(), &widget("owner", 1))
+        .await
+        .unwrap();
     let mut child = widget("child", 1);
     child.metadata.owner_references = Some(vec![serde_json::from_value(json!({
         "apiVersion":"example.com/v1","kind":"Widget","name":"owner","uid": owner.metadata.uid.clone().unwrap()
     }))
     .unwrap()]);
     api.create(&PostParams::default(), &child).await.unwrap();
-    api.delete("owner", &DeleteParams::background()).await.unwrap();
+    api.delete("owner", &DeleteParams::background())
+        .await
+        .unwrap();
     wait_gone(&api, "child").await;
 }
 
@@ -228,10 +310,25 @@ async fn namespace_deletion_empties_it_then_removes_it() {
     let (_s, client) = setup().await;
     use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
     let nss: Api<Namespace> = Api::all(client.clone());
-    nss.create(&PostParams::default(), &serde_json::from_value(json!({"metadata":{"name":"tmp"}})).unwrap()).await.unwrap();
+    nss.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata":{"name":"tmp"}})).unwrap(),
+    )
+    .await
+    .unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "tmp");
-    cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata":{"name":"c"}})).unwrap()).await.unwrap();
-    let ns = nss.delete("tmp", &DeleteParams::default()).await.unwrap().left().unwrap();
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata":{"name":"c"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let ns = nss
+        .delete("tmp", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
     assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Terminating"));
     for _ in 0..100 {
         if nss.get_opt("tmp").await.unwrap().is_none() {
@@ -250,9 +347,13 @@ async fn delete_collection_with_label_selector() {
     let mut a = widget("a", 1);
     a.metadata.labels = Some([("x".to_string(), "1".to_string())].into());
     api.create(&PostParams::default(), &a).await.unwrap();
-    api.create(&PostParams::default(), &widget("b", 1)).await.unwrap();
+    api.create(&PostParams::default(), &widget("b", 1))
+        .await
+        .unwrap();
     let lp = kube::api::ListParams::default().labels("x=1");
-    api.delete_collection(&DeleteParams::default(), &lp).await.unwrap();
+    api.delete_collection(&DeleteParams::default(), &lp)
+        .await
+        .unwrap();
     assert!(api.get_opt("a").await.unwrap().is_none());
     assert!(api.get_opt("b").await.unwrap().is_some());
 }

@@ -10,13 +10,21 @@ const AGG: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscov
 async fn aggregated_and_legacy_discovery_follow_crds() {
     let (server, client) = setup().await;
     let r = raw(&server, "GET", "/apis?timeout=32s", &[("Accept", AGG)], "").await;
-    assert_eq!(r.header("Content-Type"), Some("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"));
+    assert_eq!(
+        r.header("Content-Type"),
+        Some("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList")
+    );
     assert!(!r.body.contains("example.com"));
     install(&client, widget_crd()).await;
     let r = raw(&server, "GET", "/apis", &[("Accept", AGG)], "").await;
     let v = r.json();
     assert_eq!(v["kind"], "APIGroupDiscoveryList");
-    let g = v["items"].as_array().unwrap().iter().find(|i| i["metadata"]["name"] == "example.com").unwrap();
+    let g = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["metadata"]["name"] == "example.com")
+        .unwrap();
     let res = &g["versions"][0]["resources"][0];
     assert_eq!(res["resource"], "widgets");
     assert_eq!(res["scope"], "Namespaced");
@@ -28,7 +36,12 @@ async fn aggregated_and_legacy_discovery_follow_crds() {
     let r = raw(&server, "GET", "/apis", &[], "").await;
     assert_eq!(r.json()["kind"], "APIGroupList");
     let r = raw(&server, "GET", "/apis/example.com/v1", &[], "").await;
-    let names: Vec<String> = r.json()["resources"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<String> = r.json()["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(names, ["widgets", "widgets/status"]);
     let r = raw(&server, "GET", "/api", &[], "").await;
     assert_eq!(r.json()["kind"], "APIVersions");
@@ -39,23 +52,44 @@ async fn openapi_v3_index_hash_etag_and_301() {
     let (server, client) = setup().await;
     install(&client, widget_crd()).await;
     let idx = raw(&server, "GET", "/openapi/v3", &[], "").await.json();
-    let url = idx["paths"]["apis/example.com/v1"]["serverRelativeURL"].as_str().unwrap().to_string();
+    let url = idx["paths"]["apis/example.com/v1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let r = raw(&server, "GET", &url, &[], "").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("Cache-Control"), Some("public, immutable"));
     let hash = url.split("hash=").nth(1).unwrap();
     assert_eq!(r.header("Etag"), Some(format!("\"{hash}\"").as_str()));
     let doc = r.json();
-    let patch = &doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"]["patch"];
+    let patch =
+        &doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"]["patch"];
     assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "Widget");
-    assert!(patch["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
-    assert!(patch["requestBody"]["content"].get("application/strategic-merge-patch+json").is_none());
-    let r = raw(&server, "GET", "/openapi/v3/apis/example.com/v1?hash=stale", &[], "").await;
+    assert!(patch["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "fieldValidation"));
+    assert!(patch["requestBody"]["content"]
+        .get("application/strategic-merge-patch+json")
+        .is_none());
+    let r = raw(
+        &server,
+        "GET",
+        "/openapi/v3/apis/example.com/v1?hash=stale",
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(r.status, 301);
     assert_eq!(r.header("Location"), Some(url.as_str()));
-    let core = raw(&server, "GET", "/openapi/v3/api/v1", &[], "").await.json();
+    let core = raw(&server, "GET", "/openapi/v3/api/v1", &[], "")
+        .await
+        .json();
     let ns_patch = &core["paths"]["/api/v1/namespaces/{name}"]["patch"];
-    assert!(ns_patch["requestBody"]["content"].get("application/strategic-merge-patch+json").is_some());
+    assert!(ns_patch["requestBody"]["content"]
+        .get("application/strategic-merge-patch+json")
+        .is_some());
 }
 
 #[tokio::test]
@@ -71,7 +105,9 @@ async fn version_reports_1_33() {
 async fn table_for_crs_uses_printer_columns() {
     let (server, client) = setup().await;
     let api = widgets(&client).await;
-    api.create(&PostParams::default(), &widget("w1", 4)).await.unwrap();
+    api.create(&PostParams::default(), &widget("w1", 4))
+        .await
+        .unwrap();
     api.patch_status(
         "w1",
         &PatchParams::default(),
@@ -80,9 +116,22 @@ async fn table_for_crs_uses_printer_columns() {
     .await
     .unwrap();
     let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-    let t = raw(&server, "GET", "/apis/example.com/v1/widgets?limit=500", &[("Accept", accept)], "").await.json();
+    let t = raw(
+        &server,
+        "GET",
+        "/apis/example.com/v1/widgets?limit=500",
+        &[("Accept", accept)],
+        "",
+    )
+    .await
+    .json();
     assert_eq!(t["kind"], "Table");
-    let cols: Vec<&str> = t["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let cols: Vec<&str> = t["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(cols, ["Name", "Size", "Mode", "Ready", "Age"]);
     let row = &t["rows"][0];
     assert_eq!(row["cells"][0], "w1");
@@ -93,22 +142,49 @@ async fn table_for_crs_uses_printer_columns() {
     assert_eq!(row["object"]["kind"], "PartialObjectMetadata");
     assert_eq!(row["object"]["metadata"]["namespace"], "default");
     // Built-ins: Name and Age.
-    let t = raw(&server, "GET", "/api/v1/namespaces", &[("Accept", accept)], "").await.json();
-    let cols: Vec<&str> = t["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let t = raw(
+        &server,
+        "GET",
+        "/api/v1/namespaces",
+        &[("Accept", accept)],
+        "",
+    )
+    .await
+    .json();
+    let cols: Vec<&str> = t["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(cols, ["Name", "Age"]);
 }
 
 #[tokio::test]
 async fn status_errors_are_metav1_status() {
     let (server, _client) = setup().await;
-    let r = raw(&server, "GET", "/apis/example.com/v1/namespaces/default/widgets/x", &[], "").await;
+    let r = raw(
+        &server,
+        "GET",
+        "/apis/example.com/v1/namespaces/default/widgets/x",
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(r.status, 404);
     let s = r.json();
     assert_eq!(s["kind"], "Status");
     assert_eq!(s["status"], "Failure");
     assert_eq!(s["code"], 404);
     assert_eq!(s["reason"], "NotFound");
-    let r = raw(&server, "GET", "/api/v1/namespaces/default/configmaps/nope", &[], "").await;
+    let r = raw(
+        &server,
+        "GET",
+        "/api/v1/namespaces/default/configmaps/nope",
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(r.json()["message"], "configmaps \"nope\" not found");
     assert_eq!(r.json()["details"]["kind"], "configmaps");
 }

@@ -11,8 +11,14 @@ use serde_json::json;
 async fn recorder_events_are_readable_through_core_v1_with_involved_object_selectors() {
     let (_s, client) = setup().await;
     let api = widgets(&client).await;
-    let w = api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
-    let reporter = Reporter { controller: "castellan-test".into(), instance: Some("pod-1".into()) };
+    let w = api
+        .create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
+    let reporter = Reporter {
+        controller: "castellan-test".into(),
+        instance: Some("pod-1".into()),
+    };
     let recorder = Recorder::new(client.clone(), reporter);
     let oref = w.object_ref(&widget_ar());
     let ev = Event {
@@ -30,13 +36,19 @@ async fn recorder_events_are_readable_through_core_v1_with_involved_object_selec
         "involvedObject.name=w1,involvedObject.namespace=default,involvedObject.kind=Widget,involvedObject.uid={}",
         w.metadata.uid.clone().unwrap()
     );
-    let list = core.list(&ListParams::default().fields(&sel)).await.unwrap();
+    let list = core
+        .list(&ListParams::default().fields(&sel))
+        .await
+        .unwrap();
     assert_eq!(list.items.len(), 1);
     let e = &list.items[0];
     assert_eq!(e.message.as_deref(), Some("all good"));
     assert_eq!(e.reporting_component.as_deref(), Some("castellan-test"));
     assert_eq!(e.series.as_ref().unwrap().count, Some(2));
-    let none = core.list(&ListParams::default().fields("involvedObject.name=other")).await.unwrap();
+    let none = core
+        .list(&ListParams::default().fields("involvedObject.name=other"))
+        .await
+        .unwrap();
     assert!(none.items.is_empty());
 }
 
@@ -71,6 +83,13 @@ async fn events_v1_validation() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = raw(&server, "PATCH", &format!("{path}/e1"), &[MERGE], r#"{"note":"changed"}"#).await;
+    let r = raw(
+        &server,
+        "PATCH",
+        &format!("{path}/e1"),
+        &[MERGE],
+        r#"{"note":"changed"}"#,
+    )
+    .await;
     assert_eq!(r.status, 422, "{}", r.body);
 }

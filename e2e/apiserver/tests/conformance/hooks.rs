@@ -10,18 +10,44 @@ use std::time::{Duration, Instant};
 async fn forced_errors_hit_next_matching_requests_only() {
     let (server, client) = setup().await;
     let api = widgets(&client).await;
-    api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
+    api.create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
     server.hooks().fail_next("patch", "widgets", 2, 409);
     server.hooks().fail_next("get", "widgets", 1, 500);
     for _ in 0..2 {
-        let e = api_err(api.patch("w1", &PatchParams::default(), &Patch::Merge(json!({"spec":{"size":2}}))).await.unwrap_err());
+        let e = api_err(
+            api.patch(
+                "w1",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec":{"size":2}})),
+            )
+            .await
+            .unwrap_err(),
+        );
         assert_eq!(e.code, 409);
         assert_eq!(e.reason, "Conflict");
     }
     assert_eq!(api_err(api.get("w1").await.unwrap_err()).code, 500);
     server.hooks().fail_next("*", "*", 1, 429);
-    assert_eq!(api_err(api.get("w1").await.unwrap_err()).code, 429);
-    api.patch("w1", &PatchParams::default(), &Patch::Merge(json!({"spec":{"size":2}}))).await.unwrap();
+    // (kube-client retries 429 itself, so check it on the wire.)
+    let r = raw(
+        &server,
+        "GET",
+        "/apis/example.com/v1/namespaces/default/widgets/w1",
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.json()["reason"], "TooManyRequests");
+    api.patch(
+        "w1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec":{"size":2}})),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -29,9 +55,17 @@ async fn request_log_counts_writes_per_resource() {
     let (server, client) = setup().await;
     let api = widgets(&client).await;
     server.hooks().clear_requests();
-    api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
+    api.create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
     api.get("w1").await.unwrap();
-    api.patch("w1", &PatchParams::default(), &Patch::Merge(json!({"spec":{"size":1}}))).await.unwrap();
+    api.patch(
+        "w1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec":{"size":1}})),
+    )
+    .await
+    .unwrap();
     assert_eq!(server.hooks().writes_to("widgets"), 2);
     assert_eq!(server.hooks().count("get", "widgets"), 1);
     let log = server.hooks().requests();
@@ -46,11 +80,22 @@ async fn request_log_counts_writes_per_resource() {
 async fn watch_delivery_delay_is_applied() {
     let (server, client) = setup().await;
     let api = widgets(&client).await;
-    let a = api.create(&PostParams::default(), &widget("a", 1)).await.unwrap();
-    server.hooks().set_watch_delay(Duration::from_millis(300), Duration::from_millis(50));
-    let mut s = api.watch(&WatchParams::default().timeout(5), &rv(&a)).await.unwrap().boxed();
+    let a = api
+        .create(&PostParams::default(), &widget("a", 1))
+        .await
+        .unwrap();
+    server
+        .hooks()
+        .set_watch_delay(Duration::from_millis(300), Duration::from_millis(50));
+    let mut s = api
+        .watch(&WatchParams::default().timeout(5), &rv(&a))
+        .await
+        .unwrap()
+        .boxed();
     let t = Instant::now();
-    api.create(&PostParams::default(), &widget("b", 1)).await.unwrap();
+    api.create(&PostParams::default(), &widget("b", 1))
+        .await
+        .unwrap();
     match s.try_next().await.unwrap().unwrap() {
         WatchEvent::Added(o) => assert_eq!(o.metadata.name.as_deref(), Some("b")),
         other => panic!("{other:?}"),

@@ -29,15 +29,30 @@ fn kubectl_133() -> PathBuf {
         .output()
         .expect("sh");
     let dispatcher = PathBuf::from(String::from_utf8(which.stdout).unwrap().trim());
-    let bin = dispatcher.parent().expect("kubectl directory").join("kubectl.1.33");
-    assert!(bin.exists(), "kubectl.1.33 not found next to {}", dispatcher.display());
+    let bin = dispatcher
+        .parent()
+        .expect("kubectl directory")
+        .join("kubectl.1.33");
+    assert!(
+        bin.exists(),
+        "kubectl.1.33 not found next to {}",
+        dispatcher.display()
+    );
     bin
 }
 
 fn kubectl(server: &ApiServer) -> Kubectl {
-    let dir = std::env::temp_dir().join(format!("castellan-kubectl-{}-{}", std::process::id(), server.addr().port()));
+    let dir = std::env::temp_dir().join(format!(
+        "castellan-kubectl-{}-{}",
+        std::process::id(),
+        server.addr().port()
+    ));
     std::fs::create_dir_all(dir.join("cache")).unwrap();
-    Kubectl { bin: kubectl_133(), kubeconfig: server.kubeconfig_path().to_path_buf(), dir }
+    Kubectl {
+        bin: kubectl_133(),
+        kubeconfig: server.kubeconfig_path().to_path_buf(),
+        dir,
+    }
 }
 
 impl Kubectl {
@@ -95,9 +110,18 @@ async fn kubectl_apply_crd_then_cr_with_default_validation() {
     let f = k.file("cr2.yaml", &yaml(&cr(4)));
     k.ok(&["apply", "-f", &f]).await;
     let log = server.hooks().requests();
-    assert!(log.iter().any(|r| r.verb == "create" && r.resource == "widgets" && r.query.contains("fieldValidation=Strict")), "{log:#?}");
-    assert!(log.iter().any(|r| r.verb == "patch" && r.resource == "widgets" && r.code == 200));
-    let out = k.ok(&["get", "widgets", "w1", "-o", "jsonpath={.spec.size}"]).await;
+    assert!(
+        log.iter().any(|r| r.verb == "create"
+            && r.resource == "widgets"
+            && r.query.contains("fieldValidation=Strict")),
+        "{log:#?}"
+    );
+    assert!(log
+        .iter()
+        .any(|r| r.verb == "patch" && r.resource == "widgets" && r.code == 200));
+    let out = k
+        .ok(&["get", "widgets", "w1", "-o", "jsonpath={.spec.size}"])
+        .await;
     assert_eq!(out, "4");
 }
 
@@ -111,7 +135,10 @@ async fn kubectl_apply_with_typo_fails_strict() {
     let f = k.file("typo.yaml", &yaml(&bad));
     let (ok, out, err) = k.run(&["apply", "-f", &f]).await;
     assert!(!ok, "{out}");
-    assert!(err.contains("unknown field") && err.contains("sise"), "{err}");
+    assert!(
+        err.contains("unknown field") && err.contains("sise"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -123,7 +150,9 @@ async fn kubectl_client_side_then_server_side_apply_succeeds() {
     k.ok(&["apply", "-f", &f]).await;
     let f = k.file("cr2.yaml", &yaml(&cr(5)));
     k.ok(&["apply", "--server-side", "-f", &f]).await;
-    let out = k.ok(&["get", "widgets", "w1", "-o", "jsonpath={.spec.size}"]).await;
+    let out = k
+        .ok(&["get", "widgets", "w1", "-o", "jsonpath={.spec.size}"])
+        .await;
     assert_eq!(out, "5");
 }
 
@@ -131,7 +160,9 @@ async fn kubectl_client_side_then_server_side_apply_succeeds() {
 async fn kubectl_get_prints_printer_columns_age_and_namespace() {
     let (server, client) = setup().await;
     let api = widgets(&client).await;
-    api.create(&PostParams::default(), &widget("w1", 7)).await.unwrap();
+    api.create(&PostParams::default(), &widget("w1", 7))
+        .await
+        .unwrap();
     let k = kubectl(&server);
     let out = k.ok(&["get", "widgets"]).await;
     let mut lines = out.lines();
@@ -149,15 +180,44 @@ async fn kubectl_get_prints_printer_columns_age_and_namespace() {
 async fn kubectl_wait_respects_observed_generation() {
     let (server, client) = setup().await;
     let api = widgets(&client).await;
-    api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
-    api.patch("w1", &PatchParams::default(), &Patch::Merge(json!({"spec":{"size":2}}))).await.unwrap();
-    let ready = |g: i64| Patch::Merge(json!({"status":{"conditions":[{"type":"Ready","status":"True","observedGeneration":g}]}}));
-    api.patch_status("w1", &PatchParams::default(), &ready(1)).await.unwrap();
+    api.create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
+    api.patch(
+        "w1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec":{"size":2}})),
+    )
+    .await
+    .unwrap();
+    let ready = |g: i64| {
+        Patch::Merge(
+            json!({"status":{"conditions":[{"type":"Ready","status":"True","observedGeneration":g}]}}),
+        )
+    };
+    api.patch_status("w1", &PatchParams::default(), &ready(1))
+        .await
+        .unwrap();
     let k = kubectl(&server);
-    let (ok, _, _) = k.run(&["wait", "--for=condition=Ready", "widgets/w1", "--timeout=2s"]).await;
+    let (ok, _, _) = k
+        .run(&[
+            "wait",
+            "--for=condition=Ready",
+            "widgets/w1",
+            "--timeout=2s",
+        ])
+        .await;
     assert!(!ok, "generation 2 is not observed yet");
-    api.patch_status("w1", &PatchParams::default(), &ready(2)).await.unwrap();
-    k.ok(&["wait", "--for=condition=Ready", "widgets/w1", "--timeout=10s"]).await;
+    api.patch_status("w1", &PatchParams::default(), &ready(2))
+        .await
+        .unwrap();
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "widgets/w1",
+        "--timeout=10s",
+    ])
+    .await;
 }
 
 #[tokio::test]
@@ -168,13 +228,26 @@ async fn kubectl_delete_blocks_until_finalizer_removed() {
     w.metadata.finalizers = Some(vec!["example.com/f".into()]);
     api.create(&PostParams::default(), &w).await.unwrap();
     let k = kubectl(&server);
-    let mut child = k.command(&["delete", "widgets", "w1", "--timeout=30s"]).spawn().unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(child.try_wait().unwrap().is_none(), "kubectl delete returned while the finalizer is present");
-    api.patch("w1", &PatchParams::default(), &Patch::Merge(json!({"metadata":{"finalizers":null}})))
-        .await
+    let mut child = k
+        .command(&["delete", "widgets", "w1", "--timeout=30s"])
+        .spawn()
         .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "kubectl delete returned while the finalizer is present"
+    );
+    api.patch(
+        "w1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata":{"finalizers":null}})),
+    )
+    .await
+    .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -182,16 +255,34 @@ async fn kubectl_delete_blocks_until_finalizer_removed() {
 async fn kubectl_describe_shows_recorder_events() {
     let (server, client) = setup().await;
     let api = widgets(&client).await;
-    let w = api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
-    let recorder = Recorder::new(client.clone(), Reporter { controller: "castellan-test".into(), instance: None });
+    let w = api
+        .create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "castellan-test".into(),
+            instance: None,
+        },
+    );
     recorder
         .publish(
-            &Event { type_: EventType::Warning, reason: "Trouble".into(), note: Some("backend unreachable".into()), action: "Reconcile".into(), secondary: None },
+            &Event {
+                type_: EventType::Warning,
+                reason: "Trouble".into(),
+                note: Some("backend unreachable".into()),
+                action: "Reconcile".into(),
+                secondary: None,
+            },
             &w.object_ref(&widget_ar()),
         )
         .await
         .unwrap();
     let k = kubectl(&server);
     let out = k.ok(&["describe", "widgets", "w1"]).await;
-    assert!(out.contains("Trouble") && out.contains("backend unreachable"), "{out}");
+    assert!(
+        out.contains("Trouble") && out.contains("backend unreachable"),
+        "{out}"
+    );
 }

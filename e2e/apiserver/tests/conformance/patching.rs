@@ -14,7 +14,12 @@ fn managers(o: &kube::api::DynamicObject) -> Vec<(String, String)> {
         .clone()
         .unwrap_or_default()
         .into_iter()
-        .map(|m| (m.manager.unwrap_or_default(), m.operation.unwrap_or_default()))
+        .map(|m| {
+            (
+                m.manager.unwrap_or_default(),
+                m.operation.unwrap_or_default(),
+            )
+        })
         .collect()
 }
 
@@ -26,7 +31,11 @@ async fn merge_patch_null_removes_finalizers_field() {
     w.metadata.finalizers = Some(vec!["example.com/f".into()]);
     api.create(&PostParams::default(), &w).await.unwrap();
     let o = api
-        .patch("w1", &PatchParams::default(), &Patch::Merge(json!({"metadata":{"finalizers":null}})))
+        .patch(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata":{"finalizers":null}})),
+        )
         .await
         .unwrap();
     assert!(o.metadata.finalizers.is_none());
@@ -36,11 +45,17 @@ async fn merge_patch_null_removes_finalizers_field() {
 async fn strategic_merge_patch_on_cr_is_415() {
     let (_s, client) = setup().await;
     let api = widgets(&client).await;
-    api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
+    api.create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
     let e = api_err(
-        api.patch("w1", &PatchParams::default(), &Patch::Strategic(json!({"spec":{"size":2}})))
-            .await
-            .unwrap_err(),
+        api.patch(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec":{"size":2}})),
+        )
+        .await
+        .unwrap_err(),
     );
     assert_eq!(e.code, 415);
     assert_eq!(e.reason, "UnsupportedMediaType");
@@ -66,7 +81,9 @@ async fn apply_to_missing_object_creates_it() {
 async fn apply_without_field_manager_and_force_on_merge_are_422() {
     let (server, client) = setup().await;
     let api = widgets(&client).await;
-    api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
+    api.create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
     let r = raw(
         &server,
         "PATCH",
@@ -76,7 +93,14 @@ async fn apply_without_field_manager_and_force_on_merge_are_422() {
     )
     .await;
     assert_eq!(r.status, 422);
-    assert!(r.json()["message"].as_str().unwrap().contains("fieldManager: Required value: is required for apply patch"), "{}", r.body);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("fieldManager: Required value: is required for apply patch"),
+        "{}",
+        r.body
+    );
     let r = raw(
         &server,
         "PATCH",
@@ -86,21 +110,37 @@ async fn apply_without_field_manager_and_force_on_merge_are_422() {
     )
     .await;
     assert_eq!(r.status, 422);
-    assert!(r.json()["message"].as_str().unwrap().contains("force: Forbidden: may not be specified for non-apply patch"));
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("force: Forbidden: may not be specified for non-apply patch"));
 }
 
 #[tokio::test]
 async fn apply_conflict_409_then_force_takes_ownership() {
     let (_s, client) = setup().await;
     let api = widgets(&client).await;
-    api.patch("w1", &PatchParams::apply("a"), &Patch::Apply(applied(1))).await.unwrap();
-    let e = api_err(api.patch("w1", &PatchParams::apply("b"), &Patch::Apply(applied(2))).await.unwrap_err());
+    api.patch("w1", &PatchParams::apply("a"), &Patch::Apply(applied(1)))
+        .await
+        .unwrap();
+    let e = api_err(
+        api.patch("w1", &PatchParams::apply("b"), &Patch::Apply(applied(2)))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(e.code, 409);
     assert_eq!(e.reason, "Conflict");
     let causes = e.details.unwrap().causes;
     assert_eq!(causes[0].reason, "FieldManagerConflict");
     assert_eq!(causes[0].field, ".spec.size");
-    let o = api.patch("w1", &PatchParams::apply("b").force(), &Patch::Apply(applied(2))).await.unwrap();
+    let o = api
+        .patch(
+            "w1",
+            &PatchParams::apply("b").force(),
+            &Patch::Apply(applied(2)),
+        )
+        .await
+        .unwrap();
     assert_eq!(o.data["spec"]["size"], 2);
     let a_entry = o
         .metadata
@@ -118,10 +158,18 @@ async fn apply_conflict_409_then_force_takes_ownership() {
 async fn apply_same_value_shares_ownership() {
     let (_s, client) = setup().await;
     let api = widgets(&client).await;
-    api.patch("w1", &PatchParams::apply("a"), &Patch::Apply(applied(1))).await.unwrap();
-    let o = api.patch("w1", &PatchParams::apply("b"), &Patch::Apply(applied(1))).await.unwrap();
+    api.patch("w1", &PatchParams::apply("a"), &Patch::Apply(applied(1)))
+        .await
+        .unwrap();
+    let o = api
+        .patch("w1", &PatchParams::apply("b"), &Patch::Apply(applied(1)))
+        .await
+        .unwrap();
     let m = managers(&o);
-    assert!(m.contains(&("a".into(), "Apply".into())) && m.contains(&("b".into(), "Apply".into())), "{m:?}");
+    assert!(
+        m.contains(&("a".into(), "Apply".into())) && m.contains(&("b".into(), "Apply".into())),
+        "{m:?}"
+    );
 }
 
 #[tokio::test]
@@ -130,8 +178,13 @@ async fn apply_omitting_field_removes_it() {
     let api = widgets(&client).await;
     let mut first = applied(1);
     first["spec"]["label"] = json!("abc");
-    api.patch("w1", &PatchParams::apply("a"), &Patch::Apply(first)).await.unwrap();
-    let o = api.patch("w1", &PatchParams::apply("a"), &Patch::Apply(applied(1))).await.unwrap();
+    api.patch("w1", &PatchParams::apply("a"), &Patch::Apply(first))
+        .await
+        .unwrap();
+    let o = api
+        .patch("w1", &PatchParams::apply("a"), &Patch::Apply(applied(1)))
+        .await
+        .unwrap();
     assert!(o.data["spec"].get("label").is_none(), "{:?}", o.data);
 }
 
@@ -139,22 +192,44 @@ async fn apply_omitting_field_removes_it() {
 async fn update_operations_record_managed_fields_and_never_conflict() {
     let (_s, client) = setup().await;
     let api = widgets(&client).await;
-    api.patch("w1", &PatchParams::apply("a"), &Patch::Apply(applied(1))).await.unwrap();
+    api.patch("w1", &PatchParams::apply("a"), &Patch::Apply(applied(1)))
+        .await
+        .unwrap();
     let o = api
-        .patch("w1", &PatchParams { field_manager: Some("upd".into()), ..Default::default() }, &Patch::Merge(json!({"spec":{"size":5}})))
+        .patch(
+            "w1",
+            &PatchParams {
+                field_manager: Some("upd".into()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({"spec":{"size":5}})),
+        )
         .await
         .unwrap();
     assert_eq!(o.data["spec"]["size"], 5);
-    assert!(managers(&o).contains(&("upd".into(), "Update".into())), "{:?}", managers(&o));
+    assert!(
+        managers(&o).contains(&("upd".into(), "Update".into())),
+        "{:?}",
+        managers(&o)
+    );
 }
 
 #[tokio::test]
 async fn apply_on_status_records_subresource_and_cannot_change_spec() {
     let (_s, client) = setup().await;
     let api = widgets(&client).await;
-    api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
+    api.create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
     let body = json!({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w1"},"spec":{"size":50},"status":{"phase":"Ready"}});
-    let o = api.patch_status("w1", &PatchParams::apply("ctl").force(), &Patch::Apply(body)).await.unwrap();
+    let o = api
+        .patch_status(
+            "w1",
+            &PatchParams::apply("ctl").force(),
+            &Patch::Apply(body),
+        )
+        .await
+        .unwrap();
     assert_eq!(o.data["status"]["phase"], "Ready");
     assert_eq!(o.data["spec"]["size"], 1);
     let entry = o
@@ -173,6 +248,10 @@ async fn apply_with_managed_fields_is_400() {
     let api = widgets(&client).await;
     let mut body = applied(1);
     body["metadata"]["managedFields"] = json!([{"manager":"x","operation":"Apply"}]);
-    let e = api_err(api.patch("w1", &PatchParams::apply("a"), &Patch::Apply(body)).await.unwrap_err());
+    let e = api_err(
+        api.patch("w1", &PatchParams::apply("a"), &Patch::Apply(body))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(e.code, 400);
 }

@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 const W: &str = "/apis/example.com/v1/namespaces/default/widgets";
 
 fn body(spec: Value) -> String {
-    json!({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w1"},"spec":spec}).to_string()
+    json!({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w1"},"spec":spec})
+        .to_string()
 }
 
 async fn create_raw(server: &castellan_apiserver::ApiServer, q: &str, spec: Value) -> Raw {
@@ -17,7 +18,17 @@ async fn create_raw(server: &castellan_apiserver::ApiServer, q: &str, spec: Valu
 fn cause_reasons(r: &Raw) -> Vec<String> {
     r.json()["details"]["causes"]
         .as_array()
-        .map(|a| a.iter().map(|c| format!("{}@{}", c["reason"].as_str().unwrap(), c["field"].as_str().unwrap())).collect())
+        .map(|a| {
+            a.iter()
+                .map(|c| {
+                    format!(
+                        "{}@{}",
+                        c["reason"].as_str().unwrap(),
+                        c["field"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -28,7 +39,11 @@ async fn missing_required_field_is_422_field_value_required() {
     let r = create_raw(&server, "", json!({})).await;
     assert_eq!(r.status, 422, "{}", r.body);
     assert_eq!(r.json()["reason"], "Invalid");
-    assert!(cause_reasons(&r).contains(&"FieldValueRequired@spec.size".to_string()), "{:?}", cause_reasons(&r));
+    assert!(
+        cause_reasons(&r).contains(&"FieldValueRequired@spec.size".to_string()),
+        "{:?}",
+        cause_reasons(&r)
+    );
 }
 
 #[tokio::test]
@@ -37,8 +52,15 @@ async fn enum_violation_is_422_not_supported() {
     let _ = widgets(&client).await;
     let r = create_raw(&server, "", json!({"size":1,"mode":"medium"})).await;
     assert_eq!(r.status, 422, "{}", r.body);
-    assert!(cause_reasons(&r).contains(&"FieldValueNotSupported@spec.mode".to_string()), "{}", r.body);
-    assert!(r.json()["message"].as_str().unwrap().starts_with("Widget.example.com \"w1\" is invalid: "));
+    assert!(
+        cause_reasons(&r).contains(&"FieldValueNotSupported@spec.mode".to_string()),
+        "{}",
+        r.body
+    );
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Widget.example.com \"w1\" is invalid: "));
 }
 
 #[tokio::test]
@@ -62,7 +84,13 @@ async fn wrong_type_is_422() {
     let _ = widgets(&client).await;
     let r = create_raw(&server, "", json!({"size":"big"})).await;
     assert_eq!(r.status, 422, "{}", r.body);
-    assert!(cause_reasons(&r).iter().any(|c| c.starts_with("FieldValueTypeInvalid")), "{}", r.body);
+    assert!(
+        cause_reasons(&r)
+            .iter()
+            .any(|c| c.starts_with("FieldValueTypeInvalid")),
+        "{}",
+        r.body
+    );
 }
 
 #[tokio::test]
@@ -76,12 +104,20 @@ async fn cel_rule_false_is_422_and_transition_rules_see_old_self() {
     let r = create_raw(&server, "", json!({"size":1,"replicas":5})).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let e = api_err(
-        api.patch("w1", &PatchParams::default(), &Patch::Merge(json!({"spec":{"replicas":3}})))
-            .await
-            .unwrap_err(),
+        api.patch(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec":{"replicas":3}})),
+        )
+        .await
+        .unwrap_err(),
     );
     assert_eq!(e.code, 422);
-    assert!(e.message.contains("replicas may not decrease"), "{}", e.message);
+    assert!(
+        e.message.contains("replicas may not decrease"),
+        "{}",
+        e.message
+    );
 }
 
 #[tokio::test]
@@ -92,7 +128,11 @@ async fn unknown_field_warn_strict_ignore() {
     assert_eq!(r.status, 201, "{}", r.body);
     assert!(r.json()["spec"].get("bogus").is_none());
     let w = r.all_headers("Warning");
-    assert!(w.iter().any(|h| h.starts_with("299 - ") && h.contains("spec.bogus")), "{w:?}");
+    assert!(
+        w.iter()
+            .any(|h| h.starts_with("299 - ") && h.contains("spec.bogus")),
+        "{w:?}"
+    );
     let r = raw(&server, "POST", &format!("{W}?fieldValidation=Strict"), &[JSON], &json!({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w2"},"spec":{"size":1,"bogus":1}}).to_string()).await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.json()["reason"], "BadRequest");
@@ -105,7 +145,12 @@ async fn unknown_field_warn_strict_ignore() {
 async fn preserve_unknown_fields_keeps_them() {
     let (server, client) = setup().await;
     let _ = widgets(&client).await;
-    let r = create_raw(&server, "", json!({"size":1,"extra":{"anything":{"goes":true}}})).await;
+    let r = create_raw(
+        &server,
+        "",
+        json!({"size":1,"extra":{"anything":{"goes":true}}}),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.json()["spec"]["extra"]["anything"]["goes"], true);
 }
@@ -114,7 +159,10 @@ async fn preserve_unknown_fields_keeps_them() {
 async fn defaults_are_filled_in_response_and_get() {
     let (_s, client) = setup().await;
     let api = widgets(&client).await;
-    let o = api.create(&PostParams::default(), &widget("w1", 1)).await.unwrap();
+    let o = api
+        .create(&PostParams::default(), &widget("w1", 1))
+        .await
+        .unwrap();
     assert_eq!(o.data["spec"]["mode"], "fast");
     assert_eq!(api.get("w1").await.unwrap().data["spec"]["mode"], "fast");
 }
@@ -136,7 +184,13 @@ async fn duplicate_in_set_list_is_422() {
     let _ = widgets(&client).await;
     let r = create_raw(&server, "", json!({"size":1,"tags":["a","a"]})).await;
     assert_eq!(r.status, 422, "{}", r.body);
-    assert!(cause_reasons(&r).iter().any(|c| c.starts_with("FieldValueDuplicate")), "{}", r.body);
+    assert!(
+        cause_reasons(&r)
+            .iter()
+            .any(|c| c.starts_with("FieldValueDuplicate")),
+        "{}",
+        r.body
+    );
 }
 
 #[tokio::test]
@@ -144,15 +198,37 @@ async fn non_structural_or_misnamed_crd_is_422() {
     let (server, _client) = setup().await;
     let mut crd = widget_crd();
     crd["metadata"]["name"] = json!("widgets.other.com");
-    let r = raw(&server, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", &[JSON], &crd.to_string()).await;
+    let r = raw(
+        &server,
+        "POST",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        &[JSON],
+        &crd.to_string(),
+    )
+    .await;
     assert_eq!(r.status, 422, "{}", r.body);
     let mut crd = widget_crd();
-    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["untyped"] = json!({"description": "no type"});
-    let r = raw(&server, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", &[JSON], &crd.to_string()).await;
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["untyped"] = json!({"description": "no type"});
+    let r = raw(
+        &server,
+        "POST",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        &[JSON],
+        &crd.to_string(),
+    )
+    .await;
     assert_eq!(r.status, 422, "{}", r.body);
     let mut crd = widget_crd();
     crd["spec"]["versions"][0]["storage"] = json!(false);
-    let r = raw(&server, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", &[JSON], &crd.to_string()).await;
+    let r = raw(
+        &server,
+        "POST",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        &[JSON],
+        &crd.to_string(),
+    )
+    .await;
     assert_eq!(r.status, 422, "{}", r.body);
 }
 
@@ -168,6 +244,9 @@ async fn new_crd_is_established_and_discoverable_at_once() {
     let st = typed.status.unwrap();
     assert_eq!(st.stored_versions, Some(vec!["v1".to_string()]));
     assert_eq!(st.accepted_names.unwrap().kind, "Widget");
-    let d = kube::Discovery::new(client.clone()).run_aggregated().await.unwrap();
+    let d = kube::Discovery::new(client.clone())
+        .run_aggregated()
+        .await
+        .unwrap();
     assert!(d.has_group("example.com"));
 }
