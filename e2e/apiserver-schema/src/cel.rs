@@ -235,7 +235,17 @@ impl<'a> FieldCheck<'a> {
         if let Some(p) = schema.get("properties").and_then(|p| p.get(name)) {
             return Some(p);
         }
-        if resource_root && matches!(name, "apiVersion" | "kind" | "metadata") {
+        if resource_root && name == "metadata" {
+            // CEL sees only `name` and `generateName` of a resource's metadata.
+            static META: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+            return Some(META.get_or_init(|| {
+                serde_json::json!({"type": "object", "properties": {
+                    "name": {"type": "string"},
+                    "generateName": {"type": "string"}
+                }})
+            }));
+        }
+        if resource_root && matches!(name, "apiVersion" | "kind") {
             return None;
         }
         if let Some(ap) = schema.get("additionalProperties") {

@@ -388,3 +388,23 @@ fn a_rule_that_fails_to_evaluate_reports_the_error_and_the_rule_message() {
         "{c:?}"
     );
 }
+
+#[test]
+fn a_rule_may_read_only_name_and_generate_name_of_metadata() {
+    let schema = |rule: &str| {
+        json!({
+            "type": "object",
+            "properties": {"spec": {"type": "object"}},
+            "x-kubernetes-validations": [{"rule": rule}]
+        })
+    };
+    CompiledSchema::compile(&schema(
+        "self.metadata.name.startsWith('a') || has(self.metadata.generateName)",
+    ))
+    .unwrap();
+    let errs = CompiledSchema::compile(&schema("has(self.metadata.labels)")).unwrap_err();
+    assert!(
+        errs[0].message.contains("undefined field 'labels'"),
+        "{errs:?}"
+    );
+}
