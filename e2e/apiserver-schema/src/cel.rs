@@ -232,9 +232,6 @@ impl<'a> FieldCheck<'a> {
                 .get("x-kubernetes-embedded-resource")
                 .and_then(Value::as_bool)
                 == Some(true);
-        if let Some(p) = schema.get("properties").and_then(|p| p.get(name)) {
-            return Some(p);
-        }
         if resource_root && name == "metadata" {
             // CEL sees only `name` and `generateName` of a resource's metadata.
             static META: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
@@ -244,6 +241,9 @@ impl<'a> FieldCheck<'a> {
                     "generateName": {"type": "string"}
                 }})
             }));
+        }
+        if let Some(p) = schema.get("properties").and_then(|p| p.get(name)) {
+            return Some(p);
         }
         if resource_root && matches!(name, "apiVersion" | "kind") {
             return None;
