@@ -106,9 +106,15 @@ impl Mappings {
     }
 
     fn link(&mut self, slot: Id, entry: Entry) {
-        self.declared.entry((entry.ns, entry.declared)).or_default().insert(slot);
+        self.declared
+            .entry((entry.ns, entry.declared))
+            .or_default()
+            .insert(slot);
         if let Some(serving) = entry.serving {
-            self.serving.entry((entry.ns, serving)).or_default().insert(slot);
+            self.serving
+                .entry((entry.ns, serving))
+                .or_default()
+                .insert(slot);
         }
         if entry.state == MappingState::Stranded {
             self.stranded.entry(entry.ns).or_default().insert(slot);
@@ -156,7 +162,9 @@ struct Inner {
 
 impl Inner {
     fn entry_of(&mut self, mapping: &ArtifactMapping) -> Option<Entry> {
-        let ns = self.namespaces.intern(mapping.metadata.namespace.as_deref()?);
+        let ns = self
+            .namespaces
+            .intern(mapping.metadata.namespace.as_deref()?);
         let name: Arc<str> = Arc::from(mapping.metadata.name.as_deref()?);
         let declared = self.backends.intern(&mapping.spec.backend_ref.name);
         let serving = mapping
@@ -208,7 +216,9 @@ impl MappingIndex {
                 }
             }
             Event::Delete(m) => {
-                let (Some(ns), Some(name)) = (m.metadata.namespace.as_deref(), m.metadata.name.as_deref()) else {
+                let (Some(ns), Some(name)) =
+                    (m.metadata.namespace.as_deref(), m.metadata.name.as_deref())
+                else {
                     return;
                 };
                 if let Some(ns) = inner.namespaces.get(ns) {
@@ -221,7 +231,10 @@ impl MappingIndex {
             Event::Init => inner.rebuilding = Some(Mappings::default()),
             Event::InitApply(m) => {
                 if let Some(entry) = inner.entry_of(m) {
-                    inner.rebuilding.get_or_insert_with(Mappings::default).upsert(entry);
+                    inner
+                        .rebuilding
+                        .get_or_insert_with(Mappings::default)
+                        .upsert(entry);
                 }
             }
             Event::InitDone => {
@@ -232,7 +245,10 @@ impl MappingIndex {
         }
     }
 
-    fn refs(&self, pick: impl FnOnce(&Inner) -> Option<Vec<Id>>) -> Vec<ObjectRef<ArtifactMapping>> {
+    fn refs(
+        &self,
+        pick: impl FnOnce(&Inner) -> Option<Vec<Id>>,
+    ) -> Vec<ObjectRef<ArtifactMapping>> {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
         let Some(mut slots) = pick(&inner) else {
             return Vec::new();
@@ -246,22 +262,52 @@ impl MappingIndex {
     }
 
     fn ids(inner: &Inner, namespace: &str, backend: &str) -> Option<(Id, Id)> {
-        Some((inner.namespaces.get(namespace)?, inner.backends.get(backend)?))
+        Some((
+            inner.namespaces.get(namespace)?,
+            inner.backends.get(backend)?,
+        ))
     }
 
     /// Mappings whose `spec.backendRef` is `backend` in `namespace`.
     pub fn declared_on(&self, namespace: &str, backend: &str) -> Vec<ObjectRef<ArtifactMapping>> {
-        self.refs(|i| Some(i.live.declared.get(&Self::ids(i, namespace, backend)?)?.iter().copied().collect()))
+        self.refs(|i| {
+            Some(
+                i.live
+                    .declared
+                    .get(&Self::ids(i, namespace, backend)?)?
+                    .iter()
+                    .copied()
+                    .collect(),
+            )
+        })
     }
 
     /// Mappings whose `status.backend` is `backend` in `namespace`.
     pub fn served_by(&self, namespace: &str, backend: &str) -> Vec<ObjectRef<ArtifactMapping>> {
-        self.refs(|i| Some(i.live.serving.get(&Self::ids(i, namespace, backend)?)?.iter().copied().collect()))
+        self.refs(|i| {
+            Some(
+                i.live
+                    .serving
+                    .get(&Self::ids(i, namespace, backend)?)?
+                    .iter()
+                    .copied()
+                    .collect(),
+            )
+        })
     }
 
     /// Mappings of `namespace` that nothing serves.
     pub fn stranded_in(&self, namespace: &str) -> Vec<ObjectRef<ArtifactMapping>> {
-        self.refs(|i| Some(i.live.stranded.get(&i.namespaces.get(namespace)?)?.iter().copied().collect()))
+        self.refs(|i| {
+            Some(
+                i.live
+                    .stranded
+                    .get(&i.namespaces.get(namespace)?)?
+                    .iter()
+                    .copied()
+                    .collect(),
+            )
+        })
     }
 
     /// How many mappings of `namespace` are in `state` (for the `mappings` gauge).
@@ -295,9 +341,17 @@ impl MappingIndex {
 
     /// Records the state of a backend (`None` when it is gone) and says what changed since the
     /// last one seen. A backend seen for the first time counts as changed from "absent".
-    pub fn observe_backend(&self, namespace: &str, backend: &str, state: Option<BackendState>) -> BackendTransition {
+    pub fn observe_backend(
+        &self,
+        namespace: &str,
+        backend: &str,
+        state: Option<BackendState>,
+    ) -> BackendTransition {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        let key = (inner.namespaces.intern(namespace), inner.backends.intern(backend));
+        let key = (
+            inner.namespaces.intern(namespace),
+            inner.backends.intern(backend),
+        );
         let previous = match &state {
             Some(s) => inner.backend_states.insert(key, s.clone()),
             None => inner.backend_states.remove(&key),
@@ -316,7 +370,10 @@ impl MappingIndex {
 /// Mappings declared on or served by the backend, and — when it has just become usable — every
 /// stranded mapping of its namespace. Routine status writes (a new `lastValidationTime`) change
 /// nothing placement-relevant and map to nothing.
-pub fn mappings_for_backend(backend: &StorageBackend, ctx: &crate::context::Context) -> Vec<ObjectRef<ArtifactMapping>> {
+pub fn mappings_for_backend(
+    backend: &StorageBackend,
+    ctx: &crate::context::Context,
+) -> Vec<ObjectRef<ArtifactMapping>> {
     let (Some(namespace), name) = (backend.namespace(), backend.name_any()) else {
         return Vec::new();
     };
@@ -327,6 +384,19 @@ pub fn mappings_for_backend(backend: &StorageBackend, ctx: &crate::context::Cont
         .is_some_and(|b| b.metadata.uid == backend.metadata.uid);
     let state = present.then(|| BackendState::of(backend));
     affected_mappings(&ctx.index, &namespace, &name, state)
+}
+
+/// The mappings a deleted backend affects (declared on it or served by it). Shared reflector
+/// streams do not hand deletions to `watches_shared_stream` mappers, so the operator calls this
+/// from the backend watch's `Delete` events and feeds the result to `Controller::reconcile_on`.
+pub fn mappings_for_deleted_backend(
+    backend: &StorageBackend,
+    ctx: &crate::context::Context,
+) -> Vec<ObjectRef<ArtifactMapping>> {
+    let (Some(namespace), name) = (backend.namespace(), backend.name_any()) else {
+        return Vec::new();
+    };
+    affected_mappings(&ctx.index, &namespace, &name, None)
 }
 
 /// [`mappings_for_backend`] without the context: records `state` and returns what it affects.
@@ -366,7 +436,9 @@ mod tests {
             ArtifactMappingSpec {
                 digest: format!("sha256:{}", "a".repeat(64)),
                 size: None,
-                backend_ref: BackendRef { name: declared.into() },
+                backend_ref: BackendRef {
+                    name: declared.into(),
+                },
                 key: None,
                 reassignment: Reassignment::Auto,
             },
@@ -425,12 +497,36 @@ mod tests {
             index.apply_event(&Event::Apply(m));
         }
         let cases: Vec<(&str, Vec<String>, Vec<&str>)> = vec![
-            ("declared on a backend lists every mapping written there", names(index.declared_on("org", "a")), vec!["org/m1", "org/m2", "org/m3"]),
-            ("served by a backend lists the mappings it serves now", names(index.served_by("org", "b")), vec!["org/m2"]),
-            ("stranded lists the unserved mappings of one namespace only", names(index.stranded_in("org")), vec!["org/m3", "org/m4"]),
-            ("another namespace's backend of the same name is separate", names(index.declared_on("other", "a")), vec!["other/m5"]),
-            ("an unknown backend has no mappings", names(index.declared_on("org", "zzz")), vec![]),
-            ("an unknown namespace has no stranded mappings", names(index.stranded_in("nowhere")), vec![]),
+            (
+                "declared on a backend lists every mapping written there",
+                names(index.declared_on("org", "a")),
+                vec!["org/m1", "org/m2", "org/m3"],
+            ),
+            (
+                "served by a backend lists the mappings it serves now",
+                names(index.served_by("org", "b")),
+                vec!["org/m2"],
+            ),
+            (
+                "stranded lists the unserved mappings of one namespace only",
+                names(index.stranded_in("org")),
+                vec!["org/m3", "org/m4"],
+            ),
+            (
+                "another namespace's backend of the same name is separate",
+                names(index.declared_on("other", "a")),
+                vec!["other/m5"],
+            ),
+            (
+                "an unknown backend has no mappings",
+                names(index.declared_on("org", "zzz")),
+                vec![],
+            ),
+            (
+                "an unknown namespace has no stranded mappings",
+                names(index.stranded_in("nowhere")),
+                vec![],
+            ),
         ];
         for (name, got, want) in cases {
             assert_eq!(got, want, "{name}");
@@ -446,15 +542,30 @@ mod tests {
         index.apply_event(&Event::Apply(mapping("org", "m", "a", None)));
         index.apply_event(&Event::Apply(mapping("org", "m", "a", Some("b"))));
         let cases = [
-            ("a reassigned mapping is served by its new backend", names(index.served_by("org", "b")), vec!["org/m"]),
-            ("a reassigned mapping is no longer stranded", names(index.stranded_in("org")), vec![]),
-            ("a reassigned mapping is still declared on its backend", names(index.declared_on("org", "a")), vec!["org/m"]),
+            (
+                "a reassigned mapping is served by its new backend",
+                names(index.served_by("org", "b")),
+                vec!["org/m"],
+            ),
+            (
+                "a reassigned mapping is no longer stranded",
+                names(index.stranded_in("org")),
+                vec![],
+            ),
+            (
+                "a reassigned mapping is still declared on its backend",
+                names(index.declared_on("org", "a")),
+                vec!["org/m"],
+            ),
         ];
         for (name, got, want) in cases {
             assert_eq!(got, want, "{name}");
         }
         index.apply_event(&Event::Delete(mapping("org", "m", "a", Some("b"))));
-        assert!(index.served_by("org", "b").is_empty(), "a deleted mapping leaves every set");
+        assert!(
+            index.served_by("org", "b").is_empty(),
+            "a deleted mapping leaves every set"
+        );
         assert!(index.declared_on("org", "a").is_empty());
         assert_eq!(index.count("org", MappingState::Reassigned), 0);
     }
@@ -465,7 +576,11 @@ mod tests {
         index.apply_event(&Event::Apply(mapping("org", "old", "a", None)));
         index.apply_event(&Event::Init);
         index.apply_event(&Event::InitApply(mapping("org", "new", "a", None)));
-        assert_eq!(names(index.declared_on("org", "a")), vec!["org/old"], "queries answer from the old index during a relist");
+        assert_eq!(
+            names(index.declared_on("org", "a")),
+            vec!["org/old"],
+            "queries answer from the old index during a relist"
+        );
         index.apply_event(&Event::InitDone);
         assert_eq!(
             names(index.declared_on("org", "a")),
@@ -482,20 +597,62 @@ mod tests {
         index.apply_event(&Event::Apply(mapping("org", "moved", "x", Some("a"))));
         index.apply_event(&Event::Apply(mapping("org", "lost", "x", None)));
         index.apply_event(&Event::Apply(mapping("other", "far", "x", None)));
-        let quarantined = BackendState { trust: Trust::Quarantined, ..state(true) };
-        let moved_location = BackendState { location: "elsewhere".into(), ..state(true) };
+        let quarantined = BackendState {
+            trust: Trust::Quarantined,
+            ..state(true)
+        };
+        let moved_location = BackendState {
+            location: "elsewhere".into(),
+            ..state(true)
+        };
         let cases: Vec<(&str, Option<BackendState>, Vec<&str>)> = vec![
-            ("a backend seen ready for the first time re-places its own and the stranded", Some(state(true)), vec!["org/home", "org/lost", "org/moved"]),
-            ("the same state again (a routine status write) re-places nothing", Some(state(true)), vec![]),
-            ("becoming unready re-places what it declares and serves", Some(state(false)), vec!["org/home", "org/moved"]),
-            ("staying unready re-places nothing", Some(state(false)), vec![]),
-            ("becoming usable again also re-places the namespace's stranded", Some(state(true)), vec!["org/home", "org/lost", "org/moved"]),
-            ("a quarantine re-places what it declares and serves", Some(quarantined), vec!["org/home", "org/moved"]),
-            ("a location change re-places what it declares and serves", Some(moved_location), vec!["org/home", "org/lost", "org/moved"]),
-            ("a deleted backend re-places what it declares and serves", None, vec!["org/home", "org/moved"]),
+            (
+                "a backend seen ready for the first time re-places its own and the stranded",
+                Some(state(true)),
+                vec!["org/home", "org/lost", "org/moved"],
+            ),
+            (
+                "the same state again (a routine status write) re-places nothing",
+                Some(state(true)),
+                vec![],
+            ),
+            (
+                "becoming unready re-places what it declares and serves",
+                Some(state(false)),
+                vec!["org/home", "org/moved"],
+            ),
+            (
+                "staying unready re-places nothing",
+                Some(state(false)),
+                vec![],
+            ),
+            (
+                "becoming usable again also re-places the namespace's stranded",
+                Some(state(true)),
+                vec!["org/home", "org/lost", "org/moved"],
+            ),
+            (
+                "a quarantine re-places what it declares and serves",
+                Some(quarantined),
+                vec!["org/home", "org/moved"],
+            ),
+            (
+                "a location change re-places what it declares and serves",
+                Some(moved_location),
+                vec!["org/home", "org/lost", "org/moved"],
+            ),
+            (
+                "a deleted backend re-places what it declares and serves",
+                None,
+                vec!["org/home", "org/moved"],
+            ),
         ];
         for (name, s, want) in cases {
-            assert_eq!(names(affected_mappings(&index, "org", "a", s)), want, "{name}");
+            assert_eq!(
+                names(affected_mappings(&index, "org", "a", s)),
+                want,
+                "{name}"
+            );
         }
     }
 
@@ -507,7 +664,12 @@ mod tests {
                 let index = index.clone();
                 std::thread::spawn(move || {
                     for i in 0..500 {
-                        index.apply_event(&Event::Apply(mapping("org", &format!("m{t}-{i}"), "a", None)));
+                        index.apply_event(&Event::Apply(mapping(
+                            "org",
+                            &format!("m{t}-{i}"),
+                            "a",
+                            None,
+                        )));
                         let _ = index.stranded_in("org").len();
                     }
                 })

@@ -24,8 +24,8 @@ use crate::digest::{Digest, VerifyOutcome};
 use crate::metrics::{Metrics, ResultLabels};
 use crate::storage::verify::verify_object;
 use crate::storage::{
-    ByteRange, ErrorKind, GetObject, ListPage, ObjectInfo, ObjectStore, ProbeMode, ProbeReport, PutBody, PutOptions,
-    PutOutcome, StorageError,
+    ByteRange, ErrorKind, GetObject, ListPage, ObjectInfo, ObjectStore, ProbeMode, ProbeReport,
+    PutBody, PutOptions, PutOutcome, StorageError,
 };
 
 /// Attempts of one verification when the download is cut short.
@@ -85,7 +85,9 @@ impl Verdict {
     fn ttl(&self) -> Duration {
         match self {
             Verdict::Verified { .. } => Duration::from_secs(24 * 3600),
-            Verdict::DigestMismatch { .. } | Verdict::SizeMismatch { .. } => Duration::from_secs(3600),
+            Verdict::DigestMismatch { .. } | Verdict::SizeMismatch { .. } => {
+                Duration::from_secs(3600)
+            }
             // Replication may still be catching up: look again soon.
             Verdict::Missing => Duration::from_secs(60),
             Verdict::Truncated { .. } | Verdict::Failed(_) => Duration::ZERO,
@@ -210,7 +212,11 @@ pub struct Verifier {
 impl Verifier {
     /// At most `concurrency` downloads at once (at least 1), pulling at most `bytes_per_second`
     /// together (`None`: unlimited).
-    pub fn new(concurrency: usize, bytes_per_second: Option<u64>, metrics: Arc<Metrics>) -> Verifier {
+    pub fn new(
+        concurrency: usize,
+        bytes_per_second: Option<u64>,
+        metrics: Arc<Metrics>,
+    ) -> Verifier {
         Verifier {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             budget: bytes_per_second.map(|r| Arc::new(ByteBudget::new(r))),
@@ -241,21 +247,39 @@ impl Verifier {
     }
 
     /// HEAD of `target`'s object (remembered for a few minutes): `Some(size)` when present.
-    pub async fn head(&self, store: Arc<dyn ObjectStore>, target: &Target) -> Result<Option<u64>, StorageError> {
+    pub async fn head(
+        &self,
+        store: Arc<dyn ObjectStore>,
+        target: &Target,
+    ) -> Result<Option<u64>, StorageError> {
         let key = fact_key(&target.location, &target.key, &target.digest);
         match self.lock().fact(key) {
             Some(Fact::Present { size }) => return Ok(Some(*size)),
-            Some(Fact::Verdict { verdict: Verdict::Missing, .. }) => return Ok(None),
-            Some(Fact::Verdict { verdict: Verdict::Verified { bytes }, .. }) => return Ok(Some(*bytes)),
+            Some(Fact::Verdict {
+                verdict: Verdict::Missing,
+                ..
+            }) => return Ok(None),
+            Some(Fact::Verdict {
+                verdict: Verdict::Verified { bytes },
+                ..
+            }) => return Ok(Some(*bytes)),
             _ => {}
         }
         let head = {
-            let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
+            let _permit = self
+                .permits
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
             store.head(&target.key).await?
         };
         let mut state = self.lock();
         match &head {
-            Some(info) => state.remember(key, Fact::Present { size: info.size }, Duration::from_secs(600)),
+            Some(info) => state.remember(
+                key,
+                Fact::Present { size: info.size },
+                Duration::from_secs(600),
+            ),
             None => state.remember(
                 key,
                 Fact::Verdict {
@@ -271,7 +295,12 @@ impl Verifier {
     /// Verifies `target` through `store`. Concurrent calls for the same `(location, key,
     /// digest)` share one download; a remembered conclusive verdict is returned without I/O.
     /// Returns the verdict and when it was reached (`now` of the call that did the download).
-    pub async fn verify(&self, store: Arc<dyn ObjectStore>, target: &Target, now: Time) -> (Verdict, Time) {
+    pub async fn verify(
+        &self,
+        store: Arc<dyn ObjectStore>,
+        target: &Target,
+        now: Time,
+    ) -> (Verdict, Time) {
         let key = fact_key(&target.location, &target.key, &target.digest);
         let pending = {
             let mut state = self.lock();
@@ -283,7 +312,10 @@ impl Verifier {
             match state.inflight.get(&key) {
                 Some(pending) => pending.clone(),
                 None => {
-                    let pending = self.download(store, target.clone(), key, now).boxed().shared();
+                    let pending = self
+                        .download(store, target.clone(), key, now)
+                        .boxed()
+                        .shared();
                     state.inflight.insert(key, pending.clone());
                     pending
                 }
@@ -307,13 +339,19 @@ impl Verifier {
         let state = self.state.clone();
         async move {
             let store: Arc<dyn ObjectStore> = match budget {
-                Some(budget) => Arc::new(Budgeted { inner: store, budget }),
+                Some(budget) => Arc::new(Budgeted {
+                    inner: store,
+                    budget,
+                }),
                 None => store,
             };
             let mut attempt = 1;
             let verdict = loop {
                 let (verdict, bytes) = {
-                    let _permit = permits.acquire().await.expect("the semaphore is never closed");
+                    let _permit = permits
+                        .acquire()
+                        .await
+                        .expect("the semaphore is never closed");
                     once(store.as_ref(), &target).await
                 };
                 metrics.verified_bytes.inc_by(bytes);
@@ -358,8 +396,12 @@ async fn once(store: &dyn ObjectStore, target: &Target) -> (Verdict, u64) {
             let verdict = match report.outcome {
                 VerifyOutcome::Verified { bytes } => Verdict::Verified { bytes },
                 VerifyOutcome::DigestMismatch { actual } => Verdict::DigestMismatch { actual },
-                VerifyOutcome::SizeMismatch { expected, actual } => Verdict::SizeMismatch { expected, actual },
-                VerifyOutcome::Truncated { expected, received } => Verdict::Truncated { expected, received },
+                VerifyOutcome::SizeMismatch { expected, actual } => {
+                    Verdict::SizeMismatch { expected, actual }
+                }
+                VerifyOutcome::Truncated { expected, received } => {
+                    Verdict::Truncated { expected, received }
+                }
                 VerifyOutcome::Io(e) => Verdict::Failed(e),
             };
             (verdict, report.bytes)
@@ -375,7 +417,11 @@ struct Budgeted {
 
 #[async_trait::async_trait]
 impl ObjectStore for Budgeted {
-    async fn probe(&self, mode: ProbeMode, known_key: Option<&str>) -> Result<ProbeReport, StorageError> {
+    async fn probe(
+        &self,
+        mode: ProbeMode,
+        known_key: Option<&str>,
+    ) -> Result<ProbeReport, StorageError> {
         self.inner.probe(mode, known_key).await
     }
 
@@ -401,7 +447,13 @@ impl ObjectStore for Budgeted {
         Ok(got)
     }
 
-    async fn put(&self, key: &str, body: PutBody, size: u64, options: &PutOptions) -> Result<PutOutcome, StorageError> {
+    async fn put(
+        &self,
+        key: &str,
+        body: PutBody,
+        size: u64,
+        options: &PutOptions,
+    ) -> Result<PutOutcome, StorageError> {
         self.inner.put(key, body, size, options).await
     }
 
@@ -409,7 +461,11 @@ impl ObjectStore for Budgeted {
         self.inner.delete(key).await
     }
 
-    async fn list(&self, prefix: &str, continuation_token: Option<&str>) -> Result<ListPage, StorageError> {
+    async fn list(
+        &self,
+        prefix: &str,
+        continuation_token: Option<&str>,
+    ) -> Result<ListPage, StorageError> {
         self.inner.list(prefix, continuation_token).await
     }
 
@@ -445,7 +501,11 @@ mod tests {
                 ..Default::default()
             };
             for (k, v) in objects {
-                store.objects.lock().unwrap().insert(k.to_string(), Bytes::copy_from_slice(v));
+                store
+                    .objects
+                    .lock()
+                    .unwrap()
+                    .insert(k.to_string(), Bytes::copy_from_slice(v));
             }
             Arc::new(store)
         }
@@ -466,15 +526,30 @@ mod tests {
         }
         async fn get(&self, key: &str, _: Option<ByteRange>) -> Result<GetObject, StorageError> {
             self.gets.fetch_add(1, Ordering::SeqCst);
-            let data = self.objects.lock().unwrap().get(key).cloned().ok_or_else(|| StorageError::new(ErrorKind::NotFound, "no such key"))?;
+            let data = self
+                .objects
+                .lock()
+                .unwrap()
+                .get(key)
+                .cloned()
+                .ok_or_else(|| StorageError::new(ErrorKind::NotFound, "no such key"))?;
             let running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_running.fetch_max(running, Ordering::SeqCst);
-            let truncate = self.truncate_first.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+            let truncate = self
+                .truncate_first
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
             let len = data.len();
-            let mut chunks: Vec<Result<Bytes, StorageError>> = data.chunks(100).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+            let mut chunks: Vec<Result<Bytes, StorageError>> = data
+                .chunks(100)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
             if truncate {
                 chunks.truncate(chunks.len() / 2);
-                chunks.push(Err(StorageError::new(ErrorKind::BodyInterrupted, "connection reset")));
+                chunks.push(Err(StorageError::new(
+                    ErrorKind::BodyInterrupted,
+                    "connection reset",
+                )));
             }
             let delay = self.chunk_delay;
             // Count the download as running until its body is dropped.
@@ -484,14 +559,28 @@ mod tests {
                     tokio::time::sleep(delay).await;
                     c
                 })
-                .chain(futures::stream::once(async move {
-                    drop(guard);
-                    Err(StorageError::new(ErrorKind::ServerError, "sentinel"))
-                }).filter(|_| futures::future::ready(false)))
+                .chain(
+                    futures::stream::once(async move {
+                        drop(guard);
+                        Err(StorageError::new(ErrorKind::ServerError, "sentinel"))
+                    })
+                    .filter(|_| futures::future::ready(false)),
+                )
                 .boxed();
-            Ok(GetObject { content_length: Some(len as u64), total_size: None, etag: None, body })
+            Ok(GetObject {
+                content_length: Some(len as u64),
+                total_size: None,
+                etag: None,
+                body,
+            })
         }
-        async fn put(&self, _: &str, _: PutBody, _: u64, _: &PutOptions) -> Result<PutOutcome, StorageError> {
+        async fn put(
+            &self,
+            _: &str,
+            _: PutBody,
+            _: u64,
+            _: &PutOptions,
+        ) -> Result<PutOutcome, StorageError> {
             unreachable!("verification never writes")
         }
         async fn delete(&self, _: &str) -> Result<(), StorageError> {
@@ -536,22 +625,48 @@ mod tests {
         let store = CountingStore::with(&[("k", &data)], Duration::from_millis(5));
         let v = verifier(4, None);
         let t = target("k", &data);
-        let (a, b) = tokio::join!(v.verify(store.clone(), &t, now()), v.verify(store.clone(), &t, now()));
+        let (a, b) = tokio::join!(
+            v.verify(store.clone(), &t, now()),
+            v.verify(store.clone(), &t, now())
+        );
         assert_eq!(a.0, Verdict::Verified { bytes: 1000 });
         assert_eq!(b.0, a.0);
-        assert_eq!(store.gets.load(Ordering::SeqCst), 1, "one GET for two concurrent verifications");
+        assert_eq!(
+            store.gets.load(Ordering::SeqCst),
+            1,
+            "one GET for two concurrent verifications"
+        );
         // Remembered: a later verification does no I/O at all.
-        let (c, at) = v.verify(store.clone(), &t, Time(k8s_openapi::jiff::Timestamp::from_second(2_000).unwrap())).await;
+        let (c, at) = v
+            .verify(
+                store.clone(),
+                &t,
+                Time(k8s_openapi::jiff::Timestamp::from_second(2_000).unwrap()),
+            )
+            .await;
         assert_eq!(c, a.0);
-        assert_eq!(at, now(), "the remembered verdict keeps the time it was reached");
+        assert_eq!(
+            at,
+            now(),
+            "the remembered verdict keeps the time it was reached"
+        );
         assert_eq!(store.gets.load(Ordering::SeqCst), 1);
-        assert!(v.metrics.render().contains("castellan_verified_bytes_total 1000"), "{}", v.metrics.render());
+        assert!(
+            v.metrics
+                .render()
+                .contains("castellan_verified_bytes_total 1000"),
+            "{}",
+            v.metrics.render()
+        );
     }
 
     #[tokio::test]
     async fn different_objects_are_not_shared_and_concurrency_is_bounded() {
         let data = vec![1u8; 500];
-        let store = CountingStore::with(&[("a", &data), ("b", &data), ("c", &data)], Duration::from_millis(2));
+        let store = CountingStore::with(
+            &[("a", &data), ("b", &data), ("c", &data)],
+            Duration::from_millis(2),
+        );
         let v = verifier(1, None);
         let (ta, tb, tc) = (target("a", &data), target("b", &data), target("c", &data));
         let results = tokio::join!(
@@ -563,7 +678,11 @@ mod tests {
             assert_eq!(verdict, Verdict::Verified { bytes: 500 });
         }
         assert_eq!(store.gets.load(Ordering::SeqCst), 3);
-        assert_eq!(store.max_running.load(Ordering::SeqCst), 1, "concurrency 1 runs one download at a time");
+        assert_eq!(
+            store.max_running.load(Ordering::SeqCst),
+            1,
+            "concurrency 1 runs one download at a time"
+        );
     }
 
     #[tokio::test]
@@ -579,9 +698,15 @@ mod tests {
         let store = CountingStore::with(&[("k", &data)], Duration::ZERO);
         store.truncate_first.store(10, Ordering::SeqCst);
         let (verdict, _) = v.verify(store.clone(), &target("k", &data), now()).await;
-        assert!(matches!(verdict, Verdict::Truncated { expected: 1000, .. }), "{verdict:?}");
+        assert!(
+            matches!(verdict, Verdict::Truncated { expected: 1000, .. }),
+            "{verdict:?}"
+        );
         assert_eq!(store.gets.load(Ordering::SeqCst), MAX_ATTEMPTS as usize);
-        assert!(v.known("loc", "k", &target("k", &data).digest).is_none(), "a truncation is never remembered");
+        assert!(
+            v.known("loc", "k", &target("k", &data).digest).is_none(),
+            "a truncation is never remembered"
+        );
     }
 
     #[tokio::test]
@@ -592,21 +717,37 @@ mod tests {
         let v = verifier(2, None);
         let t = target("k", &good);
         let (verdict, _) = v.verify(store.clone(), &t, now()).await;
-        assert_eq!(verdict, Verdict::DigestMismatch { actual: Digest::of_bytes(Algorithm::Sha256, &bad) });
+        assert_eq!(
+            verdict,
+            Verdict::DigestMismatch {
+                actual: Digest::of_bytes(Algorithm::Sha256, &bad)
+            }
+        );
         let _ = v.verify(store.clone(), &t, now()).await;
-        assert_eq!(store.gets.load(Ordering::SeqCst), 1, "a known mismatch is not downloaded again");
+        assert_eq!(
+            store.gets.load(Ordering::SeqCst),
+            1,
+            "a known mismatch is not downloaded again"
+        );
         let (missing, _) = v.verify(store.clone(), &target("nope", &good), now()).await;
         assert_eq!(missing, Verdict::Missing);
         let mut short = target("k", &bad);
         short.size = Some(7);
         let (size, _) = v.verify(store.clone(), &short, now()).await;
-        assert_eq!(size, Verdict::SizeMismatch { expected: 7, actual: 300 });
+        assert_eq!(
+            size,
+            Verdict::SizeMismatch {
+                expected: 7,
+                actual: 300
+            }
+        );
     }
 
     #[tokio::test]
     async fn the_byte_budget_holds_the_rate_across_verifications() {
         let data = vec![5u8; 1000];
-        let store = CountingStore::with(&[("a", &data), ("b", &data), ("c", &data)], Duration::ZERO);
+        let store =
+            CountingStore::with(&[("a", &data), ("b", &data), ("c", &data)], Duration::ZERO);
         let v = verifier(3, Some(1000));
         let start = Instant::now();
         let (ta, tb, tc) = (target("a", &data), target("b", &data), target("c", &data));
@@ -625,7 +766,10 @@ mod tests {
         let budget = ByteBudget::new(1000);
         let start = Instant::now();
         budget.take(1000).await;
-        assert!(start.elapsed() < Duration::from_millis(200), "one second of burst passes at once");
+        assert!(
+            start.elapsed() < Duration::from_millis(200),
+            "one second of burst passes at once"
+        );
         budget.take(500).await;
         budget.take(500).await;
         let elapsed = start.elapsed();
