@@ -2,9 +2,9 @@
 //! (`Arc<dyn ObjectStore>`), cached per backend.
 //!
 //! Owns: reading the referenced Secrets (only in the backend's own namespace), mapping the spec
-//! onto [`S3Config`] (the pure [`s3_config`]), the client cache keyed by [`Inputs`] (backend uid
-//! + generation + the referenced Secrets' resourceVersions: a change of any rebuilds the client),
-//! the resolved location ([`location_of`]), and the backend controller's memory of which inputs it
+//! onto [`S3Config`] (the pure [`s3_config`]), the client cache keyed by [`Inputs`] (backend
+//! uid, generation and the referenced Secrets' resourceVersions: a change of any rebuilds the
+//! client), the resolved location ([`location_of`]), and the backend controller's memory of which inputs it
 //! last probed with (so a rotated Secret restarts the counters).
 //!
 //! Must not: log, store (outside the client it builds) or emit credential material. Errors name
@@ -22,7 +22,9 @@ use kube::{Client, ResourceExt};
 
 use crate::api::backend::{S3Spec, SseType, StorageBackend};
 use crate::api::reasons::backend_reason;
-use crate::storage::{layout, ObjectStore, S3Config, S3Store, Sse, StaticCredentials, StorageError};
+use crate::storage::{
+    layout, ObjectStore, S3Config, S3Store, Sse, StaticCredentials, StorageError,
+};
 
 /// Why a backend could not be turned into a client.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +84,9 @@ impl ResolveError {
             ResolveError::SecretNotFound { .. } => Some(backend_reason::SECRET_NOT_FOUND),
             ResolveError::SecretKeyMissing { .. } => Some(backend_reason::SECRET_KEY_MISSING),
             ResolveError::InvalidSpec(_) => Some(backend_reason::INVALID_SPEC),
-            ResolveError::Storage(e) => Some(e.backend_reason().unwrap_or(backend_reason::INVALID_SPEC)),
+            ResolveError::Storage(e) => {
+                Some(e.backend_reason().unwrap_or(backend_reason::INVALID_SPEC))
+            }
             ResolveError::ReadSecret { .. } | ResolveError::IncompleteObject(_) => None,
         }
     }
@@ -169,7 +173,10 @@ impl Resolver {
     }
 
     /// The client of `backend`, built or reused.
-    pub async fn store_for(&self, backend: &StorageBackend) -> Result<Arc<dyn ObjectStore>, ResolveError> {
+    pub async fn store_for(
+        &self,
+        backend: &StorageBackend,
+    ) -> Result<Arc<dyn ObjectStore>, ResolveError> {
         self.resolve(backend).await?.store
     }
 
@@ -182,7 +189,9 @@ impl Resolver {
     /// inputs are unchanged) or the reason there is none. `Err` only when the Secrets could not
     /// be read at all ([`ResolveError::ReadSecret`]) or the object is incomplete.
     pub async fn resolve(&self, backend: &StorageBackend) -> Result<Resolved, ResolveError> {
-        let uid = backend.uid().ok_or(ResolveError::IncompleteObject("metadata.uid"))?;
+        let uid = backend
+            .uid()
+            .ok_or(ResolveError::IncompleteObject("metadata.uid"))?;
         let namespace = backend
             .namespace()
             .ok_or(ResolveError::IncompleteObject("metadata.namespace"))?;
@@ -201,7 +210,12 @@ impl Resolver {
             secrets: credentials
                 .iter()
                 .chain(ca.iter())
-                .map(|(name, secret)| (name.clone(), secret.as_ref().and_then(|s| s.resource_version())))
+                .map(|(name, secret)| {
+                    (
+                        name.clone(),
+                        secret.as_ref().and_then(|s| s.resource_version()),
+                    )
+                })
                 .collect(),
         };
         if let Some(entry) = self.lock_cache().get(&uid) {
@@ -269,7 +283,11 @@ impl Resolver {
         self.probed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Arc<Secret>>, ResolveError> {
+    async fn secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Arc<Secret>>, ResolveError> {
         match &self.secrets {
             Some(store) => Ok(store.get(&ObjectRef::new(name).within(namespace))),
             None => Api::<Secret>::namespaced(self.client.clone(), namespace)
@@ -302,7 +320,11 @@ pub fn location_of(backend: &StorageBackend) -> String {
 
 /// Maps the spec and the (already fetched) referenced Secrets onto an [`S3Config`]. Pure.
 /// `credentials`/`ca` are `None` when the Secret does not exist (or is not referenced).
-pub fn s3_config(s3: &S3Spec, credentials: Option<&Secret>, ca: Option<&Secret>) -> Result<S3Config, ResolveError> {
+pub fn s3_config(
+    s3: &S3Spec,
+    credentials: Option<&Secret>,
+    ca: Option<&Secret>,
+) -> Result<S3Config, ResolveError> {
     let mut config = S3Config::new(s3.bucket.clone());
     config.region = s3.region.clone();
     config.endpoint = s3.endpoint.clone();
@@ -325,13 +347,18 @@ pub fn s3_config(s3: &S3Spec, credentials: Option<&Secret>, ca: Option<&Secret>)
             SseType::Aes256 => Sse::Aes256,
         }),
     };
-    config.multipart_threshold_bytes = u64::try_from(s3.multipart_threshold_bytes)
-        .map_err(|_| ResolveError::InvalidSpec("multipartThresholdBytes must not be negative".to_owned()))?;
-    config.multipart_chunk_bytes = u64::try_from(s3.multipart_chunk_bytes)
-        .map_err(|_| ResolveError::InvalidSpec("multipartChunkBytes must not be negative".to_owned()))?;
+    config.multipart_threshold_bytes =
+        u64::try_from(s3.multipart_threshold_bytes).map_err(|_| {
+            ResolveError::InvalidSpec("multipartThresholdBytes must not be negative".to_owned())
+        })?;
+    config.multipart_chunk_bytes = u64::try_from(s3.multipart_chunk_bytes).map_err(|_| {
+        ResolveError::InvalidSpec("multipartChunkBytes must not be negative".to_owned())
+    })?;
 
     if let Some(r) = &s3.credentials_secret_ref {
-        let secret = credentials.ok_or_else(|| ResolveError::SecretNotFound { name: r.name.clone() })?;
+        let secret = credentials.ok_or_else(|| ResolveError::SecretNotFound {
+            name: r.name.clone(),
+        })?;
         let session_token = match &r.session_token_key {
             Some(key) => Some(secret_text(secret, &r.name, key)?),
             None => None,
@@ -343,7 +370,9 @@ pub fn s3_config(s3: &S3Spec, credentials: Option<&Secret>, ca: Option<&Secret>)
         });
     }
     if let Some(r) = &s3.ca_bundle_secret_ref {
-        let secret = ca.ok_or_else(|| ResolveError::SecretNotFound { name: r.name.clone() })?;
+        let secret = ca.ok_or_else(|| ResolveError::SecretNotFound {
+            name: r.name.clone(),
+        })?;
         config.ca_bundle_pem = Some(secret_bytes(secret, &r.name, &r.key)?.to_vec());
     }
     config
@@ -385,7 +414,9 @@ fn secret_text(secret: &Secret, name: &str, key: &str) -> Result<String, Resolve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::backend::{CaBundleSecretRef, CredentialsSecretRef, SseSpec, StorageBackendSpec};
+    use crate::api::backend::{
+        CaBundleSecretRef, CredentialsSecretRef, SseSpec, StorageBackendSpec,
+    };
     use k8s_openapi::ByteString;
     use std::collections::BTreeMap;
 
@@ -418,7 +449,10 @@ mod tests {
     }
 
     fn good_secret() -> Secret {
-        secret(&[("accessKeyId", b"AKIDEXAMPLE\n"), ("secretAccessKey", SECRET_VALUE.as_bytes())])
+        secret(&[
+            ("accessKeyId", b"AKIDEXAMPLE\n"),
+            ("secretAccessKey", SECRET_VALUE.as_bytes()),
+        ])
     }
 
     fn backend(s3: S3Spec, location: Option<&str>) -> StorageBackend {
@@ -438,11 +472,31 @@ mod tests {
         aws.region = "eu-west-1".into();
         aws.key_prefix = Some("p".into());
         let cases = [
-            ("an endpoint, bucket and prefix are joined with bars", backend(rgw.clone(), None), "https://rgw.internal:7480|my-bucket|cas"),
-            ("AWS is named by its regional endpoint", backend(aws, None), "s3.eu-west-1.amazonaws.com|my-bucket|p"),
-            ("no prefix leaves the last part empty", backend(spec(), None), "s3.us-east-1.amazonaws.com|my-bucket|"),
-            ("an explicit location wins", backend(rgw.clone(), Some("group-a")), "group-a"),
-            ("an empty location is derived", backend(rgw, Some("")), "https://rgw.internal:7480|my-bucket|cas"),
+            (
+                "an endpoint, bucket and prefix are joined with bars",
+                backend(rgw.clone(), None),
+                "https://rgw.internal:7480|my-bucket|cas",
+            ),
+            (
+                "AWS is named by its regional endpoint",
+                backend(aws, None),
+                "s3.eu-west-1.amazonaws.com|my-bucket|p",
+            ),
+            (
+                "no prefix leaves the last part empty",
+                backend(spec(), None),
+                "s3.us-east-1.amazonaws.com|my-bucket|",
+            ),
+            (
+                "an explicit location wins",
+                backend(rgw.clone(), Some("group-a")),
+                "group-a",
+            ),
+            (
+                "an empty location is derived",
+                backend(rgw, Some("")),
+                "https://rgw.internal:7480|my-bucket|cas",
+            ),
         ];
         for (name, b, want) in cases {
             assert_eq!(location_of(&b), want, "{name}");
@@ -470,16 +524,27 @@ mod tests {
         assert!(c.force_path_style);
         assert_eq!(c.key_prefix, "cas");
         assert_eq!(c.storage_class.as_deref(), Some("STANDARD_IA"));
-        assert_eq!(c.sse, Some(Sse::Kms { key_id: Some("key-1".into()) }));
+        assert_eq!(
+            c.sse,
+            Some(Sse::Kms {
+                key_id: Some("key-1".into())
+            })
+        );
         assert_eq!(c.multipart_threshold_bytes, 8 * 1024 * 1024);
         assert_eq!(c.multipart_chunk_bytes, 6 * 1024 * 1024);
         let creds = c.credentials.as_ref().unwrap();
-        assert_eq!(creds.access_key_id, "AKIDEXAMPLE", "a trailing newline is trimmed");
+        assert_eq!(
+            creds.access_key_id, "AKIDEXAMPLE",
+            "a trailing newline is trimmed"
+        );
         assert_eq!(creds.secret_access_key, SECRET_VALUE);
         assert_eq!(creds.session_token, None);
 
         let default_chain = s3_config(&spec(), None, None).unwrap();
-        assert!(default_chain.credentials.is_none(), "no Secret reference means the SDK's default chain");
+        assert!(
+            default_chain.credentials.is_none(),
+            "no Secret reference means the SDK's default chain"
+        );
     }
 
     #[test]
@@ -494,7 +559,14 @@ mod tests {
             key: "ca.crt".into(),
         });
         let cases: Vec<(&str, S3Spec, Option<Secret>, Option<Secret>, &str, &str)> = vec![
-            ("a missing credentials Secret is SecretNotFound", with_creds(spec()), None, None, "SecretNotFound", "Secret \"creds\" not found"),
+            (
+                "a missing credentials Secret is SecretNotFound",
+                with_creds(spec()),
+                None,
+                None,
+                "SecretNotFound",
+                "Secret \"creds\" not found",
+            ),
             (
                 "a missing access key id is SecretKeyMissing",
                 with_creds(spec()),
@@ -506,7 +578,10 @@ mod tests {
             (
                 "an empty secret access key is SecretKeyMissing",
                 with_creds(spec()),
-                Some(secret(&[("accessKeyId", b"AKID"), ("secretAccessKey", b" \n")])),
+                Some(secret(&[
+                    ("accessKeyId", b"AKID"),
+                    ("secretAccessKey", b" \n"),
+                ])),
                 None,
                 "SecretKeyMissing",
                 "Secret \"creds\": key \"secretAccessKey\" is empty",
@@ -514,7 +589,10 @@ mod tests {
             (
                 "a secret access key that is not UTF-8 is SecretKeyMissing",
                 with_creds(spec()),
-                Some(secret(&[("accessKeyId", b"AKID"), ("secretAccessKey", &[0xff, 0xfe, 0x41])])),
+                Some(secret(&[
+                    ("accessKeyId", b"AKID"),
+                    ("secretAccessKey", &[0xff, 0xfe, 0x41]),
+                ])),
                 None,
                 "SecretKeyMissing",
                 "Secret \"creds\": key \"secretAccessKey\" is not valid UTF-8",
@@ -527,7 +605,14 @@ mod tests {
                 "SecretKeyMissing",
                 "Secret \"creds\": key \"sessionToken\" is missing",
             ),
-            ("a missing CA Secret is SecretNotFound", with_ca.clone(), None, None, "SecretNotFound", "Secret \"ca\" not found"),
+            (
+                "a missing CA Secret is SecretNotFound",
+                with_ca.clone(),
+                None,
+                None,
+                "SecretNotFound",
+                "Secret \"ca\" not found",
+            ),
             (
                 "a CA Secret without its key is SecretKeyMissing",
                 with_ca,
@@ -542,7 +627,10 @@ mod tests {
             assert_eq!(err.reason(), Some(reason), "{name}");
             let text = err.to_string();
             assert_eq!(text, message, "{name}");
-            assert!(!text.contains(SECRET_VALUE), "{name}: the value never shows");
+            assert!(
+                !text.contains(SECRET_VALUE),
+                "{name}: the value never shows"
+            );
         }
     }
 

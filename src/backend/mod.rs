@@ -42,6 +42,9 @@ pub use reconcile::{cleanup, error_policy, reconcile, CONTROLLER};
 
 /// The backends a changed Secret feeds (same namespace, referenced by `credentialsSecretRef` or
 /// `caBundleSecretRef`), so a rotated Secret is re-validated within seconds.
-pub fn backends_for_secret(secret: &Secret, backends: &Store<StorageBackend>) -> Vec<ObjectRef<StorageBackend>> {
+pub fn backends_for_secret(
+    secret: &Secret,
+    backends: &Store<StorageBackend>,
+) -> Vec<ObjectRef<StorageBackend>> {
     observe::backends_referencing(secret, &backends.state())
 }

@@ -1,0 +1,1179 @@
+//! The pure heart of the StorageBackend controller: (what was, what the probe said, what is
+//! around) → the next `status` and the transition events to emit.
+//!
+//! Owns: thresholds and hysteresis, the meaning of every condition, conflict reporting, and the
+//! decision of which changes deserve an Event. Takes no client, no clock (the time is a field of
+//! [`Facts`]) and does no I/O, so every rule below is a table test.
+//!
+//! Must not: talk to the API server or a bucket, read the clock, or see credential material
+//! (failures arrive already classified and redacted).
+//!
+//! The rules (DESIGN, "Backend validation"):
+//! - A good probe: `consecutiveSuccesses + 1`, `consecutiveFailures = 0`. A Ready backend stays
+//!   Ready. A backend that is not Ready becomes Ready only after `successThreshold` consecutive good
+//!   probes, *unless* it has no server-side failure history: a brand-new backend (no Ready
+//!   condition, or Ready=Unknown), or one whose only trouble was local configuration
+//!   (`SecretNotFound`, `SecretKeyMissing`, `InvalidSpec`: nothing ever reached the server, so
+//!   there is no flapping to guard against — the usual GitOps case of a backend applied before its
+//!   Secret) is Ready on its first good probe.
+//! - A transient failure (`EndpointUnreachable`, `TLSHandshakeFailed`, `Timeout`, `Throttled`,
+//!   `ServerError`): `consecutiveFailures + 1`. A Ready backend stays Ready (reason `Validated`,
+//!   message counting the tolerated failures) until `failureThreshold` consecutive failures. A
+//!   backend that is not Ready has nothing to keep and is `Ready=False` at once. Never sets
+//!   `Stalled`; does not clear it either, unless the inputs (generation, Secrets) changed — a
+//!   timeout proves nothing about the key that was rejected before.
+//! - A terminal failure (auth and configuration reasons): `Ready=False` and `Stalled=True` at once,
+//!   whatever the thresholds. Stalled clears on the next good probe or when the inputs change (the
+//!   reconciler keeps probing at the interval, so a key restored server-side is noticed).
+//! - When the inputs changed since the last probe (spec generation, or a referenced Secret's
+//!   resourceVersion), both counters restart from zero before the outcome is folded in.
+//! - `CredentialsValid`: True on success; False on auth failures and on a missing Secret or key;
+//!   otherwise (NoSuchBucket, InvalidSpec, transient failures) *unchanged* — the outcome proves
+//!   nothing about the credentials — or Unknown when there is nothing valid to keep (no previous
+//!   value, or the inputs changed).
+//! - `Reachable`: True on success and on any failure the server itself answered (auth errors,
+//!   NoSuchBucket, Throttled, ServerError); False on EndpointUnreachable, TLSHandshakeFailed,
+//!   Timeout; unchanged/Unknown (as above) when nothing was sent (Secret or spec problems) or the
+//!   request could not be built.
+//! - Every condition carries the current `observedGeneration`; messages are short and stable
+//!   (no request ids, no timestamps, no server text — that goes to the Warning Event only).
+//! - Duplicate `default: true` (or `fallback: true`) backends in a namespace: a `DefaultConflict`
+//!   (`FallbackConflict`) condition, True, naming the others, on each of them, plus a Warning
+//!   Event when the conflict appears or its members change. Never "fixed" by the operator. The
+//!   condition is only added once a conflict has been seen, then turns False when it is gone.
+//! - Events only on transitions: Warning when Ready becomes False or its failure reason changes
+//!   (with the redacted detail), Normal when Ready becomes True.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::runtime::events::EventType;
+
+use crate::api::backend::{MappingCounts, StorageBackendStatus};
+use crate::api::condition::{self, Desired, Status};
+use crate::api::reasons::{backend_condition as cond, backend_reason as reason};
+
+/// Condition type: more than one backend of the namespace has `default: true`.
+/// (Not yet in `api::reasons`; the lead may move it there.)
+pub const DEFAULT_CONFLICT: &str = "DefaultConflict";
+/// Condition type: more than one backend of the namespace has `fallback: true`.
+pub const FALLBACK_CONFLICT: &str = "FallbackConflict";
+/// Reason of `DefaultConflict=True`.
+pub const MULTIPLE_DEFAULTS: &str = "MultipleDefaults";
+/// Reason of `FallbackConflict=True`.
+pub const MULTIPLE_FALLBACKS: &str = "MultipleFallbacks";
+/// Reason of a conflict condition that is False.
+pub const NO_CONFLICT: &str = "NoConflict";
+
+/// `successThreshold` and `failureThreshold` of the spec (both at least 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Thresholds {
+    pub success: i32,
+    pub failure: i32,
+}
+
+/// A classified failure: the reason constant, whether it is terminal, a short stable message for
+/// the conditions, and the redacted detail for the Warning Event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: &'static str,
+    pub terminal: bool,
+    /// Short and stable: goes into condition messages.
+    pub message: String,
+    /// Redacted, possibly server-provided text: goes into the Warning Event only.
+    pub detail: String,
+}
+
+/// What the validation found out this time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The probe succeeded.
+    Success,
+    /// The probe was sent and failed (the server answered with an error, or did not answer).
+    ProbeFailed(Failure),
+    /// Nothing could be sent: the Secret or the spec is unusable.
+    ConfigError(Failure),
+}
+
+/// Everything [`decide`] looks at.
+#[derive(Clone, Debug)]
+pub struct Facts<'a> {
+    /// `metadata.generation` of the backend.
+    pub generation: Option<i64>,
+    /// The current status (None for a new object).
+    pub previous: Option<&'a StorageBackendStatus>,
+    /// The spec generation or a referenced Secret's resourceVersion changed since the last probe.
+    pub inputs_changed: bool,
+    /// The probe outcome, or None when no probe ran this time (only counts and conflicts are
+    /// refreshed).
+    pub outcome: Option<&'a Outcome>,
+    pub thresholds: Thresholds,
+    /// The resolved replication group.
+    pub location: String,
+    pub mappings: MappingCounts,
+    /// Other backends of the namespace with `default: true` (empty when this one is not default).
+    pub other_defaults: Vec<String>,
+    /// Other backends of the namespace with `fallback: true` (empty when this one is not fallback).
+    pub other_fallbacks: Vec<String>,
+    pub now: Time,
+}
+
+/// An Event to emit because something transitioned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub type_: EventType,
+    /// CamelCase, a reason constant.
+    pub reason: String,
+    /// Human readable, redacted.
+    pub note: String,
+}
+
+/// The next status and the events to emit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub status: StorageBackendStatus,
+    pub events: Vec<Transition>,
+    /// Whether the backend is Ready after this decision (for the readiness gauge).
+    pub ready: bool,
+}
+
+/// The short, stable condition message of a probe failure reason.
+pub fn summary(reason_: &str) -> &'static str {
+    match reason_ {
+        reason::INVALID_ACCESS_KEY_ID => "the server does not know the access key id",
+        reason::SIGNATURE_DOES_NOT_MATCH => {
+            "the server rejected the request signature (wrong secret access key)"
+        }
+        reason::EXPIRED_TOKEN => "the session token has expired",
+        reason::ACCESS_DENIED => "the credentials are not allowed to read the bucket",
+        reason::NO_SUCH_BUCKET => "the bucket does not exist on the server",
+        reason::INVALID_SPEC => "the server rejected the request as configured",
+        reason::ENDPOINT_UNREACHABLE => "the endpoint could not be reached",
+        reason::TLS_HANDSHAKE_FAILED => "the TLS handshake with the endpoint failed",
+        reason::TIMEOUT => "the probe timed out",
+        reason::THROTTLED => "the server is throttling requests",
+        reason::SERVER_ERROR => "the server answered with an internal error",
+        _ => "the probe failed",
+    }
+}
+
+fn is_auth_reason(r: &str) -> bool {
+    matches!(
+        r,
+        reason::INVALID_ACCESS_KEY_ID
+            | reason::SIGNATURE_DOES_NOT_MATCH
+            | reason::EXPIRED_TOKEN
+            | reason::ACCESS_DENIED
+            | reason::SECRET_NOT_FOUND
+            | reason::SECRET_KEY_MISSING
+    )
+}
+
+fn is_no_answer_reason(r: &str) -> bool {
+    matches!(
+        r,
+        reason::ENDPOINT_UNREACHABLE | reason::TLS_HANDSHAKE_FAILED | reason::TIMEOUT
+    )
+}
+
+fn is_local_config_reason(r: &str) -> bool {
+    matches!(
+        r,
+        reason::SECRET_NOT_FOUND | reason::SECRET_KEY_MISSING | reason::INVALID_SPEC
+    )
+}
+
+/// Whether a backend that is not Ready must collect `successThreshold` good probes: it must
+/// when the server itself has failed before (a restart of a flapping server must not instantly
+/// re-trust it).
+fn needs_hysteresis(previous_ready: Option<&Condition>) -> bool {
+    match previous_ready {
+        None => false,
+        Some(c) if c.status != Status::False.as_str() => false,
+        Some(c) => !is_local_config_reason(&c.reason),
+    }
+}
+
+/// Decides the next status. Pure.
+pub fn decide(f: &Facts<'_>) -> Decision {
+    let previous = f.previous.cloned().unwrap_or_default();
+    let mut status = previous.clone();
+    let generation = f.generation;
+    let now = &f.now;
+    status.observed_generation = generation;
+    status.location = Some(f.location.clone());
+    status.mappings = Some(f.mappings);
+
+    let previous_ready = condition::find(&previous.conditions, cond::READY).cloned();
+    let was_ready = previous_ready.as_ref().is_some_and(|c| c.status == "True");
+
+    let set =
+        |conditions: &mut Vec<Condition>, type_: &str, st: Status, why: &str, message: String| {
+            condition::set(
+                conditions,
+                Desired {
+                    type_,
+                    status: st,
+                    reason: why,
+                    message,
+                    observed_generation: generation,
+                },
+                now,
+            )
+        };
+    // Keep a condition when the outcome proves nothing about it, or make it Unknown when what
+    // it says belongs to other inputs (or it was never set).
+    let keep_or_unknown = |conditions: &mut Vec<Condition>, type_: &str, why: &str| {
+        let keep = !f.inputs_changed && condition::find(conditions, type_).is_some();
+        if !keep {
+            set(
+                conditions,
+                type_,
+                Status::Unknown,
+                why,
+                format!("not proven by the last validation ({why})"),
+            );
+        }
+    };
+
+    let mut failure_event: Option<&Failure> = None;
+    match f.outcome {
+        None => {
+            if previous_ready.is_none() {
+                set(
+                    &mut status.conditions,
+                    cond::READY,
+                    Status::Unknown,
+                    reason::PENDING,
+                    "waiting for the first validation".to_owned(),
+                );
+            }
+        }
+        Some(outcome) => {
+            let (successes, failures) = if f.inputs_changed {
+                (0, 0)
+            } else {
+                (
+                    previous.consecutive_successes,
+                    previous.consecutive_failures,
+                )
+            };
+            status.last_validation_time = Some(now.clone());
+            match outcome {
+                Outcome::Success => {
+                    let successes = successes.saturating_add(1);
+                    status.consecutive_successes = successes;
+                    status.consecutive_failures = 0;
+                    status.last_successful_validation_time = Some(now.clone());
+                    let trusted = was_ready
+                        || !needs_hysteresis(previous_ready.as_ref())
+                        || successes >= f.thresholds.success;
+                    if trusted {
+                        set(
+                            &mut status.conditions,
+                            cond::READY,
+                            Status::True,
+                            reason::VALIDATED,
+                            "the last validation succeeded".to_owned(),
+                        );
+                    } else {
+                        set(
+                            &mut status.conditions,
+                            cond::READY,
+                            Status::False,
+                            reason::PENDING,
+                            format!(
+                                "{successes} of {} consecutive good validations before Ready",
+                                f.thresholds.success
+                            ),
+                        );
+                    }
+                    set(
+                        &mut status.conditions,
+                        cond::CREDENTIALS_VALID,
+                        Status::True,
+                        reason::VALIDATED,
+                        "the server accepted the credentials".to_owned(),
+                    );
+                    set(
+                        &mut status.conditions,
+                        cond::REACHABLE,
+                        Status::True,
+                        reason::VALIDATED,
+                        "the endpoint answered".to_owned(),
+                    );
+                    set(
+                        &mut status.conditions,
+                        cond::STALLED,
+                        Status::False,
+                        reason::VALIDATED,
+                        "the last validation succeeded".to_owned(),
+                    );
+                }
+                Outcome::ProbeFailed(failure) | Outcome::ConfigError(failure) => {
+                    let failures = failures.saturating_add(1);
+                    status.consecutive_failures = failures;
+                    status.consecutive_successes = 0;
+                    let why = failure.reason;
+                    if failure.terminal {
+                        set(
+                            &mut status.conditions,
+                            cond::READY,
+                            Status::False,
+                            why,
+                            failure.message.clone(),
+                        );
+                        set(
+                            &mut status.conditions,
+                            cond::STALLED,
+                            Status::True,
+                            why,
+                            failure.message.clone(),
+                        );
+                    } else {
+                        if was_ready && failures < f.thresholds.failure {
+                            set(
+                                &mut status.conditions,
+                                cond::READY,
+                                Status::True,
+                                reason::VALIDATED,
+                                format!(
+                                    "the last validation failed ({why}); {failures} of {} consecutive failures tolerated",
+                                    f.thresholds.failure
+                                ),
+                            );
+                        } else {
+                            set(
+                                &mut status.conditions,
+                                cond::READY,
+                                Status::False,
+                                why,
+                                failure.message.clone(),
+                            );
+                        }
+                        let stalled = condition::find(&status.conditions, cond::STALLED);
+                        if f.inputs_changed || stalled.is_none() {
+                            set(
+                                &mut status.conditions,
+                                cond::STALLED,
+                                Status::False,
+                                why,
+                                "transient failures are retried".to_owned(),
+                            );
+                        }
+                    }
+                    if is_auth_reason(why) {
+                        set(
+                            &mut status.conditions,
+                            cond::CREDENTIALS_VALID,
+                            Status::False,
+                            why,
+                            failure.message.clone(),
+                        );
+                    } else {
+                        keep_or_unknown(&mut status.conditions, cond::CREDENTIALS_VALID, why);
+                    }
+                    let server_answered = matches!(outcome, Outcome::ProbeFailed(_))
+                        && why != reason::INVALID_SPEC
+                        && !is_no_answer_reason(why);
+                    if is_no_answer_reason(why) {
+                        set(
+                            &mut status.conditions,
+                            cond::REACHABLE,
+                            Status::False,
+                            why,
+                            failure.message.clone(),
+                        );
+                    } else if server_answered {
+                        set(
+                            &mut status.conditions,
+                            cond::REACHABLE,
+                            Status::True,
+                            why,
+                            format!("the endpoint answered ({why})"),
+                        );
+                    } else {
+                        keep_or_unknown(&mut status.conditions, cond::REACHABLE, why);
+                    }
+                    failure_event = Some(failure);
+                }
+            }
+        }
+    }
+
+    let mut events = Vec::new();
+    conflict(
+        &mut status.conditions,
+        &previous.conditions,
+        DEFAULT_CONFLICT,
+        MULTIPLE_DEFAULTS,
+        "default",
+        &f.other_defaults,
+        generation,
+        now,
+        &mut events,
+    );
+    conflict(
+        &mut status.conditions,
+        &previous.conditions,
+        FALLBACK_CONFLICT,
+        MULTIPLE_FALLBACKS,
+        "fallback",
+        &f.other_fallbacks,
+        generation,
+        now,
+        &mut events,
+    );
+
+    // Every condition describes the generation it was evaluated against.
+    for c in &mut status.conditions {
+        c.observed_generation = generation;
+    }
+
+    let next_ready = condition::find(&status.conditions, cond::READY);
+    let ready = next_ready.is_some_and(|c| c.status == "True");
+    if let (Some(next), Some(failure)) = (next_ready, failure_event) {
+        let newly_failed = next.status == "False"
+            && next.reason == failure.reason
+            && previous_ready
+                .as_ref()
+                .is_none_or(|p| p.status != "False" || p.reason != next.reason);
+        if newly_failed {
+            events.insert(
+                0,
+                Transition {
+                    type_: EventType::Warning,
+                    reason: failure.reason.to_owned(),
+                    note: failure.detail.clone(),
+                },
+            );
+        }
+    }
+    if ready && !was_ready {
+        events.insert(
+            0,
+            Transition {
+                type_: EventType::Normal,
+                reason: reason::VALIDATED.to_owned(),
+                note: "the backend is Ready".to_owned(),
+            },
+        );
+    }
+
+    Decision {
+        status,
+        events,
+        ready,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conflict(
+    conditions: &mut Vec<Condition>,
+    previous: &[Condition],
+    type_: &str,
+    why: &str,
+    role: &str,
+    others: &[String],
+    generation: Option<i64>,
+    now: &Time,
+    events: &mut Vec<Transition>,
+) {
+    let mut others = others.to_vec();
+    others.sort();
+    others.dedup();
+    if others.is_empty() {
+        if condition::find(conditions, type_).is_some() {
+            condition::set(
+                conditions,
+                Desired {
+                    type_,
+                    status: Status::False,
+                    reason: NO_CONFLICT,
+                    message: format!("no other {role} backend in this namespace"),
+                    observed_generation: generation,
+                },
+                now,
+            );
+        }
+        return;
+    }
+    let message = format!(
+        "other {role} backends in this namespace: {}",
+        others.join(", ")
+    );
+    let before = condition::find(previous, type_);
+    if before.is_none_or(|c| c.status != "True" || c.message != message) {
+        events.push(Transition {
+            type_: EventType::Warning,
+            reason: type_.to_owned(),
+            note: format!(
+                "more than one backend of this namespace has {role}: true ({}); the operator does not choose, fix the specs",
+                others.join(", ")
+            ),
+        });
+    }
+    condition::set(
+        conditions,
+        Desired {
+            type_,
+            status: Status::True,
+            reason: why,
+            message,
+            observed_generation: generation,
+        },
+        now,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000 + secs).unwrap())
+    }
+
+    fn thresholds(success: i32, failure: i32) -> Thresholds {
+        Thresholds { success, failure }
+    }
+
+    fn failure(why: &'static str, terminal: bool) -> Failure {
+        Failure {
+            reason: why,
+            terminal,
+            message: summary(why).to_owned(),
+            detail: format!("HTTP 403 {why}: detail"),
+        }
+    }
+
+    fn probe_failed(why: &'static str) -> Outcome {
+        let terminal = !matches!(
+            why,
+            reason::ENDPOINT_UNREACHABLE
+                | reason::TLS_HANDSHAKE_FAILED
+                | reason::TIMEOUT
+                | reason::THROTTLED
+                | reason::SERVER_ERROR
+        );
+        Outcome::ProbeFailed(failure(why, terminal))
+    }
+
+    fn config_error(why: &'static str) -> Outcome {
+        Outcome::ConfigError(Failure {
+            reason: why,
+            terminal: true,
+            message: format!("Secret \"creds\": {why}"),
+            detail: format!("Secret \"creds\": {why}"),
+        })
+    }
+
+    fn facts<'a>(
+        previous: Option<&'a StorageBackendStatus>,
+        outcome: Option<&'a Outcome>,
+        now: i64,
+    ) -> Facts<'a> {
+        Facts {
+            generation: Some(1),
+            previous,
+            inputs_changed: false,
+            outcome,
+            thresholds: thresholds(2, 3),
+            location: "http://127.0.0.1:9000|bucket|cas".to_owned(),
+            mappings: MappingCounts {
+                serving: 3,
+                stranded: 1,
+            },
+            other_defaults: vec![],
+            other_fallbacks: vec![],
+            now: at(now),
+        }
+    }
+
+    /// Folds a sequence of outcomes through `decide`, one per 10 s, starting from nothing.
+    fn run(outcomes: &[Outcome], t: Thresholds) -> Vec<Decision> {
+        let mut status: Option<StorageBackendStatus> = None;
+        let mut out = Vec::new();
+        for (i, o) in outcomes.iter().enumerate() {
+            let mut f = facts(status.as_ref(), Some(o), 10 * i as i64);
+            f.thresholds = t;
+            let d = decide(&f);
+            status = Some(d.status.clone());
+            out.push(d);
+        }
+        out
+    }
+
+    fn get<'s>(status: &'s StorageBackendStatus, type_: &str) -> (&'s str, &'s str) {
+        let c = condition::find(&status.conditions, type_)
+            .unwrap_or_else(|| panic!("no {type_} condition"));
+        (c.status.as_str(), c.reason.as_str())
+    }
+
+    fn ready(d: &Decision) -> (&str, &str) {
+        get(&d.status, cond::READY)
+    }
+
+    fn stalled(d: &Decision) -> (&str, &str) {
+        get(&d.status, cond::STALLED)
+    }
+
+    use Outcome::Success;
+
+    #[test]
+    fn readiness_follows_thresholds_and_hysteresis() {
+        let ok = || Success;
+        let timeout = || probe_failed(reason::TIMEOUT);
+        let bad_key = || probe_failed(reason::INVALID_ACCESS_KEY_ID);
+        let no_bucket = || probe_failed(reason::NO_SUCH_BUCKET);
+        let no_secret = || config_error(reason::SECRET_NOT_FOUND);
+        // (sentence, outcomes, thresholds (success, failure), Ready after each step)
+        let cases: Vec<(&str, Vec<Outcome>, Thresholds, Vec<(&str, &str)>)> = vec![
+            (
+                "a brand-new backend is Ready on its first good probe",
+                vec![ok()],
+                thresholds(3, 1),
+                vec![("True", "Validated")],
+            ),
+            (
+                "a Ready backend stays Ready through transient failures below the failure threshold",
+                vec![ok(), timeout(), timeout(), ok()],
+                thresholds(2, 3),
+                vec![("True", "Validated"), ("True", "Validated"), ("True", "Validated"), ("True", "Validated")],
+            ),
+            (
+                "a Ready backend turns not Ready when transient failures reach the failure threshold",
+                vec![ok(), timeout(), timeout()],
+                thresholds(2, 2),
+                vec![("True", "Validated"), ("True", "Validated"), ("False", "Timeout")],
+            ),
+            (
+                "a failure threshold of one fails a Ready backend on the first transient failure",
+                vec![ok(), probe_failed(reason::SERVER_ERROR)],
+                thresholds(2, 1),
+                vec![("True", "Validated"), ("False", "ServerError")],
+            ),
+            (
+                "an auth failure fails a Ready backend at once whatever the failure threshold",
+                vec![ok(), bad_key()],
+                thresholds(2, 5),
+                vec![("True", "Validated"), ("False", "InvalidAccessKeyId")],
+            ),
+            (
+                "a backend that failed at the server needs successThreshold good probes to be Ready again",
+                vec![ok(), no_bucket(), ok(), ok()],
+                thresholds(2, 1),
+                vec![("True", "Validated"), ("False", "NoSuchBucket"), ("False", "Pending"), ("True", "Validated")],
+            ),
+            (
+                "a flapping server that fails again before the threshold restarts the count",
+                vec![no_bucket(), ok(), no_bucket(), ok(), ok(), ok()],
+                thresholds(3, 1),
+                vec![
+                    ("False", "NoSuchBucket"),
+                    ("False", "Pending"),
+                    ("False", "NoSuchBucket"),
+                    ("False", "Pending"),
+                    ("False", "Pending"),
+                    ("True", "Validated"),
+                ],
+            ),
+            (
+                "a first probe that times out leaves a new backend not Ready and later needs the threshold",
+                vec![timeout(), ok(), ok()],
+                thresholds(2, 3),
+                vec![("False", "Timeout"), ("False", "Pending"), ("True", "Validated")],
+            ),
+            (
+                "a backend applied before its Secret is Ready on the first good probe once the Secret exists",
+                vec![no_secret(), ok()],
+                thresholds(3, 1),
+                vec![("False", "SecretNotFound"), ("True", "Validated")],
+            ),
+            (
+                "a success threshold of one re-trusts on the first good probe",
+                vec![ok(), bad_key(), ok()],
+                thresholds(1, 1),
+                vec![("True", "Validated"), ("False", "InvalidAccessKeyId"), ("True", "Validated")],
+            ),
+        ];
+        for (name, outcomes, t, want) in cases {
+            let got: Vec<(String, String)> = run(&outcomes, t)
+                .iter()
+                .map(|d| (ready(d).0.to_owned(), ready(d).1.to_owned()))
+                .collect();
+            let want: Vec<(String, String)> = want
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn stalled_marks_terminal_failures_only() {
+        let cases: Vec<(&str, Vec<Outcome>, (&str, &str))> = vec![
+            (
+                "an unknown access key stalls the backend",
+                vec![probe_failed(reason::INVALID_ACCESS_KEY_ID)],
+                ("True", "InvalidAccessKeyId"),
+            ),
+            (
+                "a wrong secret stalls the backend",
+                vec![probe_failed(reason::SIGNATURE_DOES_NOT_MATCH)],
+                ("True", "SignatureDoesNotMatch"),
+            ),
+            (
+                "an expired token stalls the backend",
+                vec![probe_failed(reason::EXPIRED_TOKEN)],
+                ("True", "ExpiredToken"),
+            ),
+            (
+                "access denied stalls the backend",
+                vec![probe_failed(reason::ACCESS_DENIED)],
+                ("True", "AccessDenied"),
+            ),
+            (
+                "a missing bucket stalls the backend",
+                vec![probe_failed(reason::NO_SUCH_BUCKET)],
+                ("True", "NoSuchBucket"),
+            ),
+            (
+                "a missing Secret stalls the backend",
+                vec![config_error(reason::SECRET_NOT_FOUND)],
+                ("True", "SecretNotFound"),
+            ),
+            (
+                "a missing Secret key stalls the backend",
+                vec![config_error(reason::SECRET_KEY_MISSING)],
+                ("True", "SecretKeyMissing"),
+            ),
+            (
+                "an invalid spec stalls the backend",
+                vec![config_error(reason::INVALID_SPEC)],
+                ("True", "InvalidSpec"),
+            ),
+            (
+                "a timeout never stalls",
+                vec![probe_failed(reason::TIMEOUT)],
+                ("False", "Timeout"),
+            ),
+            (
+                "throttling never stalls",
+                vec![probe_failed(reason::THROTTLED)],
+                ("False", "Throttled"),
+            ),
+            (
+                "an unreachable endpoint never stalls",
+                vec![probe_failed(reason::ENDPOINT_UNREACHABLE)],
+                ("False", "EndpointUnreachable"),
+            ),
+            (
+                "a failed TLS handshake never stalls",
+                vec![probe_failed(reason::TLS_HANDSHAKE_FAILED)],
+                ("False", "TLSHandshakeFailed"),
+            ),
+            (
+                "a server error never stalls",
+                vec![probe_failed(reason::SERVER_ERROR)],
+                ("False", "ServerError"),
+            ),
+            (
+                "a transient failure after a terminal one keeps the backend stalled",
+                vec![
+                    probe_failed(reason::INVALID_ACCESS_KEY_ID),
+                    probe_failed(reason::TIMEOUT),
+                ],
+                ("True", "InvalidAccessKeyId"),
+            ),
+            (
+                "a good probe after a terminal failure clears Stalled",
+                vec![probe_failed(reason::INVALID_ACCESS_KEY_ID), Success],
+                ("False", "Validated"),
+            ),
+        ];
+        for (name, outcomes, want) in cases {
+            let decisions = run(&outcomes, thresholds(2, 3));
+            assert_eq!(stalled(decisions.last().unwrap()), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn changed_inputs_restart_the_counters_and_clear_stalled() {
+        let bad = probe_failed(reason::INVALID_ACCESS_KEY_ID);
+        let first = decide(&facts(None, Some(&bad), 0));
+        assert_eq!(first.status.consecutive_failures, 1);
+        let again = decide(&facts(Some(&first.status), Some(&bad), 10));
+        assert_eq!(
+            again.status.consecutive_failures, 2,
+            "the same inputs keep counting"
+        );
+
+        let timeout = probe_failed(reason::TIMEOUT);
+        let mut f = facts(Some(&again.status), Some(&timeout), 20);
+        f.inputs_changed = true;
+        f.generation = Some(2);
+        let rotated = decide(&f);
+        assert_eq!(
+            rotated.status.consecutive_failures, 1,
+            "a rotated Secret restarts the count"
+        );
+        assert_eq!(
+            stalled(&rotated),
+            ("False", "Timeout"),
+            "new inputs are no longer known to be bad"
+        );
+        assert_eq!(
+            get(&rotated.status, cond::CREDENTIALS_VALID),
+            ("Unknown", "Timeout"),
+            "a timeout proves nothing about the new credentials"
+        );
+
+        let ok = Success;
+        let mut f = facts(Some(&again.status), Some(&ok), 20);
+        f.inputs_changed = true;
+        let fixed = decide(&f);
+        assert_eq!(fixed.status.consecutive_successes, 1);
+        assert_eq!(fixed.status.consecutive_failures, 0);
+    }
+
+    #[test]
+    fn credentials_and_reachability_follow_what_the_outcome_proves() {
+        // (sentence, previous outcome, outcome, inputs changed, CredentialsValid, Reachable)
+        type Case = (
+            &'static str,
+            Option<Outcome>,
+            Outcome,
+            bool,
+            (&'static str, &'static str),
+            (&'static str, &'static str),
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "a good probe proves both",
+                None,
+                Success,
+                false,
+                ("True", "Validated"),
+                ("True", "Validated"),
+            ),
+            (
+                "an unknown key proves the endpoint reachable and the credentials invalid",
+                None,
+                probe_failed(reason::INVALID_ACCESS_KEY_ID),
+                false,
+                ("False", "InvalidAccessKeyId"),
+                ("True", "InvalidAccessKeyId"),
+            ),
+            (
+                "a timeout keeps what was known about the credentials",
+                Some(Success),
+                probe_failed(reason::TIMEOUT),
+                false,
+                ("True", "Validated"),
+                ("False", "Timeout"),
+            ),
+            (
+                "a timeout on a new backend leaves the credentials unknown",
+                None,
+                probe_failed(reason::TIMEOUT),
+                false,
+                ("Unknown", "Timeout"),
+                ("False", "Timeout"),
+            ),
+            (
+                "a refused connection proves nothing about credentials",
+                Some(probe_failed(reason::SIGNATURE_DOES_NOT_MATCH)),
+                probe_failed(reason::ENDPOINT_UNREACHABLE),
+                false,
+                ("False", "SignatureDoesNotMatch"),
+                ("False", "EndpointUnreachable"),
+            ),
+            (
+                "a server error proves the endpoint reachable",
+                None,
+                probe_failed(reason::SERVER_ERROR),
+                false,
+                ("Unknown", "ServerError"),
+                ("True", "ServerError"),
+            ),
+            (
+                "a missing bucket proves the endpoint reachable but not the credentials",
+                None,
+                probe_failed(reason::NO_SUCH_BUCKET),
+                false,
+                ("Unknown", "NoSuchBucket"),
+                ("True", "NoSuchBucket"),
+            ),
+            (
+                "a missing Secret makes the credentials invalid and says nothing of the endpoint",
+                Some(Success),
+                config_error(reason::SECRET_NOT_FOUND),
+                false,
+                ("False", "SecretNotFound"),
+                ("True", "Validated"),
+            ),
+            (
+                "a missing Secret after an input change leaves reachability unknown",
+                Some(Success),
+                config_error(reason::SECRET_NOT_FOUND),
+                true,
+                ("False", "SecretNotFound"),
+                ("Unknown", "SecretNotFound"),
+            ),
+            (
+                "an invalid spec proves nothing about either",
+                None,
+                config_error(reason::INVALID_SPEC),
+                false,
+                ("Unknown", "InvalidSpec"),
+                ("Unknown", "InvalidSpec"),
+            ),
+        ];
+        for (name, before, outcome, changed, creds, reach) in cases {
+            let previous = before.map(|b| decide(&facts(None, Some(&b), 0)).status);
+            let mut f = facts(previous.as_ref(), Some(&outcome), 10);
+            f.inputs_changed = changed;
+            let d = decide(&f);
+            assert_eq!(
+                get(&d.status, cond::CREDENTIALS_VALID),
+                creds,
+                "{name}: CredentialsValid"
+            );
+            assert_eq!(get(&d.status, cond::REACHABLE), reach, "{name}: Reachable");
+        }
+    }
+
+    #[test]
+    fn status_fields_record_the_validation() {
+        let ok = Success;
+        let bad = probe_failed(reason::TIMEOUT);
+        let first = decide(&facts(None, Some(&ok), 0));
+        let s = &first.status;
+        assert_eq!(
+            s.observed_generation,
+            Some(1),
+            "the observed generation is recorded"
+        );
+        assert_eq!(s.last_validation_time, Some(at(0)));
+        assert_eq!(s.last_successful_validation_time, Some(at(0)));
+        assert_eq!(
+            s.location.as_deref(),
+            Some("http://127.0.0.1:9000|bucket|cas")
+        );
+        assert_eq!(
+            s.mappings,
+            Some(MappingCounts {
+                serving: 3,
+                stranded: 1
+            })
+        );
+        for c in &s.conditions {
+            assert_eq!(
+                c.observed_generation,
+                Some(1),
+                "{} carries the observed generation",
+                c.type_
+            );
+        }
+
+        let second = decide(&facts(Some(s), Some(&bad), 10));
+        assert_eq!(
+            second.status.last_validation_time,
+            Some(at(10)),
+            "a failed validation is a validation"
+        );
+        assert_eq!(
+            second.status.last_successful_validation_time,
+            Some(at(0)),
+            "a failed validation keeps the last successful time"
+        );
+        let ready = condition::find(&second.status.conditions, cond::READY).unwrap();
+        assert_eq!(
+            ready.last_transition_time,
+            at(0),
+            "a tolerated failure does not move the transition time"
+        );
+        for c in &second.status.conditions {
+            assert!(
+                !c.message.contains("HTTP"),
+                "condition messages carry no server text: {}",
+                c.message
+            );
+        }
+    }
+
+    #[test]
+    fn a_decision_without_a_probe_changes_nothing_but_counts() {
+        let ok = Success;
+        let first = decide(&facts(None, Some(&ok), 0));
+        let again = decide(&facts(Some(&first.status), None, 30));
+        assert_eq!(again.status, first.status, "nothing new, nothing different");
+        assert!(again.events.is_empty(), "nothing new, no event");
+
+        let mut f = facts(Some(&first.status), None, 30);
+        f.mappings = MappingCounts {
+            serving: 4,
+            stranded: 0,
+        };
+        let counted = decide(&f);
+        assert_eq!(
+            counted.status.mappings,
+            Some(MappingCounts {
+                serving: 4,
+                stranded: 0
+            })
+        );
+        assert_eq!(
+            counted.status.last_validation_time,
+            first.status.last_validation_time
+        );
+
+        let fresh = decide(&facts(None, None, 0));
+        assert_eq!(
+            ready(&fresh),
+            ("Unknown", "Pending"),
+            "a backend not yet probed is pending"
+        );
+    }
+
+    #[test]
+    fn events_are_emitted_on_transitions_only() {
+        let ok = Success;
+        let bad = probe_failed(reason::INVALID_ACCESS_KEY_ID);
+        let denied = probe_failed(reason::ACCESS_DENIED);
+        let timeout = probe_failed(reason::TIMEOUT);
+        let kinds = |d: &Decision| -> Vec<(EventType, String)> {
+            d.events
+                .iter()
+                .map(|e| (e.type_, e.reason.clone()))
+                .collect()
+        };
+        let cases: Vec<(&str, Vec<&Outcome>, Vec<(EventType, String)>)> = vec![
+            (
+                "the first good probe announces readiness",
+                vec![&ok],
+                vec![(EventType::Normal, "Validated".into())],
+            ),
+            ("a second good probe is silent", vec![&ok, &ok], vec![]),
+            (
+                "a failure of a Ready backend warns",
+                vec![&ok, &bad],
+                vec![(EventType::Warning, "InvalidAccessKeyId".into())],
+            ),
+            (
+                "the same failure again is silent",
+                vec![&ok, &bad, &bad],
+                vec![],
+            ),
+            (
+                "a different failure reason warns again",
+                vec![&bad, &denied],
+                vec![(EventType::Warning, "AccessDenied".into())],
+            ),
+            (
+                "a tolerated transient failure is silent",
+                vec![&ok, &timeout],
+                vec![],
+            ),
+            (
+                "a recovery is announced",
+                vec![&bad, &ok, &ok],
+                vec![(EventType::Normal, "Validated".into())],
+            ),
+            ("a pending recovery step is silent", vec![&bad, &ok], vec![]),
+        ];
+        for (name, outcomes, want) in cases {
+            let mut status: Option<StorageBackendStatus> = None;
+            let mut last = None;
+            for (i, o) in outcomes.iter().enumerate() {
+                let d = decide(&facts(status.as_ref(), Some(*o), 10 * i as i64));
+                status = Some(d.status.clone());
+                last = Some(d);
+            }
+            assert_eq!(kinds(&last.unwrap()), want, "{name}");
+        }
+        let d = decide(&facts(None, Some(&bad), 0));
+        assert_eq!(
+            d.events[0].note, "HTTP 403 InvalidAccessKeyId: detail",
+            "the warning carries the redacted detail"
+        );
+    }
+
+    #[test]
+    fn duplicate_defaults_and_fallbacks_are_reported_never_fixed() {
+        let ok = Success;
+        let mut f = facts(None, Some(&ok), 0);
+        f.other_defaults = vec!["zeta".into(), "alpha".into()];
+        let d = decide(&f);
+        let c = condition::find(&d.status.conditions, DEFAULT_CONFLICT)
+            .expect("a default conflict is reported");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", MULTIPLE_DEFAULTS)
+        );
+        assert_eq!(
+            c.message, "other default backends in this namespace: alpha, zeta",
+            "the others are named, sorted"
+        );
+        assert_eq!(
+            ready(&d),
+            ("True", "Validated"),
+            "a conflict does not change readiness"
+        );
+        assert!(
+            d.events
+                .iter()
+                .any(|e| e.type_ == EventType::Warning && e.reason == DEFAULT_CONFLICT),
+            "a conflict warns"
+        );
+
+        let mut again = facts(Some(&d.status), None, 10);
+        again.other_defaults = vec!["alpha".into(), "zeta".into()];
+        let d2 = decide(&again);
+        assert!(
+            d2.events.is_empty(),
+            "an unchanged conflict does not warn again"
+        );
+        assert_eq!(d2.status, d.status);
+
+        let mut grown = facts(Some(&d.status), None, 10);
+        grown.other_defaults = vec!["alpha".into(), "beta".into(), "zeta".into()];
+        assert_eq!(
+            decide(&grown).events.len(),
+            1,
+            "a new member of the conflict warns"
+        );
+
+        let resolved = decide(&facts(Some(&d.status), None, 20));
+        let c = condition::find(&resolved.status.conditions, DEFAULT_CONFLICT).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", NO_CONFLICT),
+            "a resolved conflict turns False"
+        );
+
+        let plain = decide(&facts(None, Some(&ok), 0));
+        assert!(
+            condition::find(&plain.status.conditions, DEFAULT_CONFLICT).is_none(),
+            "a backend that never conflicted carries no conflict condition"
+        );
+
+        let mut fb = facts(None, Some(&ok), 0);
+        fb.other_fallbacks = vec!["other".into()];
+        let d = decide(&fb);
+        let c = condition::find(&d.status.conditions, FALLBACK_CONFLICT)
+            .expect("a fallback conflict is reported");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", MULTIPLE_FALLBACKS)
+        );
+    }
+
+    #[test]
+    fn the_readiness_flag_matches_the_ready_condition() {
+        let ok = Success;
+        let bad = probe_failed(reason::NO_SUCH_BUCKET);
+        assert!(decide(&facts(None, Some(&ok), 0)).ready);
+        assert!(!decide(&facts(None, Some(&bad), 0)).ready);
+        assert!(!decide(&facts(None, None, 0)).ready);
+    }
+}
