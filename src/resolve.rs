@@ -558,7 +558,15 @@ mod tests {
             name: "ca".into(),
             key: "ca.crt".into(),
         });
-        let cases: Vec<(&str, S3Spec, Option<Secret>, Option<Secret>, &str, &str)> = vec![
+        type Case = (
+            &'static str,
+            S3Spec,
+            Option<Secret>,
+            Option<Secret>,
+            &'static str,
+            &'static str,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "a missing credentials Secret is SecretNotFound",
                 with_creds(spec()),

@@ -626,7 +626,13 @@ mod tests {
         let no_bucket = || probe_failed(reason::NO_SUCH_BUCKET);
         let no_secret = || config_error(reason::SECRET_NOT_FOUND);
         // (sentence, outcomes, thresholds (success, failure), Ready after each step)
-        let cases: Vec<(&str, Vec<Outcome>, Thresholds, Vec<(&str, &str)>)> = vec![
+        type Case = (
+            &'static str,
+            Vec<Outcome>,
+            Thresholds,
+            Vec<(&'static str, &'static str)>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "a brand-new backend is Ready on its first good probe",
                 vec![ok()],
@@ -1047,7 +1053,8 @@ mod tests {
                 .map(|e| (e.type_, e.reason.clone()))
                 .collect()
         };
-        let cases: Vec<(&str, Vec<&Outcome>, Vec<(EventType, String)>)> = vec![
+        type Case<'o> = (&'static str, Vec<&'o Outcome>, Vec<(EventType, String)>);
+        let cases: Vec<Case<'_>> = vec![
             (
                 "the first good probe announces readiness",
                 vec![&ok],

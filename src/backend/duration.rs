@@ -147,7 +147,8 @@ mod tests {
 
     #[test]
     fn malformed_durations_are_rejected_with_a_reason() {
-        let cases: &[(&str, &str, fn(&DurationError) -> bool)] = &[
+        type Case = (&'static str, &'static str, fn(&DurationError) -> bool);
+        let cases: &[Case] = &[
             ("the empty string is rejected", "", |e| {
                 matches!(e, DurationError::Empty)
             }),

@@ -235,7 +235,8 @@ mod tests {
     fn the_probe_heads_an_object_the_backend_is_known_to_hold() {
         let a = backend("org", "a", false, false);
         let layout_key_a = format!("cas/sha256/aa/00/{HEX_A}");
-        let cases: Vec<(&str, Vec<Arc<ArtifactMapping>>, Option<String>)> = vec![
+        type Case = (&'static str, Vec<Arc<ArtifactMapping>>, Option<String>);
+        let cases: Vec<Case> = vec![
             ("no mapping means no known key", vec![], None),
             (
                 "a verified mapping served by the backend gives its status key",
@@ -376,7 +377,12 @@ mod tests {
             backend("org", "f2", false, true),
             backend("other", "x", true, false),
         ];
-        let cases: Vec<(&str, Arc<StorageBackend>, (Vec<&str>, Vec<&str>))> = vec![
+        type Case = (
+            &'static str,
+            Arc<StorageBackend>,
+            (Vec<&'static str>, Vec<&'static str>),
+        );
+        let cases: Vec<Case> = vec![
             (
                 "a default sees the other defaults of its namespace, sorted",
                 all[0].clone(),
