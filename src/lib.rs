@@ -2,3 +2,6 @@
 //! backends change credentials, break or get replaced.
 
 pub mod api;
+pub mod cli;
+pub mod digest;
+pub mod storage;
