@@ -275,6 +275,22 @@ pub async fn run(shared: Arc<Shared>) {
         if inner.store.rv() == last_rv {
             continue;
         }
+        // Only changes that can need a controller: deletions, deletion
+        // marks, ownerReferences, CRDs and namespaces.
+        let relevant = match inner.store.history_since(last_rv) {
+            None => true,
+            Some(changes) => changes.iter().any(|c| {
+                c.etype == crate::store::EventType::Deleted
+                    || meta::is_deleting(&c.object)
+                    || c.object["metadata"].get("ownerReferences").is_some()
+                    || c.key.resource == "namespaces"
+                    || c.key.resource == "customresourcedefinitions"
+            }),
+        };
+        if !relevant {
+            last_rv = inner.store.rv();
+            continue;
+        }
         // Converge: a pass can enable the next (e.g. GC after a delete).
         for _ in 0..4 {
             if !reconcile(&mut inner) {

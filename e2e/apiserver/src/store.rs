@@ -88,6 +88,19 @@ impl Store {
         self.objects.get(key).into_iter().flat_map(|m| m.iter())
     }
 
+    /// Objects of a resource strictly after `after`, in order.
+    pub fn iter_after<'a>(
+        &'a self,
+        key: &StoreKey,
+        after: &ObjKey,
+    ) -> impl Iterator<Item = (&'a ObjKey, &'a Value)> {
+        use std::ops::Bound;
+        let after = after.clone();
+        self.objects.get(key).into_iter().flat_map(move |m| {
+            m.range::<ObjKey, _>((Bound::Excluded(after.clone()), Bound::Unbounded))
+        })
+    }
+
     pub fn count(&self, key: &StoreKey) -> usize {
         self.objects.get(key).map(BTreeMap::len).unwrap_or(0)
     }

@@ -229,11 +229,15 @@ pub fn list(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Reply>
                 remaining += 1;
                 return ls.is_empty() && fs.is_empty();
             }
-            items.push(obj.clone());
+            items.push(present(&t.info, obj));
             true
         };
         if snap_rv == current {
-            for (k, obj) in inner.store.iter(&key) {
+            let iter: Box<dyn Iterator<Item = (&ObjKey, &Value)>> = match &start {
+                Some(s) => Box::new(inner.store.iter_after(&key, s)),
+                None => Box::new(inner.store.iter(&key)),
+            };
+            for (k, obj) in iter {
                 if !consider(k, obj) {
                     break;
                 }
@@ -267,7 +271,6 @@ pub fn list(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Reply>
             list_meta["remainingItemCount"] = json!(remaining);
         }
     }
-    let items: Vec<Value> = items.iter().map(|o| present(&t.info, o)).collect();
     let body = match repr {
         Repr::Table => crate::table::table(&t.info, &items, &list_meta),
         Repr::PartialMetaList => json!({
