@@ -201,7 +201,7 @@ pub fn list(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Reply>
 
     let mut items: Vec<Value> = Vec::new();
     let mut next: Option<ObjKey> = None;
-    let mut remaining = 0usize;
+    let mut remaining: Option<usize> = None;
     {
         let mut consider = |k: &ObjKey, obj: &Value| -> bool {
             if let Some(s) = &start {
@@ -226,8 +226,7 @@ pub fn list(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Reply>
                             .unwrap_or_default(),
                     );
                 }
-                remaining += 1;
-                return ls.is_empty() && fs.is_empty();
+                return false;
             }
             items.push(present(&t.info, obj));
             true
@@ -254,6 +253,13 @@ pub fn list(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Reply>
             }
         }
     }
+    // remainingItemCount: only without selectors and across all namespaces
+    // (it is optional; counting a namespace's share would cost a scan).
+    if let Some(last) = &next {
+        if ls.is_empty() && fs.is_empty() && ns_filter.is_none() && snap_rv == current {
+            remaining = Some(inner.store.iter_after(&key, last).count());
+        }
+    }
     drop(inner);
 
     let mut list_meta = json!({"resourceVersion": snap_rv.to_string()});
@@ -267,8 +273,8 @@ pub fn list(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Reply>
             .unwrap(),
         );
         list_meta["continue"] = json!(tok);
-        if ls.is_empty() && fs.is_empty() {
-            list_meta["remainingItemCount"] = json!(remaining);
+        if let Some(r) = remaining {
+            list_meta["remainingItemCount"] = json!(r);
         }
     }
     let body = match repr {
