@@ -695,6 +695,8 @@ mod tests {
         assert_eq!(verdict, Verdict::Verified { bytes: 1000 });
         assert_eq!(store.gets.load(Ordering::SeqCst), 2);
 
+        // A fresh verifier: the first one remembers that the bytes verified.
+        let v = verifier(2, None);
         let store = CountingStore::with(&[("k", &data)], Duration::ZERO);
         store.truncate_first.store(10, Ordering::SeqCst);
         let (verdict, _) = v.verify(store.clone(), &target("k", &data), now()).await;
