@@ -59,10 +59,14 @@ pub(crate) struct HooksState {
 
 impl HooksState {
     /// A fault to inject for this request, if one is armed.
-    pub(crate) fn take_fault(&self, verb: &str, resource: &str) -> Option<u16> {
+    pub(crate) fn take_fault(&self, verb: &str, resource: &str, subresource: &str) -> Option<u16> {
         let mut faults = self.faults.lock().unwrap();
+        let with_sub = format!("{resource}/{subresource}");
         let i = faults.iter().position(|f| {
-            (f.verb == "*" || f.verb == verb) && (f.resource == "*" || f.resource == resource)
+            (f.verb == "*" || f.verb == verb)
+                && (f.resource == "*"
+                    || f.resource == resource
+                    || (!subresource.is_empty() && f.resource == with_sub))
         })?;
         let code = faults[i].code;
         faults[i].remaining -= 1;
@@ -97,7 +101,8 @@ pub struct TestHooks {
 impl TestHooks {
     /// Answer the next `times` requests matching `verb` (`get`, `list`,
     /// `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`,
-    /// or `*`) on `resource` (plural, or `*`) with `code` (409 → `Conflict`,
+    /// or `*`) on `resource` (plural, which also matches its subresources;
+    /// `plural/status` for the status subresource only; or `*`) with `code` (409 → `Conflict`,
     /// 429 → `TooManyRequests`, 500 → `InternalError`, others → a generic
     /// Status with that code). Faults are checked in the order armed.
     pub fn fail_next(&self, verb: &str, resource: &str, times: usize, code: u16) {

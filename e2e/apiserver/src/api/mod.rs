@@ -139,7 +139,11 @@ pub async fn dispatch(shared: &Arc<Shared>, req: &Request, rec: &mut RequestReco
     rec.subresource = target.subresource.clone().unwrap_or_default();
     rec.namespace = target.ns().to_string();
     rec.name = target.name().to_string();
-    if let Some(code) = shared.hooks.take_fault(verb, &target.info.plural) {
+    if let Some(code) = shared.hooks.take_fault(
+        verb,
+        &target.info.plural,
+        target.subresource.as_deref().unwrap_or(""),
+    ) {
         return Reply::error(&injected(code, &target));
     }
     let result = match verb {

@@ -29,6 +29,25 @@ async fn forced_errors_hit_next_matching_requests_only() {
         assert_eq!(e.reason, "Conflict");
     }
     assert_eq!(api_err(api.get("w1").await.unwrap_err()).code, 500);
+    // A status-only fault leaves the main endpoint alone.
+    server.hooks().fail_next("patch", "widgets/status", 1, 500);
+    api.patch(
+        "w1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec":{"size":3}})),
+    )
+    .await
+    .unwrap();
+    let e = api_err(
+        api.patch_status(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status":{"phase":"x"}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(e.code, 500);
     server.hooks().fail_next("*", "*", 1, 429);
     // (kube-client retries 429 itself, so check it on the wire.)
     let r = raw(
