@@ -196,6 +196,17 @@ impl Harness {
         secret: Option<&str>,
         validation: serde_json::Value,
     ) {
+        self.create_backend_full(name, secret, validation, false)
+            .await
+    }
+
+    async fn create_backend_full(
+        &self,
+        name: &str,
+        secret: Option<&str>,
+        validation: serde_json::Value,
+        is_default: bool,
+    ) {
         let api: Api<StorageBackend> = Api::namespaced(self.client.clone(), NS);
         let mut s3 = serde_json::json!({
             "bucket": BUCKET,
@@ -210,7 +221,7 @@ impl Harness {
             "apiVersion": "castellan.io/v1alpha1",
             "kind": "StorageBackend",
             "metadata": {"name": name, "namespace": NS},
-            "spec": {"s3": s3, "validation": validation}
+            "spec": {"s3": s3, "validation": validation, "default": is_default}
         }))
         .unwrap();
         api.create(&PostParams::default(), &obj).await.unwrap();
@@ -598,4 +609,42 @@ async fn interval_zero_probes_once_per_change() {
         s3_requests,
         "no periodic probe with interval 0"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_default_backends_are_both_reported_and_neither_is_changed() {
+    let h = Harness::start().await;
+    put_creds(&h, "creds", KEY_ID, SECRET_KEY).await;
+    h.create_backend_full("a", Some("creds"), every("5m", 1), true)
+        .await;
+    h.create_backend_full("b", Some("creds"), every("5m", 1), true)
+        .await;
+
+    h.reconcile("a").await;
+    h.reconcile("b").await;
+
+    for (name, other) in [("a", "b"), ("b", "a")] {
+        let (status, reason, message) = h.condition(name, "DefaultConflict").await;
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("True", "MultipleDefaults"),
+            "{name}"
+        );
+        assert!(message.ends_with(other), "{name} names {other}: {message}");
+        assert_eq!(
+            h.ready(name).await.0,
+            "True",
+            "a conflict does not change readiness"
+        );
+        assert!(
+            h.get(name).await.spec.default,
+            "the operator never fixes the spec"
+        );
+        assert!(
+            h.event_reasons(name)
+                .await
+                .contains(&("Warning".to_owned(), "DefaultConflict".to_owned())),
+            "{name} gets a Warning event"
+        );
+    }
 }
