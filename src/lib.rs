@@ -3,5 +3,13 @@
 
 pub mod api;
 pub mod cli;
+pub mod backend;
+pub mod clock;
+pub mod context;
 pub mod digest;
+pub mod mapping;
+pub mod metrics;
+pub mod operator;
+pub mod resolve;
 pub mod storage;
+pub mod telemetry;

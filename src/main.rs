@@ -12,15 +12,41 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Print the CustomResourceDefinitions generated from the Rust types.
-    Crd,
+    Crd {
+        /// Write one file per CRD (`<plural>.<group>.yaml`) into this directory instead of printing.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<std::path::PathBuf>,
+    },
+    /// Run the operator: validate backends, reassign stranded mappings (until SIGTERM).
+    Run(castellan::cli::run::RunArgs),
+    /// Check one object in a bucket against a digest; print outcome, bytes and throughput.
+    #[command(after_help = castellan::cli::verify::EXIT_CODES_HELP)]
+    Verify(castellan::cli::verify::VerifyArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd => {
+        Command::Crd { out_dir: None } => {
             print!("{}", castellan::api::crds_yaml()?);
             Ok(())
+        }
+        Command::Crd { out_dir: Some(dir) } => {
+            std::fs::create_dir_all(&dir)?;
+            for (file, yaml) in castellan::api::crd_files()? {
+                std::fs::write(dir.join(file), yaml)?;
+            }
+            Ok(())
+        }
+        Command::Run(args) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            let code = runtime.block_on(castellan::cli::run::run(args));
+            std::process::exit(code)
+        }
+        Command::Verify(args) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            let code = runtime.block_on(castellan::cli::verify::run(args));
+            std::process::exit(code)
         }
     }
 }

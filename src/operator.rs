@@ -68,11 +68,14 @@ pub struct LeaderElection {
 pub struct Readiness {
     crds_established: AtomicBool,
     caches_synced: AtomicBool,
+    /// A replica waiting for the Lease is ready to take over: it must not block rollouts.
+    standby: AtomicBool,
 }
 
 impl Readiness {
     pub fn is_ready(&self) -> bool {
-        self.crds_established.load(Ordering::Relaxed) && self.caches_synced.load(Ordering::Relaxed)
+        self.crds_established.load(Ordering::Relaxed)
+            && (self.caches_synced.load(Ordering::Relaxed) || self.standby.load(Ordering::Relaxed))
     }
 }
 
@@ -183,6 +186,7 @@ async fn run_as_leader(
         .with_field_manager("castellan-leader-election")
         .build()
         .await?;
+    readiness.standby.store(true, Ordering::Relaxed);
     let (mut leader, lease_task) = manager.watch().await;
     info!(lease = %le.lease_name, identity = %config.instance, "campaigning for the leader lease");
     // Wait until this replica leads (or shutdown).
@@ -196,6 +200,7 @@ async fn run_as_leader(
         }
     }
     info!(lease = %le.lease_name, "acquired the leader lease; starting controllers");
+    readiness.standby.store(false, Ordering::Relaxed);
     // Run the controllers until shutdown or until leadership is lost.
     let (ctrl_stop_tx, ctrl_stop_rx) = tokio_watch::channel(false);
     let mut outer_stop = stop.clone();

@@ -36,12 +36,36 @@ pub const DURATION_PATTERN: &str = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))
     printcolumn(name = "Bucket", type_ = "string", json_path = ".spec.s3.bucket"),
     printcolumn(name = "Default", type_ = "boolean", json_path = ".spec.default"),
     printcolumn(name = "Trust", type_ = "string", json_path = ".spec.trust"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
-    printcolumn(name = "Serving", type_ = "integer", json_path = ".status.mappings.serving"),
-    printcolumn(name = "Stranded", type_ = "integer", json_path = ".status.mappings.stranded"),
-    printcolumn(name = "Last Validated", type_ = "date", json_path = ".status.lastValidationTime"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Serving",
+        type_ = "integer",
+        json_path = ".status.mappings.serving"
+    ),
+    printcolumn(
+        name = "Stranded",
+        type_ = "integer",
+        json_path = ".status.mappings.stranded"
+    ),
+    printcolumn(
+        name = "Last Validated",
+        type_ = "date",
+        json_path = ".status.lastValidationTime"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(validation = Rule::new("!(self.default && self.fallback)").message("default and fallback cannot both be true: a backend is either the namespace's default for writes or its fallback").field_path(".fallback"))]
 #[serde(rename_all = "camelCase")]
@@ -191,7 +215,9 @@ impl SseType {
 }
 
 /// How far the operator trusts a backend.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash,
+)]
 pub enum Trust {
     /// May serve and be written to.
     #[default]
@@ -213,7 +239,9 @@ impl Trust {
 }
 
 /// What a validation probe does.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
 pub enum ProbeMode {
     /// HeadBucket, ListObjectsV2 (max-keys=1) under the prefix, and a HEAD of a known mapped object.
     #[default]

@@ -106,7 +106,11 @@ mod tests {
     fn a_reason_change_without_a_status_change_keeps_the_transition_time() {
         let mut conditions = Vec::new();
         set(&mut conditions, ready(Status::False, "Timeout"), &at(10));
-        set(&mut conditions, ready(Status::False, "InvalidAccessKeyId"), &at(20));
+        set(
+            &mut conditions,
+            ready(Status::False, "InvalidAccessKeyId"),
+            &at(20),
+        );
         assert_eq!(conditions[0].last_transition_time, at(10));
         assert_eq!(conditions[0].reason, "InvalidAccessKeyId");
         assert_eq!(conditions[0].message, "InvalidAccessKeyId message");

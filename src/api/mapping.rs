@@ -25,11 +25,27 @@ pub const MAX_HISTORY: usize = 10;
     category = "castellan",
     doc = "Records which storage backend holds the blob with a given content digest, and which one serves it now.",
     printcolumn(name = "Digest", type_ = "string", json_path = ".status.shortDigest"),
-    printcolumn(name = "Declared", type_ = "string", json_path = ".spec.backendRef.name"),
+    printcolumn(
+        name = "Declared",
+        type_ = "string",
+        json_path = ".spec.backendRef.name"
+    ),
     printcolumn(name = "Serving", type_ = "string", json_path = ".status.backend"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ArtifactMappingSpec {
@@ -67,7 +83,9 @@ pub struct BackendRef {
 }
 
 /// Reassignment policy.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
 pub enum Reassignment {
     /// Serve from another verified backend when the declared one is unusable.
     #[default]

@@ -1,4 +1,5 @@
 //! Command-line subcommands whose logic lives in the library (the binary only wires clap).
 //! Each submodule owns one subcommand: its arguments, its output and its exit codes.
 
+pub mod run;
 pub mod verify;
