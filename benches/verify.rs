@@ -15,7 +15,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use castellan::digest::{Algorithm, Hasher};
 use castellan::storage::verify::verify_object;
-use castellan::storage::{layout, ObjectStore, PutBody, PutOptions, S3Config, S3Store, StaticCredentials};
+use castellan::storage::{
+    layout, ObjectStore, PutBody, PutOptions, S3Config, S3Store, StaticCredentials,
+};
 use futures::StreamExt;
 
 const MIB: u64 = 1024 * 1024;

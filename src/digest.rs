@@ -76,7 +76,9 @@ pub enum DigestParseError {
         actual: usize,
         expected: usize,
     },
-    #[error("uppercase hex character {character:?} at position {position} (digests are lowercase)")]
+    #[error(
+        "uppercase hex character {character:?} at position {position} (digests are lowercase)"
+    )]
     Uppercase { character: char, position: usize },
     #[error("non-hex character {character:?} at position {position}")]
     NonHex { character: char, position: usize },
@@ -348,7 +350,11 @@ mod tests {
     fn parsing_is_strict_and_names_the_problem() {
         let hex64 = "a".repeat(64);
         let cases: &[(&str, String, Result<(), DigestParseError>)] = &[
-            ("a well-formed sha256 digest parses", format!("sha256:{hex64}"), Ok(())),
+            (
+                "a well-formed sha256 digest parses",
+                format!("sha256:{hex64}"),
+                Ok(()),
+            ),
             (
                 "a well-formed sha512 digest parses",
                 format!("sha512:{}", "0".repeat(128)),
@@ -442,7 +448,10 @@ mod tests {
 
     #[test]
     fn hashing_matches_known_vectors() {
-        assert_eq!(Digest::of_bytes(Algorithm::Sha256, b"abc").to_string(), ABC256);
+        assert_eq!(
+            Digest::of_bytes(Algorithm::Sha256, b"abc").to_string(),
+            ABC256
+        );
         assert_eq!(
             Digest::of_bytes(Algorithm::Sha512, b"abc").hex(),
             "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a\
@@ -471,17 +480,77 @@ mod tests {
         let mut truncated_with_error = chunks(&data[..short as usize], 65536);
         truncated_with_error.push(Err(io_err()));
 
-        type Case = (&'static str, Vec<Result<Bytes, std::io::Error>>, Digest, Option<u64>, &'static str);
+        type Case = (
+            &'static str,
+            Vec<Result<Bytes, std::io::Error>>,
+            Digest,
+            Option<u64>,
+            &'static str,
+        );
         let cases: Vec<Case> = vec![
-            ("complete matching bytes verify", chunks(&data, 65536), good.clone(), Some(n), "Verified"),
-            ("matching bytes verify without an expected size", chunks(&data, 7777), good.clone(), None, "Verified"),
-            ("complete bytes with another digest mismatch", chunks(&data, 65536), other.clone(), Some(n), "DigestMismatch"),
-            ("a stream that ends early is truncated, not a mismatch", chunks(&data[..short as usize], 65536), good.clone(), Some(n), "Truncated"),
-            ("a stream that fails early is truncated", truncated_with_error, good.clone(), Some(n), "Truncated"),
-            ("a stream that fails with no expected size is an I/O error", vec![Ok(Bytes::from_static(b"abc")), Err(io_err())], good.clone(), None, "Io"),
-            ("more bytes than expected is a size mismatch", chunks(&data, 65536), good.clone(), Some(short), "SizeMismatch"),
-            ("an empty stream of an empty object verifies", vec![], Digest::of_bytes(Algorithm::Sha256, b""), Some(0), "Verified"),
-            ("sha512 digests verify too", chunks(&data, 65536), Digest::of_bytes(Algorithm::Sha512, &data), Some(n), "Verified"),
+            (
+                "complete matching bytes verify",
+                chunks(&data, 65536),
+                good.clone(),
+                Some(n),
+                "Verified",
+            ),
+            (
+                "matching bytes verify without an expected size",
+                chunks(&data, 7777),
+                good.clone(),
+                None,
+                "Verified",
+            ),
+            (
+                "complete bytes with another digest mismatch",
+                chunks(&data, 65536),
+                other.clone(),
+                Some(n),
+                "DigestMismatch",
+            ),
+            (
+                "a stream that ends early is truncated, not a mismatch",
+                chunks(&data[..short as usize], 65536),
+                good.clone(),
+                Some(n),
+                "Truncated",
+            ),
+            (
+                "a stream that fails early is truncated",
+                truncated_with_error,
+                good.clone(),
+                Some(n),
+                "Truncated",
+            ),
+            (
+                "a stream that fails with no expected size is an I/O error",
+                vec![Ok(Bytes::from_static(b"abc")), Err(io_err())],
+                good.clone(),
+                None,
+                "Io",
+            ),
+            (
+                "more bytes than expected is a size mismatch",
+                chunks(&data, 65536),
+                good.clone(),
+                Some(short),
+                "SizeMismatch",
+            ),
+            (
+                "an empty stream of an empty object verifies",
+                vec![],
+                Digest::of_bytes(Algorithm::Sha256, b""),
+                Some(0),
+                "Verified",
+            ),
+            (
+                "sha512 digests verify too",
+                chunks(&data, 65536),
+                Digest::of_bytes(Algorithm::Sha512, &data),
+                Some(n),
+                "Verified",
+            ),
         ];
         for (name, items, digest, size, want) in cases {
             let outcome = verify_stream(futures::stream::iter(items), &digest, size).await;

@@ -16,8 +16,14 @@ use castellan_s3server::{Fault, S3Server, ServerOptions};
 use futures::StreamExt;
 
 const BUCKET: &str = "artifacts";
-const KEY_A: (&str, &str) = ("AKIDBACKENDA000000001", "secret-a-0123456789abcdefghijklmnop");
-const KEY_B: (&str, &str) = ("AKIDBACKENDB000000002", "secret-b-0123456789abcdefghijklmnop");
+const KEY_A: (&str, &str) = (
+    "AKIDBACKENDA000000001",
+    "secret-a-0123456789abcdefghijklmnop",
+);
+const KEY_B: (&str, &str) = (
+    "AKIDBACKENDB000000002",
+    "secret-b-0123456789abcdefghijklmnop",
+);
 
 async fn server() -> S3Server {
     S3Server::start(ServerOptions {
@@ -48,11 +54,15 @@ fn config(server: &S3Server, key: (&str, &str), bucket: &str) -> S3Config {
 }
 
 async fn store(server: &S3Server, key: (&str, &str)) -> S3Store {
-    S3Store::new(config(server, key, BUCKET)).await.expect("valid config")
+    S3Store::new(config(server, key, BUCKET))
+        .await
+        .expect("valid config")
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| ((i * 31) as u8).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| ((i * 31) as u8).wrapping_add(seed))
+        .collect()
 }
 
 async fn read_all(store: &dyn ObjectStore, key: &str, range: Option<ByteRange>) -> Vec<u8> {
@@ -70,8 +80,14 @@ fn assert_redacted(e: &StorageError) {
     for secret in [KEY_A.1, KEY_B.1, "wrong-secret-value-zzzz"] {
         assert!(!text.contains(secret), "secret leaked: {text}");
     }
-    assert!(!text.contains("X-Amz-Signature"), "signature leaked: {text}");
-    assert!(!text.to_ascii_lowercase().contains("signature="), "signature leaked: {text}");
+    assert!(
+        !text.contains("X-Amz-Signature"),
+        "signature leaked: {text}"
+    );
+    assert!(
+        !text.to_ascii_lowercase().contains("signature="),
+        "signature leaked: {text}"
+    );
 }
 
 #[tokio::test]
@@ -80,7 +96,10 @@ async fn every_operation_works_with_valid_credentials() {
     let s = store(&server, KEY_A).await;
     let store: Arc<dyn ObjectStore> = Arc::new(s);
 
-    let report = store.probe(ProbeMode::Read, None).await.expect("read probe");
+    let report = store
+        .probe(ProbeMode::Read, None)
+        .await
+        .expect("read probe");
     assert_eq!(
         report.steps.iter().map(|s| s.operation).collect::<Vec<_>>(),
         ["ListObjectsV2", "HeadBucket"]
@@ -90,44 +109,87 @@ async fn every_operation_works_with_valid_credentials() {
     let digest = Digest::of_bytes(Algorithm::Sha256, &data);
     let key = layout::key_for(store.key_prefix(), &digest);
     let put = store
-        .put(&key, PutBody::Bytes(Bytes::from(data.clone())), data.len() as u64, &PutOptions::default())
+        .put(
+            &key,
+            PutBody::Bytes(Bytes::from(data.clone())),
+            data.len() as u64,
+            &PutOptions::default(),
+        )
         .await
         .expect("put");
     assert_eq!(put.parts, None, "small objects are a single PUT");
 
-    let info = store.head(&key).await.expect("head").expect("object exists");
+    let info = store
+        .head(&key)
+        .await
+        .expect("head")
+        .expect("object exists");
     assert_eq!(info.size, data.len() as u64);
     assert!(info.etag.is_some());
 
     assert_eq!(read_all(store.as_ref(), &key, None).await, data);
-    let range = ByteRange { start: 10, end: Some(19) };
+    let range = ByteRange {
+        start: 10,
+        end: Some(19),
+    };
     let got = store.get(&key, Some(range)).await.expect("range get");
     assert_eq!(got.content_length, Some(10));
     assert_eq!(got.total_size, Some(data.len() as u64));
     drop(got);
-    assert_eq!(read_all(store.as_ref(), &key, Some(range)).await, &data[10..20]);
-    let tail = ByteRange { start: 99_990, end: None };
-    assert_eq!(read_all(store.as_ref(), &key, Some(tail)).await, &data[99_990..]);
+    assert_eq!(
+        read_all(store.as_ref(), &key, Some(range)).await,
+        &data[10..20]
+    );
+    let tail = ByteRange {
+        start: 99_990,
+        end: None,
+    };
+    assert_eq!(
+        read_all(store.as_ref(), &key, Some(tail)).await,
+        &data[99_990..]
+    );
 
     let report = store
         .probe(ProbeMode::ReadWrite, Some(&key))
         .await
         .expect("read-write probe");
     let ops: Vec<_> = report.steps.iter().map(|s| s.operation).collect();
-    assert_eq!(ops, ["ListObjectsV2", "HeadBucket", "HeadObject", "PutObject", "GetObject"]);
+    assert_eq!(
+        ops,
+        [
+            "ListObjectsV2",
+            "HeadBucket",
+            "HeadObject",
+            "PutObject",
+            "GetObject"
+        ]
+    );
     let canaries = store
         .list(&layout::join("cas", layout::PROBE_DIR), None)
         .await
         .expect("list canaries");
-    assert!(canaries.objects.is_empty(), "the canary is deleted: {canaries:?}");
+    assert!(
+        canaries.objects.is_empty(),
+        "the canary is deleted: {canaries:?}"
+    );
 
     // A second object, from a stream, to list two.
     let other = pattern(1000, 9);
     let other_digest = Digest::of_bytes(Algorithm::Sha256, &other);
     let other_key = layout::key_for("cas", &other_digest);
-    let stream = futures::stream::iter(other.chunks(300).map(|c| Ok(Bytes::copy_from_slice(c))).collect::<Vec<_>>());
+    let stream = futures::stream::iter(
+        other
+            .chunks(300)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>(),
+    );
     store
-        .put(&other_key, PutBody::Stream(stream.boxed()), other.len() as u64, &PutOptions::default())
+        .put(
+            &other_key,
+            PutBody::Stream(stream.boxed()),
+            other.len() as u64,
+            &PutOptions::default(),
+        )
         .await
         .expect("put from stream");
     let page = store.list("cas/sha256/", None).await.expect("list");
@@ -138,18 +200,29 @@ async fn every_operation_works_with_valid_credentials() {
     assert_eq!(keys, want);
     assert_eq!(page.next_continuation_token, None);
     for o in &page.objects {
-        assert_eq!(layout::digest_for("cas", &o.key).is_some(), true, "layout keys map back");
+        assert!(
+            layout::digest_for("cas", &o.key).is_some(),
+            "layout keys map back"
+        );
     }
 
     let report = verify_object(store.as_ref(), &key, &digest, Some(data.len() as u64))
         .await
         .expect("verify");
-    assert!(matches!(report.outcome, VerifyOutcome::Verified { bytes } if bytes == data.len() as u64));
+    assert!(
+        matches!(report.outcome, VerifyOutcome::Verified { bytes } if bytes == data.len() as u64)
+    );
 
     store.delete(&key).await.expect("delete");
     assert_eq!(store.head(&key).await.expect("head after delete"), None);
-    store.delete(&key).await.expect("deleting a missing key succeeds");
-    let missing = store.get(&key, None).await.expect_err("get of a missing key");
+    store
+        .delete(&key)
+        .await
+        .expect("deleting a missing key succeeds");
+    let missing = store
+        .get(&key, None)
+        .await
+        .expect_err("get of a missing key");
     assert_eq!(missing.kind(), ErrorKind::NotFound);
     assert!(!missing.is_terminal());
     let missing = store
@@ -175,17 +248,32 @@ async fn large_objects_are_uploaded_in_parts_from_files_and_streams() {
 
     let key = layout::key_for("cas", &digest);
     let out = store
-        .put(&key, PutBody::Path(path.clone()), data.len() as u64, &PutOptions::default())
+        .put(
+            &key,
+            PutBody::Path(path.clone()),
+            data.len() as u64,
+            &PutOptions::default(),
+        )
         .await
         .expect("multipart put from file");
     assert_eq!(out.parts, Some(3), "12 MiB in 5 MiB parts is 3 parts");
-    let report = verify_object(&store, &key, &digest, Some(data.len() as u64)).await.unwrap();
+    let report = verify_object(&store, &key, &digest, Some(data.len() as u64))
+        .await
+        .unwrap();
     assert!(report.outcome.is_verified(), "{:?}", report.outcome);
 
     let key2 = "cas/streamed".to_owned();
-    let chunks: Vec<std::io::Result<Bytes>> = data.chunks(1 << 20).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    let chunks: Vec<std::io::Result<Bytes>> = data
+        .chunks(1 << 20)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
     let out = store
-        .put(&key2, PutBody::Stream(futures::stream::iter(chunks).boxed()), data.len() as u64, &PutOptions::default())
+        .put(
+            &key2,
+            PutBody::Stream(futures::stream::iter(chunks).boxed()),
+            data.len() as u64,
+            &PutOptions::default(),
+        )
         .await
         .expect("multipart put from stream");
     assert_eq!(out.parts, Some(3));
@@ -194,11 +282,20 @@ async fn large_objects_are_uploaded_in_parts_from_files_and_streams() {
     // A body shorter than declared fails, and the multipart upload is aborted.
     let short: Vec<std::io::Result<Bytes>> = vec![Ok(Bytes::from(vec![0u8; 6 * 1024 * 1024]))];
     let err = store
-        .put("cas/short", PutBody::Stream(futures::stream::iter(short).boxed()), 11 * 1024 * 1024, &PutOptions::default())
+        .put(
+            "cas/short",
+            PutBody::Stream(futures::stream::iter(short).boxed()),
+            11 * 1024 * 1024,
+            &PutOptions::default(),
+        )
         .await
         .expect_err("a short body fails");
     assert_eq!(err.kind(), ErrorKind::InvalidSpec);
-    assert_eq!(store.head("cas/short").await.unwrap(), None, "nothing was completed");
+    assert_eq!(
+        store.head("cas/short").await.unwrap(),
+        None,
+        "nothing was completed"
+    );
 }
 
 #[tokio::test]
@@ -208,8 +305,18 @@ async fn credential_failures_are_terminal_with_the_right_reason() {
     let wrong_secret = store(&server, (KEY_A.0, "wrong-secret-value-zzzz")).await;
 
     let cases: Vec<(&str, &S3Store, ErrorKind, &str)> = vec![
-        ("an unknown key (s3s: NotSignedUp) is InvalidAccessKeyId", &unknown, ErrorKind::InvalidAccessKeyId, "InvalidAccessKeyId"),
-        ("a wrong secret is SignatureDoesNotMatch", &wrong_secret, ErrorKind::SignatureDoesNotMatch, "SignatureDoesNotMatch"),
+        (
+            "an unknown key (s3s: NotSignedUp) is InvalidAccessKeyId",
+            &unknown,
+            ErrorKind::InvalidAccessKeyId,
+            "InvalidAccessKeyId",
+        ),
+        (
+            "a wrong secret is SignatureDoesNotMatch",
+            &wrong_secret,
+            ErrorKind::SignatureDoesNotMatch,
+            "SignatureDoesNotMatch",
+        ),
     ];
     for (name, store, kind, reason) in cases {
         let e = store.probe(ProbeMode::Read, None).await.expect_err(name);
@@ -225,21 +332,33 @@ async fn credential_failures_are_terminal_with_the_right_reason() {
 
     // Revoked while the server runs.
     let a = store(&server, KEY_A).await;
-    a.probe(ProbeMode::Read, None).await.expect("valid before revocation");
+    a.probe(ProbeMode::Read, None)
+        .await
+        .expect("valid before revocation");
     assert!(server.keys().revoke(KEY_A.0));
-    let e = a.probe(ProbeMode::Read, None).await.expect_err("revoked key");
+    let e = a
+        .probe(ProbeMode::Read, None)
+        .await
+        .expect_err("revoked key");
     assert_eq!(e.kind(), ErrorKind::InvalidAccessKeyId, "{e}");
     assert!(e.is_terminal());
     assert_redacted(&e);
     server.keys().add(KEY_A.0, KEY_A.1);
-    a.probe(ProbeMode::Read, None).await.expect("valid again after re-adding the key");
+    a.probe(ProbeMode::Read, None)
+        .await
+        .expect("valid again after re-adding the key");
 }
 
 #[tokio::test]
 async fn a_missing_bucket_is_terminal_no_such_bucket() {
     let server = server().await;
-    let store = S3Store::new(config(&server, KEY_A, "no-such-bucket")).await.unwrap();
-    let e = store.probe(ProbeMode::Read, None).await.expect_err("missing bucket");
+    let store = S3Store::new(config(&server, KEY_A, "no-such-bucket"))
+        .await
+        .unwrap();
+    let e = store
+        .probe(ProbeMode::Read, None)
+        .await
+        .expect_err("missing bucket");
     assert_eq!(e.kind(), ErrorKind::NoSuchBucket, "{e}");
     assert!(e.is_terminal());
     assert_eq!(e.backend_reason(), Some("NoSuchBucket"));
@@ -251,12 +370,18 @@ async fn a_stopped_server_is_unreachable_and_transient() {
     let store = store(&server, KEY_A).await;
     store.probe(ProbeMode::Read, None).await.expect("running");
     server.stop().await;
-    let e = store.probe(ProbeMode::Read, None).await.expect_err("stopped");
+    let e = store
+        .probe(ProbeMode::Read, None)
+        .await
+        .expect_err("stopped");
     assert_eq!(e.kind(), ErrorKind::EndpointUnreachable, "{e}");
     assert!(e.is_transient());
     assert_redacted(&e);
     server.restart().await.expect("restart on the same port");
-    store.probe(ProbeMode::Read, None).await.expect("reachable again");
+    store
+        .probe(ProbeMode::Read, None)
+        .await
+        .expect("reachable again");
 }
 
 #[tokio::test]
@@ -265,9 +390,24 @@ async fn server_errors_and_throttling_are_transient() {
     let store = store(&server, KEY_A).await;
 
     let cases = [
-        ("500 InternalError is ServerError", Fault::InternalError, ErrorKind::ServerError, "ServerError"),
-        ("503 SlowDown is Throttled", Fault::SlowDown, ErrorKind::Throttled, "Throttled"),
-        ("503 ServiceUnavailable is ServerError", Fault::ServiceUnavailable, ErrorKind::ServerError, "ServerError"),
+        (
+            "500 InternalError is ServerError",
+            Fault::InternalError,
+            ErrorKind::ServerError,
+            "ServerError",
+        ),
+        (
+            "503 SlowDown is Throttled",
+            Fault::SlowDown,
+            ErrorKind::Throttled,
+            "Throttled",
+        ),
+        (
+            "503 ServiceUnavailable is ServerError",
+            Fault::ServiceUnavailable,
+            ErrorKind::ServerError,
+            "ServerError",
+        ),
     ];
     for (name, fault, kind, reason) in cases {
         server.faults().fail_next(1, fault);
@@ -275,7 +415,10 @@ async fn server_errors_and_throttling_are_transient() {
         assert_eq!(e.kind(), kind, "{name}: {e}");
         assert!(e.is_transient(), "{name}");
         assert_eq!(e.backend_reason(), Some(reason), "{name}");
-        store.probe(ProbeMode::Read, None).await.expect("the fault was for one request only");
+        store
+            .probe(ProbeMode::Read, None)
+            .await
+            .expect("the fault was for one request only");
     }
 
     // With retries enabled the SDK rides over a single transient failure.
@@ -283,10 +426,16 @@ async fn server_errors_and_throttling_are_transient() {
     c.max_attempts = 3;
     let retrying = S3Store::new(c).await.unwrap();
     server.faults().fail_next(1, Fault::SlowDown);
-    retrying.probe(ProbeMode::Read, None).await.expect("retried past one SlowDown");
+    retrying
+        .probe(ProbeMode::Read, None)
+        .await
+        .expect("retried past one SlowDown");
     // But not over a persistent one.
     server.faults().fail_fraction(1.0, Fault::InternalError);
-    let e = retrying.probe(ProbeMode::Read, None).await.expect_err("always failing");
+    let e = retrying
+        .probe(ProbeMode::Read, None)
+        .await
+        .expect_err("always failing");
     assert_eq!(e.kind(), ErrorKind::ServerError);
     server.faults().clear();
 }
@@ -299,12 +448,19 @@ async fn a_body_cut_off_mid_stream_is_truncated_never_a_mismatch() {
     let digest = Digest::of_bytes(Algorithm::Sha256, &data);
     let key = layout::key_for("cas", &digest);
     store
-        .put(&key, PutBody::Bytes(Bytes::from(data.clone())), data.len() as u64, &PutOptions::default())
+        .put(
+            &key,
+            PutBody::Bytes(Bytes::from(data.clone())),
+            data.len() as u64,
+            &PutOptions::default(),
+        )
         .await
         .unwrap();
 
     server.faults().cut_get_bodies_after(Some(1_000_000));
-    let report = verify_object(&store, &key, &digest, Some(data.len() as u64)).await.expect("headers arrive");
+    let report = verify_object(&store, &key, &digest, Some(data.len() as u64))
+        .await
+        .expect("headers arrive");
     match report.outcome {
         VerifyOutcome::Truncated { expected, received } => {
             assert_eq!(expected, data.len() as u64);
@@ -331,10 +487,17 @@ async fn an_object_whose_bytes_differ_from_its_digest_is_a_mismatch() {
     let mut corrupt = good.clone();
     corrupt[250_000] ^= 0xff;
     store
-        .put(&key, PutBody::Bytes(Bytes::from(corrupt.clone())), corrupt.len() as u64, &PutOptions::default())
+        .put(
+            &key,
+            PutBody::Bytes(Bytes::from(corrupt.clone())),
+            corrupt.len() as u64,
+            &PutOptions::default(),
+        )
         .await
         .unwrap();
-    let report = verify_object(&store, &key, &digest, Some(good.len() as u64)).await.unwrap();
+    let report = verify_object(&store, &key, &digest, Some(good.len() as u64))
+        .await
+        .unwrap();
     match report.outcome {
         VerifyOutcome::DigestMismatch { actual } => {
             assert_eq!(actual, Digest::of_bytes(Algorithm::Sha256, &corrupt))
@@ -343,7 +506,9 @@ async fn an_object_whose_bytes_differ_from_its_digest_is_a_mismatch() {
     }
     assert_eq!(report.bytes, good.len() as u64);
 
-    let report = verify_object(&store, &key, &digest, Some(42)).await.unwrap();
+    let report = verify_object(&store, &key, &digest, Some(42))
+        .await
+        .unwrap();
     assert!(
         matches!(report.outcome, VerifyOutcome::SizeMismatch { expected: 42, actual } if actual == good.len() as u64),
         "a declared size is checked before downloading: {:?}",
@@ -362,13 +527,21 @@ async fn after_rotation_the_revoked_backend_fails_and_the_other_still_verifies()
     let digest = Digest::of_bytes(Algorithm::Sha256, &data);
     let key = layout::key_for(backend_a.key_prefix(), &digest);
     backend_a
-        .put(&key, PutBody::Bytes(Bytes::from(data.clone())), data.len() as u64, &PutOptions::default())
+        .put(
+            &key,
+            PutBody::Bytes(Bytes::from(data.clone())),
+            data.len() as u64,
+            &PutOptions::default(),
+        )
         .await
         .expect("written through backend A");
 
     server.keys().revoke(KEY_A.0);
 
-    let e = backend_a.probe(ProbeMode::Read, Some(&key)).await.expect_err("A is revoked");
+    let e = backend_a
+        .probe(ProbeMode::Read, Some(&key))
+        .await
+        .expect_err("A is revoked");
     assert_eq!(e.kind(), ErrorKind::InvalidAccessKeyId);
     assert!(e.is_terminal());
     let e = verify_object(backend_a.as_ref(), &key, &digest, Some(data.len() as u64))
@@ -376,7 +549,10 @@ async fn after_rotation_the_revoked_backend_fails_and_the_other_still_verifies()
         .expect_err("A cannot read");
     assert!(e.is_terminal(), "{e}");
 
-    backend_b.probe(ProbeMode::Read, Some(&key)).await.expect("B is healthy");
+    backend_b
+        .probe(ProbeMode::Read, Some(&key))
+        .await
+        .expect("B is healthy");
     let report = verify_object(backend_b.as_ref(), &key, &digest, Some(data.len() as u64))
         .await
         .expect("B reads the same object");
@@ -400,11 +576,20 @@ async fn two_servers_on_one_data_directory_serve_the_same_bytes() {
     let data = pattern(10_000, 2);
     let digest = Digest::of_bytes(Algorithm::Sha256, &data);
     let key = layout::key_for("cas", &digest);
-    a.put(&key, PutBody::Bytes(Bytes::from(data.clone())), data.len() as u64, &PutOptions::default())
-        .await
-        .unwrap();
+    a.put(
+        &key,
+        PutBody::Bytes(Bytes::from(data.clone())),
+        data.len() as u64,
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
     let report = verify_object(&b, &key, &digest, None).await.unwrap();
     assert!(report.outcome.is_verified());
-    let e = store(&two, KEY_A).await.probe(ProbeMode::Read, None).await.expect_err("server two does not know key A");
+    let e = store(&two, KEY_A)
+        .await
+        .probe(ProbeMode::Read, None)
+        .await
+        .expect_err("server two does not know key A");
     assert_eq!(e.kind(), ErrorKind::InvalidAccessKeyId);
 }

@@ -67,12 +67,18 @@ pub struct VerifyArgs {
 }
 
 fn credentials_from_env() -> Option<StaticCredentials> {
-    let id = std::env::var("AWS_ACCESS_KEY_ID").ok().filter(|s| !s.is_empty())?;
-    let secret = std::env::var("AWS_SECRET_ACCESS_KEY").ok().filter(|s| !s.is_empty())?;
+    let id = std::env::var("AWS_ACCESS_KEY_ID")
+        .ok()
+        .filter(|s| !s.is_empty())?;
+    let secret = std::env::var("AWS_SECRET_ACCESS_KEY")
+        .ok()
+        .filter(|s| !s.is_empty())?;
     Some(StaticCredentials {
         access_key_id: id,
         secret_access_key: secret,
-        session_token: std::env::var("AWS_SESSION_TOKEN").ok().filter(|s| !s.is_empty()),
+        session_token: std::env::var("AWS_SESSION_TOKEN")
+            .ok()
+            .filter(|s| !s.is_empty()),
     })
 }
 
@@ -150,7 +156,11 @@ pub async fn run(args: VerifyArgs) -> i32 {
             println!(
                 "reason:     {} ({})",
                 e.kind(),
-                if e.is_terminal() { "terminal" } else { "transient" }
+                if e.is_terminal() {
+                    "terminal"
+                } else {
+                    "transient"
+                }
             );
             println!("error:      {}", e.message());
             EXIT_BACKEND_ERROR
@@ -181,7 +191,10 @@ mod tests {
         let h = Harness::parse_from(["t", "--bucket", "b", "--digest", D, "--key", "x/y"]);
         assert_eq!(object_key(&h.args).unwrap(), "x/y");
         let h = Harness::parse_from(["t", "--bucket", "b", "--digest", D]);
-        assert_eq!(object_key(&h.args).unwrap(), format!("sha256/ab/12/{}", &D[7..]));
+        assert_eq!(
+            object_key(&h.args).unwrap(),
+            format!("sha256/ab/12/{}", &D[7..])
+        );
         let h = Harness::parse_from(["t", "--bucket", "b", "--digest", D, "--key-prefix", "/abs"]);
         assert!(object_key(&h.args).is_err(), "an invalid prefix is refused");
     }
@@ -196,9 +209,27 @@ mod tests {
         let d: Digest = D.parse().unwrap();
         let cases: Vec<(&str, VerifyOutcome<()>, i32)> = vec![
             ("verified exits 0", VerifyOutcome::Verified { bytes: 1 }, 0),
-            ("a digest mismatch exits 3", VerifyOutcome::DigestMismatch { actual: d }, 3),
-            ("a size mismatch exits 3", VerifyOutcome::SizeMismatch { expected: 1, actual: 2 }, 3),
-            ("a truncated body exits 6", VerifyOutcome::Truncated { expected: 2, received: 1 }, 6),
+            (
+                "a digest mismatch exits 3",
+                VerifyOutcome::DigestMismatch { actual: d },
+                3,
+            ),
+            (
+                "a size mismatch exits 3",
+                VerifyOutcome::SizeMismatch {
+                    expected: 1,
+                    actual: 2,
+                },
+                3,
+            ),
+            (
+                "a truncated body exits 6",
+                VerifyOutcome::Truncated {
+                    expected: 2,
+                    received: 1,
+                },
+                6,
+            ),
             ("an I/O failure exits 6", VerifyOutcome::Io(()), 6),
         ];
         for (name, outcome, code) in cases {

@@ -188,15 +188,20 @@ pub fn classify(f: &Facts<'_>) -> ErrorKind {
     let message = f.message.unwrap_or("");
     if let Some(code) = f.code {
         match code {
-            "InvalidAccessKeyId" | "NotSignedUp" | "InvalidClientTokenId" | "UnrecognizedClientException" => {
-                return ErrorKind::InvalidAccessKeyId
+            "InvalidAccessKeyId"
+            | "NotSignedUp"
+            | "InvalidClientTokenId"
+            | "UnrecognizedClientException" => return ErrorKind::InvalidAccessKeyId,
+            "SignatureDoesNotMatch" | "IncompleteSignature" => {
+                return ErrorKind::SignatureDoesNotMatch
             }
-            "SignatureDoesNotMatch" | "IncompleteSignature" => return ErrorKind::SignatureDoesNotMatch,
             "ExpiredToken" | "TokenRefreshRequired" | "InvalidToken" | "ExpiredTokenException" => {
                 return ErrorKind::ExpiredToken
             }
             // Garage reports credential problems as AccessDenied with a telling message.
-            "AccessDenied" if message.contains("No such key") => return ErrorKind::InvalidAccessKeyId,
+            "AccessDenied" if message.contains("No such key") => {
+                return ErrorKind::InvalidAccessKeyId
+            }
             "AccessDenied" if message.contains("Invalid signature") => {
                 return ErrorKind::SignatureDoesNotMatch
             }
@@ -207,19 +212,26 @@ pub fn classify(f: &Facts<'_>) -> ErrorKind {
             "NoSuchKey" | "NoSuchVersion" => return ErrorKind::NotFound,
             "NotFound" if f.target == Target::Bucket => return ErrorKind::NoSuchBucket,
             "NotFound" => return ErrorKind::NotFound,
-            "SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded"
-            | "TooManyRequests" | "RequestThrottled" | "ProvisionedThroughputExceededException" => {
-                return ErrorKind::Throttled
-            }
+            "SlowDown"
+            | "Throttling"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "TooManyRequests"
+            | "RequestThrottled"
+            | "ProvisionedThroughputExceededException" => return ErrorKind::Throttled,
             "RequestTimeout" | "RequestTimeoutException" => return ErrorKind::Timeout,
             "InternalError" | "ServiceUnavailable" | "InternalServerError" => {
                 return ErrorKind::ServerError
             }
-            "InvalidBucketName" | "AuthorizationHeaderMalformed" | "PermanentRedirect"
-            | "InvalidStorageClass" | "InvalidArgument" | "InvalidRequest"
-            | "KMS.NotFoundException" | "KMS.DisabledException" | "InvalidEncryptionAlgorithmError" => {
-                return ErrorKind::InvalidSpec
-            }
+            "InvalidBucketName"
+            | "AuthorizationHeaderMalformed"
+            | "PermanentRedirect"
+            | "InvalidStorageClass"
+            | "InvalidArgument"
+            | "InvalidRequest"
+            | "KMS.NotFoundException"
+            | "KMS.DisabledException"
+            | "InvalidEncryptionAlgorithmError" => return ErrorKind::InvalidSpec,
             _ => {}
         }
     }
@@ -265,7 +277,12 @@ pub fn redact(text: &str, secrets: &[&str]) -> String {
 
 fn redact_word(word: &str) -> String {
     let lower = word.to_ascii_lowercase();
-    for marker in ["signature=", "credential=", "x-amz-security-token=", "x-amz-signature="] {
+    for marker in [
+        "signature=",
+        "credential=",
+        "x-amz-security-token=",
+        "x-amz-signature=",
+    ] {
         if let Some(pos) = lower.find(marker) {
             return format!("{}[redacted]", &word[..pos + marker.len()]);
         }
@@ -280,7 +297,10 @@ fn redact_word(word: &str) -> String {
 
 /// Gathers facts from an aws-sdk error and classifies them.
 pub fn from_sdk_error<E>(
-    err: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+    err: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::http::Response,
+    >,
     target: Target,
 ) -> StorageError
 where
@@ -288,10 +308,20 @@ where
 {
     use aws_smithy_runtime_api::client::result::SdkError;
     let (facts_status, code, message, transport, description) = match err {
-        SdkError::ConstructionFailure(_) => {
-            (None, None, None, Some(Transport::Construction), chain_text(err))
-        }
-        SdkError::TimeoutError(_) => (None, None, None, Some(Transport::Timeout), "timed out".into()),
+        SdkError::ConstructionFailure(_) => (
+            None,
+            None,
+            None,
+            Some(Transport::Construction),
+            chain_text(err),
+        ),
+        SdkError::TimeoutError(_) => (
+            None,
+            None,
+            None,
+            Some(Transport::Timeout),
+            "timed out".into(),
+        ),
         SdkError::DispatchFailure(d) => {
             let transport = if d.is_timeout() {
                 Transport::Timeout
@@ -406,7 +436,11 @@ fn chain_mentions_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
 mod tests {
     use super::*;
 
-    fn resp(status: u16, code: Option<&'static str>, message: Option<&'static str>) -> Facts<'static> {
+    fn resp(
+        status: u16,
+        code: Option<&'static str>,
+        message: Option<&'static str>,
+    ) -> Facts<'static> {
         Facts {
             status: Some(status),
             code,
@@ -473,15 +507,37 @@ mod tests {
     #[test]
     fn terminality_and_reasons_follow_the_design() {
         use ErrorKind::*;
-        for k in [InvalidAccessKeyId, SignatureDoesNotMatch, ExpiredToken, AccessDenied, NoSuchBucket, InvalidSpec] {
+        for k in [
+            InvalidAccessKeyId,
+            SignatureDoesNotMatch,
+            ExpiredToken,
+            AccessDenied,
+            NoSuchBucket,
+            InvalidSpec,
+        ] {
             assert!(k.is_terminal(), "{k} is terminal");
             assert!(k.backend_reason().is_some());
         }
-        for k in [EndpointUnreachable, TlsHandshakeFailed, Timeout, Throttled, ServerError, NotFound, BodyInterrupted] {
+        for k in [
+            EndpointUnreachable,
+            TlsHandshakeFailed,
+            Timeout,
+            Throttled,
+            ServerError,
+            NotFound,
+            BodyInterrupted,
+        ] {
             assert!(!k.is_terminal(), "{k} is transient");
         }
-        assert_eq!(TlsHandshakeFailed.backend_reason(), Some("TLSHandshakeFailed"));
-        assert_eq!(NotFound.backend_reason(), None, "a missing key says nothing about the backend");
+        assert_eq!(
+            TlsHandshakeFailed.backend_reason(),
+            Some("TLSHandshakeFailed")
+        );
+        assert_eq!(
+            NotFound.backend_reason(),
+            None,
+            "a missing key says nothing about the backend"
+        );
         assert_eq!(BodyInterrupted.backend_reason(), None);
     }
 
@@ -504,6 +560,9 @@ mod tests {
             assert_eq!(redact(input, &["wJalrXUtnFEMI"]), want, "{name}");
         }
         let long = "x".repeat(1000);
-        assert!(redact(&long, &[]).chars().count() <= MAX_MESSAGE + 1, "long messages are cut");
+        assert!(
+            redact(&long, &[]).chars().count() <= MAX_MESSAGE + 1,
+            "long messages are cut"
+        );
     }
 }

@@ -63,7 +63,13 @@ pub fn key_for(prefix: &str, digest: &Digest) -> String {
     let hex = digest.hex();
     join(
         prefix,
-        &format!("{}/{}/{}/{}", digest.algorithm(), &hex[0..2], &hex[2..4], hex),
+        &format!(
+            "{}/{}/{}/{}",
+            digest.algorithm(),
+            &hex[0..2],
+            &hex[2..4],
+            hex
+        ),
     )
 }
 
@@ -103,33 +109,112 @@ mod tests {
     #[test]
     fn keys_follow_the_layout() {
         let cases = [
-            ("no prefix means no leading slash", "", format!("sha256/ab/12/{HEX}")),
-            ("a prefix is joined with one slash", "cas", format!("cas/sha256/ab/12/{HEX}")),
-            ("a trailing slash on the prefix is not doubled", "cas/", format!("cas/sha256/ab/12/{HEX}")),
-            ("nested prefixes are kept", "org/a", format!("org/a/sha256/ab/12/{HEX}")),
+            (
+                "no prefix means no leading slash",
+                "",
+                format!("sha256/ab/12/{HEX}"),
+            ),
+            (
+                "a prefix is joined with one slash",
+                "cas",
+                format!("cas/sha256/ab/12/{HEX}"),
+            ),
+            (
+                "a trailing slash on the prefix is not doubled",
+                "cas/",
+                format!("cas/sha256/ab/12/{HEX}"),
+            ),
+            (
+                "nested prefixes are kept",
+                "org/a",
+                format!("org/a/sha256/ab/12/{HEX}"),
+            ),
         ];
         for (name, prefix, want) in cases {
             assert_eq!(key_for(prefix, &d()), want, "{name}");
         }
         let d512: Digest = format!("sha512:{}", "0f".repeat(64)).parse().unwrap();
-        assert_eq!(key_for("", &d512), format!("sha512/0f/0f/{}", "0f".repeat(64)));
+        assert_eq!(
+            key_for("", &d512),
+            format!("sha512/0f/0f/{}", "0f".repeat(64))
+        );
     }
 
     #[test]
     fn keys_map_back_to_digests_only_when_they_round_trip() {
         let cases: Vec<(&str, &str, String, bool)> = vec![
-            ("a layout key maps back", "cas", format!("cas/sha256/ab/12/{HEX}"), true),
-            ("a layout key without prefix maps back", "", format!("sha256/ab/12/{HEX}"), true),
-            ("a lock file is skipped", "cas", format!("cas/sha256/ab/12/{HEX}.lock"), false),
-            ("wrong fan-out directories are skipped", "cas", format!("cas/sha256/ff/12/{HEX}"), false),
-            ("uppercase hex is skipped", "cas", format!("cas/sha256/AB/12/{}", HEX.to_uppercase()), false),
-            ("another prefix is skipped", "cas", format!("other/sha256/ab/12/{HEX}"), false),
-            ("a prefix that is only a string prefix is skipped", "cas", format!("cas2/sha256/ab/12/{HEX}"), false),
-            ("an unknown algorithm is skipped", "cas", format!("cas/md5/ab/12/{HEX}"), false),
-            ("an extra level is skipped", "cas", format!("cas/sha256/ab/12/{HEX}/x"), false),
-            ("a missing level is skipped", "cas", format!("cas/sha256/ab/{HEX}"), false),
-            ("a probe canary is skipped", "cas", probe_key("cas", "123"), false),
-            ("a leading slash is skipped", "", format!("/sha256/ab/12/{HEX}"), false),
+            (
+                "a layout key maps back",
+                "cas",
+                format!("cas/sha256/ab/12/{HEX}"),
+                true,
+            ),
+            (
+                "a layout key without prefix maps back",
+                "",
+                format!("sha256/ab/12/{HEX}"),
+                true,
+            ),
+            (
+                "a lock file is skipped",
+                "cas",
+                format!("cas/sha256/ab/12/{HEX}.lock"),
+                false,
+            ),
+            (
+                "wrong fan-out directories are skipped",
+                "cas",
+                format!("cas/sha256/ff/12/{HEX}"),
+                false,
+            ),
+            (
+                "uppercase hex is skipped",
+                "cas",
+                format!("cas/sha256/AB/12/{}", HEX.to_uppercase()),
+                false,
+            ),
+            (
+                "another prefix is skipped",
+                "cas",
+                format!("other/sha256/ab/12/{HEX}"),
+                false,
+            ),
+            (
+                "a prefix that is only a string prefix is skipped",
+                "cas",
+                format!("cas2/sha256/ab/12/{HEX}"),
+                false,
+            ),
+            (
+                "an unknown algorithm is skipped",
+                "cas",
+                format!("cas/md5/ab/12/{HEX}"),
+                false,
+            ),
+            (
+                "an extra level is skipped",
+                "cas",
+                format!("cas/sha256/ab/12/{HEX}/x"),
+                false,
+            ),
+            (
+                "a missing level is skipped",
+                "cas",
+                format!("cas/sha256/ab/{HEX}"),
+                false,
+            ),
+            (
+                "a probe canary is skipped",
+                "cas",
+                probe_key("cas", "123"),
+                false,
+            ),
+            (
+                "a leading slash is skipped",
+                "",
+                format!("/sha256/ab/12/{HEX}"),
+                false,
+            ),
         ];
         for (name, prefix, key, ok) in cases {
             let got = digest_for(prefix, &key);
@@ -147,12 +232,28 @@ mod tests {
             ("a simple prefix is valid", "cas", Ok(())),
             ("a nested prefix is valid", "a/b-c/d_e", Ok(())),
             ("a trailing slash is tolerated", "cas/", Ok(())),
-            ("a leading slash is rejected", "/cas", Err(PrefixError::LeadingSlash)),
-            ("a dot-dot segment is rejected", "a/../b", Err(PrefixError::DotDot)),
+            (
+                "a leading slash is rejected",
+                "/cas",
+                Err(PrefixError::LeadingSlash),
+            ),
+            (
+                "a dot-dot segment is rejected",
+                "a/../b",
+                Err(PrefixError::DotDot),
+            ),
             ("a lone dot-dot is rejected", "..", Err(PrefixError::DotDot)),
             ("dots inside a name are fine", "a..b", Ok(())),
-            ("a double slash is rejected", "a//b", Err(PrefixError::EmptySegment)),
-            ("a newline is rejected", "a\nb", Err(PrefixError::ControlCharacter)),
+            (
+                "a double slash is rejected",
+                "a//b",
+                Err(PrefixError::EmptySegment),
+            ),
+            (
+                "a newline is rejected",
+                "a\nb",
+                Err(PrefixError::ControlCharacter),
+            ),
         ];
         for (name, prefix, want) in cases {
             assert_eq!(validate_prefix(prefix), want, "{name}");

@@ -156,7 +156,11 @@ pub struct ListPage {
 pub trait ObjectStore: Send + Sync {
     /// Checks that the backend is usable (see [`ProbeMode`]); `known_key` is a mapped object
     /// that must be HEAD-able.
-    async fn probe(&self, mode: ProbeMode, known_key: Option<&str>) -> Result<ProbeReport, StorageError>;
+    async fn probe(
+        &self,
+        mode: ProbeMode,
+        known_key: Option<&str>,
+    ) -> Result<ProbeReport, StorageError>;
 
     /// Metadata of `key`; a missing key is `Ok(None)`.
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StorageError>;
@@ -178,7 +182,11 @@ pub trait ObjectStore: Send + Sync {
     async fn delete(&self, key: &str) -> Result<(), StorageError>;
 
     /// One page of the keys starting with `prefix` (a full bucket prefix).
-    async fn list(&self, prefix: &str, continuation_token: Option<&str>) -> Result<ListPage, StorageError>;
+    async fn list(
+        &self,
+        prefix: &str,
+        continuation_token: Option<&str>,
+    ) -> Result<ListPage, StorageError>;
 
     /// The configured key prefix (possibly empty), for [`layout`].
     fn key_prefix(&self) -> &str;

@@ -153,7 +153,10 @@ impl fmt::Debug for S3Config {
             .field("credentials", &self.credentials)
             .field(
                 "ca_bundle_pem",
-                &self.ca_bundle_pem.as_ref().map(|b| format!("<{} bytes>", b.len())),
+                &self
+                    .ca_bundle_pem
+                    .as_ref()
+                    .map(|b| format!("<{} bytes>", b.len())),
             )
             .field("storage_class", &self.storage_class)
             .field("sse", &self.sse)
@@ -173,7 +176,9 @@ pub struct S3Store {
 
 impl fmt::Debug for S3Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Store").field("config", &self.config).finish()
+        f.debug_struct("S3Store")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -232,10 +237,11 @@ impl S3Store {
                 ));
             }
             None => {
-                let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-                    .region(region)
-                    .build()
-                    .await;
+                let chain =
+                    aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                        .region(region)
+                        .build()
+                        .await;
                 b = b.credentials_provider(chain);
             }
         }
@@ -272,7 +278,10 @@ impl S3Store {
         &self,
         operation: &str,
         target: Target,
-        err: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+        err: &aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::http::Response,
+        >,
     ) -> StorageError
     where
         E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
@@ -316,7 +325,11 @@ impl S3Store {
         })
     }
 
-    async fn read_probe(&self, known_key: Option<&str>, steps: &mut Vec<ProbeStep>) -> Result<(), StorageError> {
+    async fn read_probe(
+        &self,
+        known_key: Option<&str>,
+        steps: &mut Vec<ProbeStep>,
+    ) -> Result<(), StorageError> {
         // ListObjectsV2 first: it is a GET whose error body carries a code, where a HEAD 403
         // carries none (and Garage's codes need the message to be told apart).
         let t = Instant::now();
@@ -368,8 +381,13 @@ impl S3Store {
         let payload = Bytes::from(format!("castellan probe {nonce}\n"));
 
         let t = Instant::now();
-        self.put(&key, PutBody::Bytes(payload.clone()), payload.len() as u64, &PutOptions::default())
-            .await?;
+        self.put(
+            &key,
+            PutBody::Bytes(payload.clone()),
+            payload.len() as u64,
+            &PutOptions::default(),
+        )
+        .await?;
         steps.push(ProbeStep {
             operation: "PutObject",
             elapsed: t.elapsed(),
@@ -414,7 +432,12 @@ impl S3Store {
                 .length(aws_sdk_s3::primitives::Length::Exact(size))
                 .build()
                 .await
-                .map_err(|e| StorageError::new(ErrorKind::InvalidSpec, format!("reading {}: {e}", path.display())))?,
+                .map_err(|e| {
+                    StorageError::new(
+                        ErrorKind::InvalidSpec,
+                        format!("reading {}: {e}", path.display()),
+                    )
+                })?,
             PutBody::Bytes(b) => {
                 check_len(b.len() as u64, size)?;
                 SdkByteStream::from(b)
@@ -451,7 +474,11 @@ impl S3Store {
     fn write_settings(
         &self,
         options: &PutOptions,
-    ) -> (Option<StorageClass>, Option<ServerSideEncryption>, Option<String>) {
+    ) -> (
+        Option<StorageClass>,
+        Option<ServerSideEncryption>,
+        Option<String>,
+    ) {
         let sc = options
             .storage_class
             .as_ref()
@@ -474,7 +501,10 @@ impl S3Store {
         let chunk = part_size(size, self.config.multipart_chunk_bytes);
         let mut reader: Box<dyn AsyncRead + Send + Unpin> = match body {
             PutBody::Path(path) => Box::new(tokio::fs::File::open(&path).await.map_err(|e| {
-                StorageError::new(ErrorKind::InvalidSpec, format!("opening {}: {e}", path.display()))
+                StorageError::new(
+                    ErrorKind::InvalidSpec,
+                    format!("opening {}: {e}", path.display()),
+                )
             })?),
             PutBody::Stream(s) => Box::new(tokio_util::io::StreamReader::new(s)),
             PutBody::Bytes(b) => Box::new(std::io::Cursor::new(b)),
@@ -593,14 +623,19 @@ fn check_len(actual: u64, declared: u64) -> Result<(), StorageError> {
 }
 
 /// Reads up to `want` bytes (fewer only at the end of input).
-async fn read_part(reader: &mut (dyn AsyncRead + Send + Unpin), want: usize) -> Result<Bytes, StorageError> {
+async fn read_part(
+    reader: &mut (dyn AsyncRead + Send + Unpin),
+    want: usize,
+) -> Result<Bytes, StorageError> {
     let mut buf = BytesMut::with_capacity(want);
     while buf.len() < want {
         let room = want - buf.len();
         let n = reader
             .read_buf(&mut (&mut buf).limit(room))
             .await
-            .map_err(|e| StorageError::new(ErrorKind::InvalidSpec, format!("reading upload body: {e}")))?;
+            .map_err(|e| {
+                StorageError::new(ErrorKind::InvalidSpec, format!("reading upload body: {e}"))
+            })?;
         if n == 0 {
             break;
         }
@@ -609,12 +644,14 @@ async fn read_part(reader: &mut (dyn AsyncRead + Send + Unpin), want: usize) -> 
 }
 
 /// Fails when the body has more bytes than declared.
-async fn ensure_end(reader: &mut (dyn AsyncRead + Send + Unpin), size: u64) -> Result<(), StorageError> {
+async fn ensure_end(
+    reader: &mut (dyn AsyncRead + Send + Unpin),
+    size: u64,
+) -> Result<(), StorageError> {
     let mut one = [0u8; 1];
-    let n = reader
-        .read(&mut one)
-        .await
-        .map_err(|e| StorageError::new(ErrorKind::InvalidSpec, format!("reading upload body: {e}")))?;
+    let n = reader.read(&mut one).await.map_err(|e| {
+        StorageError::new(ErrorKind::InvalidSpec, format!("reading upload body: {e}"))
+    })?;
     if n == 0 {
         Ok(())
     } else {
@@ -634,7 +671,11 @@ fn total_from_content_range(v: &str) -> Option<u64> {
 
 #[async_trait::async_trait]
 impl ObjectStore for S3Store {
-    async fn probe(&self, mode: ProbeMode, known_key: Option<&str>) -> Result<ProbeReport, StorageError> {
+    async fn probe(
+        &self,
+        mode: ProbeMode,
+        known_key: Option<&str>,
+    ) -> Result<ProbeReport, StorageError> {
         let start = Instant::now();
         let mut steps = Vec::new();
         self.read_probe(known_key, &mut steps).await?;
@@ -659,7 +700,9 @@ impl ObjectStore for S3Store {
             Ok(out) => Ok(Some(ObjectInfo {
                 size: out.content_length().unwrap_or(0).max(0) as u64,
                 etag: out.e_tag().map(str::to_owned),
-                last_modified: out.last_modified().and_then(|t| SystemTime::try_from(*t).ok()),
+                last_modified: out
+                    .last_modified()
+                    .and_then(|t| SystemTime::try_from(*t).ok()),
                 storage_class: out.storage_class().map(|s| s.as_str().to_owned()),
             })),
             Err(e) => {
@@ -742,7 +785,11 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn list(&self, prefix: &str, continuation_token: Option<&str>) -> Result<ListPage, StorageError> {
+    async fn list(
+        &self,
+        prefix: &str,
+        continuation_token: Option<&str>,
+    ) -> Result<ListPage, StorageError> {
         self.list_objects(prefix, continuation_token, None, Target::Bucket)
             .await
     }
@@ -760,9 +807,24 @@ mod tests {
     fn part_sizes_respect_s3_limits() {
         let mib = 1024 * 1024;
         let cases = [
-            ("the configured chunk is used when it fits", 100 * mib, 16 * mib, 16 * mib),
-            ("a chunk below 5 MiB is raised to 5 MiB", 100 * mib, mib, 5 * mib),
-            ("a huge object grows the part to fit 10,000 parts", 1_000_000 * mib, 16 * mib, 100 * mib),
+            (
+                "the configured chunk is used when it fits",
+                100 * mib,
+                16 * mib,
+                16 * mib,
+            ),
+            (
+                "a chunk below 5 MiB is raised to 5 MiB",
+                100 * mib,
+                mib,
+                5 * mib,
+            ),
+            (
+                "a huge object grows the part to fit 10,000 parts",
+                1_000_000 * mib,
+                16 * mib,
+                100 * mib,
+            ),
         ];
         for (name, size, configured, want) in cases {
             assert_eq!(part_size(size, configured), want, "{name}");
@@ -801,7 +863,11 @@ mod tests {
         small_parts.multipart_chunk_bytes = 1024;
         let mut bad_endpoint = S3Config::new("b");
         bad_endpoint.endpoint = Some("localhost:9000".into());
-        for (name, c) in [("a leading slash prefix", bad_prefix), ("parts below 5 MiB", small_parts), ("an endpoint without scheme", bad_endpoint)] {
+        for (name, c) in [
+            ("a leading slash prefix", bad_prefix),
+            ("parts below 5 MiB", small_parts),
+            ("an endpoint without scheme", bad_endpoint),
+        ] {
             let e = c.validate().unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidSpec, "{name}");
         }

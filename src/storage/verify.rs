@@ -46,9 +46,10 @@ pub async fn verify_object(
     declared_size: Option<u64>,
 ) -> Result<VerifyReport, StorageError> {
     let start = Instant::now();
-    let info = store.head(key).await?.ok_or_else(|| {
-        StorageError::new(super::ErrorKind::NotFound, "HeadObject: no such key")
-    })?;
+    let info = store
+        .head(key)
+        .await?
+        .ok_or_else(|| StorageError::new(super::ErrorKind::NotFound, "HeadObject: no such key"))?;
     if let Some(declared) = declared_size {
         if declared != info.size {
             return Ok(VerifyReport {

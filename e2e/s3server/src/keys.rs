@@ -15,7 +15,9 @@ pub struct KeyRing {
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ids: Vec<String> = self.keys.read().unwrap().keys().cloned().collect();
-        f.debug_struct("KeyRing").field("access_key_ids", &ids).finish()
+        f.debug_struct("KeyRing")
+            .field("access_key_ids", &ids)
+            .finish()
     }
 }
 

@@ -71,18 +71,20 @@ pub struct MotoServer {
 
 impl std::fmt::Debug for MotoServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MotoServer").field("port", &self.port).finish_non_exhaustive()
+        f.debug_struct("MotoServer")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
     }
 }
 
-const ALLOW_ALL: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+const ALLOW_ALL: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
 /// Signs requests while auth is still off (moto only reads the service from the scope).
 const SETUP_KEY: (&str, &str) = ("AKIAMOTOSETUP0000000", "setup-secret-not-checked");
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 impl MotoServer {
@@ -91,7 +93,9 @@ impl MotoServer {
         if !on_path("moto_server") {
             return Err(MotoError::NotInstalled);
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
@@ -150,8 +154,8 @@ impl MotoServer {
         path: &str,
         content_type: Option<&str>,
         body: Bytes,
-        key: (String, String),
     ) -> Result<String, MotoError> {
+        let key = self.signer();
         let url = format!("{}{}", self.endpoint(), path);
         let mut builder = http::Request::builder()
             .method(method)
@@ -182,7 +186,12 @@ impl MotoServer {
         let headers: Vec<(String, String)> = req
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
             .collect();
         let signable = SignableRequest::new(
             method,
@@ -201,10 +210,14 @@ impl MotoServer {
             })?
             .into_parts();
         instructions.apply_to_request_http1x(&mut req);
-        let resp = self.http.request(req).await.map_err(|e| MotoError::Transport {
-            action: action.into(),
-            detail: e.to_string(),
-        })?;
+        let resp = self
+            .http
+            .request(req)
+            .await
+            .map_err(|e| MotoError::Transport {
+                action: action.into(),
+                detail: e.to_string(),
+            })?;
         let status = resp.status().as_u16();
         let text = resp
             .into_body()
@@ -238,7 +251,6 @@ impl MotoServer {
             "/",
             Some("application/x-www-form-urlencoded; charset=utf-8"),
             Bytes::from(body),
-            self.signer(),
         )
         .await
     }
@@ -248,7 +260,11 @@ impl MotoServer {
         self.iam("CreateUser", &[("UserName", name)]).await?;
         self.iam(
             "PutUserPolicy",
-            &[("UserName", name), ("PolicyName", "allow-all"), ("PolicyDocument", ALLOW_ALL)],
+            &[
+                ("UserName", name),
+                ("PolicyName", "allow-all"),
+                ("PolicyDocument", ALLOW_ALL),
+            ],
         )
         .await?;
         let xml = self.iam("CreateAccessKey", &[("UserName", name)]).await?;
@@ -268,7 +284,6 @@ impl MotoServer {
             &format!("/{bucket}"),
             None,
             Bytes::new(),
-            self.signer(),
         )
         .await
         .map(|_| ())
@@ -279,10 +294,14 @@ impl MotoServer {
         let req = http::Request::post(format!("{}/moto-api/reset-auth", self.endpoint()))
             .body(Full::new(Bytes::from_static(b"0")))
             .expect("static request is valid");
-        let resp = self.http.request(req).await.map_err(|e| MotoError::Transport {
-            action: "reset-auth".into(),
-            detail: e.to_string(),
-        })?;
+        let resp = self
+            .http
+            .request(req)
+            .await
+            .map_err(|e| MotoError::Transport {
+                action: "reset-auth".into(),
+                detail: e.to_string(),
+            })?;
         if !resp.status().is_success() {
             return Err(MotoError::Request {
                 action: "reset-auth".into(),
@@ -301,7 +320,10 @@ impl MotoServer {
         }
         self.iam(
             "DeleteAccessKey",
-            &[("UserName", &user.name), ("AccessKeyId", &user.access_key_id)],
+            &[
+                ("UserName", &user.name),
+                ("AccessKeyId", &user.access_key_id),
+            ],
         )
         .await
         .map(|_| ())
@@ -331,7 +353,9 @@ fn form_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -342,7 +366,10 @@ fn form_encode(s: &str) -> String {
 mod tests {
     #[test]
     fn form_values_are_percent_encoded() {
-        assert_eq!(super::form_encode("a b/{\"x\":1}"), "a%20b%2F%7B%22x%22%3A1%7D");
+        assert_eq!(
+            super::form_encode("a b/{\"x\":1}"),
+            "a%20b%2F%7B%22x%22%3A1%7D"
+        );
         assert_eq!(super::form_encode("Safe-_.~09"), "Safe-_.~09");
     }
 

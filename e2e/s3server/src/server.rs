@@ -84,7 +84,8 @@ impl S3Server {
         for (id, secret) in &options.keys {
             keys.add(id, secret);
         }
-        let fs = s3s_fs::FileSystem::new(&data_dir).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        let fs = s3s_fs::FileSystem::new(&data_dir)
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         let mut builder = S3ServiceBuilder::new(fs);
         builder.set_auth(keys.clone());
         let faults = Arc::new(Faults::default());
@@ -210,7 +211,10 @@ fn is_object_get(req: &http::Request<Incoming>) -> bool {
             .is_some_and(|(_, key)| !key.is_empty())
 }
 
-async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Result<http::Response<ResponseBody>, Infallible> {
+async fn handle(
+    shared: Arc<Shared>,
+    req: http::Request<Incoming>,
+) -> Result<http::Response<ResponseBody>, Infallible> {
     let decision: Decision = shared.faults.decide(is_object_get(&req));
     if !decision.latency.is_zero() {
         tokio::time::sleep(decision.latency).await;
@@ -262,7 +266,9 @@ async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Result<htt
 }
 
 fn full(b: Bytes) -> ResponseBody {
-    http_body_util::Full::new(b).map_err(|never| match never {}).boxed_unsync()
+    http_body_util::Full::new(b)
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// Passes `remaining` bytes of `inner`, then fails, which makes hyper drop the connection
@@ -277,7 +283,10 @@ impl http_body::Body for CutBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if self.done {
             return Poll::Ready(Some(Err("body cut off by fault injection".into())));
         }
