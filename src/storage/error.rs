@@ -277,6 +277,11 @@ pub fn redact(text: &str, secrets: &[&str]) -> String {
 
 fn redact_word(word: &str) -> String {
     let lower = word.to_ascii_lowercase();
+    if lower.contains("://") {
+        if let Some(q) = word.find('?') {
+            return format!("{}?[redacted]", &word[..q]);
+        }
+    }
     for marker in [
         "signature=",
         "credential=",
@@ -285,11 +290,6 @@ fn redact_word(word: &str) -> String {
     ] {
         if let Some(pos) = lower.find(marker) {
             return format!("{}[redacted]", &word[..pos + marker.len()]);
-        }
-    }
-    if lower.contains("://") {
-        if let Some(q) = word.find('?') {
-            return format!("{}?[redacted]", &word[..q]);
         }
     }
     word.to_owned()
