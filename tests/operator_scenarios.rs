@@ -612,3 +612,358 @@ async fn the_conventional_mapping_name_is_a_valid_object_name() {
         .await
         .expect("a 71-character DNS-1123 subdomain is a valid name");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 2. Corrupt replica
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_corrupt_replica_on_a_higher_priority_backend_is_never_chosen() {
+    let started = Instant::now();
+    let env = Env::start().await;
+    env.put_creds("k2", K2).await;
+    env.put_creds("k3", K3).await;
+    env.create_backend(
+        "corrupt-fast",
+        env.s3_spec(CORRUPT_BUCKET, "k2"),
+        json!({"priority": 100}),
+    )
+    .await;
+    env.create_backend(
+        "good-slow",
+        env.s3_spec(BUCKET, "k3"),
+        json!({"priority": 0}),
+    )
+    .await;
+    let _op = env.operator("castellan-0", None);
+    // Both candidates usable before any mapping exists, so the order (not the timing of
+    // validations) decides which one is tried first.
+    env.wait_backend(
+        "corrupt-fast",
+        ("True", backend_reason::VALIDATED),
+        Duration::from_secs(20),
+    )
+    .await;
+    env.wait_backend(
+        "good-slow",
+        ("True", backend_reason::VALIDATED),
+        Duration::from_secs(20),
+    )
+    .await;
+    // Same key, same size, different bytes in the corrupt bucket (written first, so no
+    // mapping can see the good bucket alone).
+    for i in 0..5 {
+        let good = pattern(1024 + i * 7, 2 * 100_000 + i as u64);
+        let d = Digest::of_bytes(Algorithm::Sha256, &good);
+        let mut bad = good.clone();
+        bad[0] ^= 0xff;
+        env.s3
+            .write_object_file(CORRUPT_BUCKET, &layout::key_for("cas", &d), &bad)
+            .unwrap();
+    }
+    let digests = env.seed(BUCKET, "gone", 5, 2).await;
+
+    // Declared on a backend that does not exist: no home location, so priority orders the
+    // candidates and the corrupt one is tried first. It must never be served, not even briefly.
+    let served_corrupt = std::sync::Mutex::new(Vec::<String>::new());
+    eventually(
+        "every mapping served by good-slow",
+        Duration::from_secs(30),
+        || async {
+            let ms = env.mappings().await;
+            let mut off = 0;
+            for m in &ms {
+                let backend = m.status.as_ref().and_then(|s| s.backend.as_deref());
+                if backend == Some("corrupt-fast") {
+                    served_corrupt.lock().unwrap().push(m.name_any());
+                }
+                if backend != Some("good-slow")
+                    || mapping_cond(m, mapping_condition::READY)
+                        != pair("True", mapping_reason::DIGEST_VERIFIED)
+                {
+                    off += 1;
+                }
+            }
+            if off == 0 {
+                Ok(())
+            } else {
+                Err(format!("{off} not yet"))
+            }
+        },
+    )
+    .await;
+    assert_eq!(served_corrupt.into_inner().unwrap(), Vec::<String>::new());
+    eventually(
+        "a DigestMismatch Warning per mapping",
+        Duration::from_secs(10),
+        || async {
+            let events = env.events().await;
+            for d in &digests {
+                let name = mapping_name(d);
+                let n = events
+                    .iter()
+                    .filter(|e| {
+                        regarding(e) == Some(name.as_str())
+                            && e.type_.as_deref() == Some("Warning")
+                            && e.reason.as_deref() == Some(mapping_reason::DIGEST_MISMATCH)
+                    })
+                    .count();
+                if n == 0 {
+                    return Err(format!("no DigestMismatch event for {name}"));
+                }
+            }
+            Ok(())
+        },
+    )
+    .await;
+    eprintln!("corrupt replica scenario: {:?}", started.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Keys rotated inside the Secret
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keys_rotated_inside_the_secret_are_validated_within_seconds() {
+    let started = Instant::now();
+    let env = Env::start().await;
+    env.put_creds("creds", K1).await;
+    env.create_backend(
+        "r",
+        env.s3_spec(BUCKET, "creds"),
+        json!({"validation": validation("10m", 1)}),
+    )
+    .await;
+    let _op = env.operator("castellan-0", None);
+    env.wait_backend(
+        "r",
+        ("True", backend_reason::VALIDATED),
+        Duration::from_secs(20),
+    )
+    .await;
+
+    // Rotate to a key the server does not know: the interval is 10m, so only the Secret watch
+    // can explain a re-validation.
+    env.put_creds(
+        "creds",
+        ("AKIDUNKNOWN000000009", "unknown-secret-0123456789abcdef"),
+    )
+    .await;
+    let t = Instant::now();
+    env.wait_backend(
+        "r",
+        ("False", backend_reason::INVALID_ACCESS_KEY_ID),
+        Duration::from_secs(5),
+    )
+    .await;
+    eprintln!("bad Secret re-validated after {:?}", t.elapsed());
+
+    // Rotate again, to a good key: validated again at once (Stalled cleared by the good probe).
+    env.put_creds("creds", K2).await;
+    let t = Instant::now();
+    eventually("Stalled cleared", Duration::from_secs(5), || async {
+        let b = env.backend("r").await;
+        match backend_cond(&b, backend_condition::STALLED) {
+            Some((s, _)) if s == "False" => Ok(()),
+            other => Err(format!("Stalled {other:?}")),
+        }
+    })
+    .await;
+    eprintln!("good Secret re-validated after {:?}", t.elapsed());
+    eprintln!("secret rotation scenario: {:?}", started.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Configuration failures: reasons, and no hot loop
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn configuration_failures_have_stable_reasons_and_no_hot_loop() {
+    let started = Instant::now();
+    let env = Env::start().await;
+    // A port nobody listens on: bind, note it, close it.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    env.put_secret("only-id", json!({"accessKeyId": K1.0}))
+        .await;
+    env.put_creds("good", K1).await;
+    env.create_backend("no-secret", env.s3_spec(BUCKET, "absent"), json!({}))
+        .await;
+    env.create_backend("no-key", env.s3_spec(BUCKET, "only-id"), json!({}))
+        .await;
+    let mut unreachable = env.s3_spec(BUCKET, "good");
+    unreachable["endpoint"] = json!(format!("http://127.0.0.1:{closed}"));
+    env.create_backend("unreachable", unreachable, json!({}))
+        .await;
+    env.create_backend(
+        "no-bucket",
+        env.s3_spec("no-such-bucket", "good"),
+        json!({}),
+    )
+    .await;
+    let _op = env.operator("castellan-0", None);
+
+    for (name, reason, stalled) in [
+        ("no-secret", backend_reason::SECRET_NOT_FOUND, "True"),
+        ("no-key", backend_reason::SECRET_KEY_MISSING, "True"),
+        ("unreachable", backend_reason::ENDPOINT_UNREACHABLE, "False"),
+        ("no-bucket", backend_reason::NO_SUCH_BUCKET, "True"),
+    ] {
+        env.wait_backend(name, ("False", reason), Duration::from_secs(20))
+            .await;
+        let b = env.backend(name).await;
+        assert_eq!(
+            backend_cond(&b, backend_condition::STALLED).map(|c| c.0),
+            Some(stalled.to_string()),
+            "{name}: {:?}",
+            b.status
+        );
+    }
+
+    // No hot loop: over 5 s, with interval 1s, each backend may be probed about five times.
+    // Terminal failures and an unchanged transient one should write little; a reconcile loop
+    // that writes or publishes on every pass would show hundreds.
+    env.api.hooks().clear_requests();
+    let window = Duration::from_secs(5);
+    tokio::time::sleep(window).await;
+    let requests = env.api.hooks().requests();
+    let writes: Vec<_> = requests.iter().filter(|r| r.is_write()).collect();
+    let by_resource = |res: &str| writes.iter().filter(|r| r.resource == res).count();
+    eprintln!(
+        "writes in {window:?}: {} (storagebackends {}, events {}); all requests {}",
+        writes.len(),
+        by_resource("storagebackends"),
+        by_resource("events"),
+        requests.len()
+    );
+    // 4 backends × (5 probes + 1 for jitter) status writes at the very most.
+    assert!(
+        by_resource("storagebackends") <= 24,
+        "{} status writes in {window:?}",
+        by_resource("storagebackends")
+    );
+    // Events go out on transitions only: nothing transitions any more.
+    assert!(
+        by_resource("events") <= 4,
+        "{} event writes in {window:?}",
+        by_resource("events")
+    );
+    // Reads too: a hot loop of GETs (e.g. of the Secret) is a hot loop.
+    assert!(
+        requests.len() <= 200,
+        "{} requests in {window:?}",
+        requests.len()
+    );
+    eprintln!("configuration failures scenario: {:?}", started.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Transient 503s
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn transient_503s_below_the_threshold_strand_nothing_and_above_it_do_not_stall() {
+    let started = Instant::now();
+    let env = Env::start().await;
+    env.put_creds("creds", K1).await;
+    env.create_backend(
+        "t",
+        env.s3_spec(BUCKET, "creds"),
+        json!({"validation": validation("1s", 3)}),
+    )
+    .await;
+    let digests = env.seed(BUCKET, "t", 20, 5).await;
+    let _op = env.operator("castellan-0", None);
+    env.wait_backend(
+        "t",
+        ("True", backend_reason::VALIDATED),
+        Duration::from_secs(20),
+    )
+    .await;
+    env.wait_all_served(
+        "t",
+        mapping_reason::DECLARED,
+        digests.len(),
+        Duration::from_secs(30),
+    )
+    .await;
+
+    // Throttle until one probe failed, then stop: fewer failures than failureThreshold (3).
+    let writes = env.api.hooks().writes_to("artifactmappings");
+    env.s3
+        .faults()
+        .fail_fraction(1.0, castellan_s3server::Fault::SlowDown);
+    let never_unready = std::sync::Mutex::new(None::<String>);
+    eventually("one failed probe", Duration::from_secs(10), || async {
+        let b = env.backend("t").await;
+        let status = b.status.clone().unwrap_or_default();
+        if backend_cond(&b, backend_condition::READY).map(|c| c.0) != Some("True".into()) {
+            never_unready
+                .lock()
+                .unwrap()
+                .get_or_insert(format!("{status:?}"));
+        }
+        if status.consecutive_failures >= 1 {
+            Ok(())
+        } else {
+            Err(format!("{status:?}"))
+        }
+    })
+    .await;
+    env.s3.faults().clear();
+    eventually("a good probe again", Duration::from_secs(10), || async {
+        let b = env.backend("t").await;
+        let status = b.status.clone().unwrap_or_default();
+        if backend_cond(&b, backend_condition::READY).map(|c| c.0) != Some("True".into()) {
+            never_unready
+                .lock()
+                .unwrap()
+                .get_or_insert(format!("{status:?}"));
+        }
+        if status.consecutive_failures == 0 {
+            Ok(())
+        } else {
+            Err(format!("{status:?}"))
+        }
+    })
+    .await;
+    assert_eq!(
+        never_unready.into_inner().unwrap(),
+        None,
+        "failures below failureThreshold kept Ready=True"
+    );
+    let ms = env.mappings().await;
+    for m in &ms {
+        let s = m.status.as_ref().unwrap();
+        assert_eq!(s.backend.as_deref(), Some("t"), "{}: {s:?}", m.name_any());
+        assert!(s.history.is_empty(), "{}: {:?}", m.name_any(), s.history);
+    }
+    assert_eq!(
+        env.api.hooks().writes_to("artifactmappings"),
+        writes,
+        "no mapping was touched"
+    );
+
+    // Above the threshold: Ready=False (Throttled), never Stalled.
+    env.s3
+        .faults()
+        .fail_fraction(1.0, castellan_s3server::Fault::SlowDown);
+    env.wait_backend(
+        "t",
+        ("False", backend_reason::THROTTLED),
+        Duration::from_secs(20),
+    )
+    .await;
+    let b = env.backend("t").await;
+    assert_ne!(
+        backend_cond(&b, backend_condition::STALLED).map(|c| c.0),
+        Some("True".to_string()),
+        "a transient failure never stalls: {:?}",
+        b.status
+    );
+    assert!(b.status.as_ref().unwrap().consecutive_failures >= 3);
+    env.s3.faults().clear();
+    eprintln!("transient 503 scenario: {:?}", started.elapsed());
+}
