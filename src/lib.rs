@@ -2,8 +2,8 @@
 //! backends change credentials, break or get replaced.
 
 pub mod api;
-pub mod cli;
 pub mod backend;
+pub mod cli;
 pub mod clock;
 pub mod context;
 pub mod digest;

@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "castellan", version, about = "Keeps content-addressed artifacts downloadable when storage backends change")]
+#[command(
+    name = "castellan",
+    version,
+    about = "Keeps content-addressed artifacts downloadable when storage backends change"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -114,8 +114,9 @@ impl Metrics {
             "Backend validation outcomes by reason",
             validations.clone(),
         );
-        let validation_duration =
-            Family::<BackendLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let validation_duration = Family::<BackendLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         registry.register(
             "backend_validation_duration_seconds",
             "Time taken by one backend validation probe",
@@ -147,8 +148,9 @@ impl Metrics {
             "Replicas whose bytes did not match the digest, by backend",
             digest_mismatches.clone(),
         );
-        let reconcile_duration =
-            Family::<ControllerLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let reconcile_duration = Family::<ControllerLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         registry.register(
             "reconcile_duration_seconds",
             "Reconcile durations by controller",

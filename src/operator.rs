@@ -82,7 +82,9 @@ impl Readiness {
 /// Errors that stop the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("CustomResourceDefinition {name} is not established after {waited:?}; apply crds/ first")]
+    #[error(
+        "CustomResourceDefinition {name} is not established after {waited:?}; apply crds/ first"
+    )]
     CrdsNotEstablished { name: String, waited: Duration },
     #[error("waiting for CustomResourceDefinition {name}: {source}")]
     CrdWait {
@@ -122,7 +124,8 @@ pub async fn run(
     }
     if let Some(addr) = config.health_addr {
         if Some(addr) != config.metrics_addr {
-            servers.push(serve_http(addr, metrics.clone(), readiness.clone(), stop_rx.clone()).await?);
+            servers
+                .push(serve_http(addr, metrics.clone(), readiness.clone(), stop_rx.clone()).await?);
         }
     }
 
@@ -244,15 +247,22 @@ async fn run_controllers(
     readiness: Arc<Readiness>,
     stop: tokio_watch::Receiver<bool>,
 ) -> Result<(), Error> {
-    let (backend_api, mapping_api, secret_api): (Api<StorageBackend>, Api<ArtifactMapping>, Api<Secret>) =
-        match &config.namespace {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-            None => (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone())),
-        };
+    let (backend_api, mapping_api, secret_api): (
+        Api<StorageBackend>,
+        Api<ArtifactMapping>,
+        Api<Secret>,
+    ) = match &config.namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+        ),
+    };
 
     // Shared caches: each kind is watched once and fans out to both controllers.
     let (backend_reader, backend_writer) = reflector::store_shared::<StorageBackend>(1024);
@@ -291,7 +301,10 @@ async fn run_controllers(
             .default_backoff()
             .inspect_ok(move |event| {
                 if let watcher::Event::Delete(backend) = event {
-                    metrics.forget_backend(&backend.namespace().unwrap_or_default(), &backend.name_any());
+                    metrics.forget_backend(
+                        &backend.namespace().unwrap_or_default(),
+                        &backend.name_any(),
+                    );
                 }
             })
             .reflect_shared(backend_writer)
@@ -339,7 +352,10 @@ async fn run_controllers(
     let mapping_controller = {
         let ctx_for_mapper = ctx.clone();
         Controller::for_shared_stream(mapping_for_mappings, mapping_reader.clone())
-            .with_config(controller::Config::default().concurrency(config.settings.verify_concurrency as u16 * 2))
+            .with_config(
+                controller::Config::default()
+                    .concurrency(config.settings.verify_concurrency as u16 * 2),
+            )
             .watches_shared_stream(backend_for_mappings, move |backend| {
                 mapping::mappings_for_backend(&backend, &ctx_for_mapper)
             })
@@ -358,7 +374,10 @@ async fn run_controllers(
         }
     };
 
-    info!(namespace = config.namespace.as_deref().unwrap_or("<all>"), "controllers starting");
+    info!(
+        namespace = config.namespace.as_deref().unwrap_or("<all>"),
+        "controllers starting"
+    );
     tokio::select! {
         _ = async { tokio::join!(backend_controller, mapping_controller, synced) } => {},
         _ = backend_feed => warn!("StorageBackend watch ended"),
@@ -420,7 +439,10 @@ async fn serve_http(
                     if readiness.is_ready() {
                         (StatusCode::OK, "ok\n")
                     } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "waiting for CRDs and caches\n")
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "waiting for CRDs and caches\n",
+                        )
                     }
                 }
             }),
@@ -437,7 +459,10 @@ async fn serve_http(
                 }
             }
         };
-        if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(err) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             warn!(error = %err, "HTTP server failed");
         }
     }))

@@ -382,6 +382,20 @@ fn regarding(e: &K8sEvent) -> Option<&str> {
 /// Sets up backend A (K1, default) serving `N_MAPPINGS` mappings, adds backend B (K2, default)
 /// on the same bucket, revokes K1, and waits until every mapping moved to B.
 async fn rotate(env: &Env) {
+    prepare_rotation(env, N_MAPPINGS).await;
+    revoke_k1_and_wait(env).await;
+    env.wait_all_served(
+        "b",
+        mapping_reason::DIGEST_VERIFIED,
+        N_MAPPINGS,
+        Duration::from_secs(90),
+    )
+    .await;
+}
+
+/// Backend A (K1, default) serving `n` mappings; backend B (K2) on the same bucket becomes the
+/// default and is validated. Nothing is stranded yet.
+async fn prepare_rotation(env: &Env, n: usize) {
     env.put_creds("a-creds", K1).await;
     env.put_creds("b-creds", K2).await;
     env.create_backend(
@@ -390,7 +404,7 @@ async fn rotate(env: &Env) {
         json!({"default": true}),
     )
     .await;
-    env.seed(BUCKET, "a", N_MAPPINGS, 1).await;
+    env.seed(BUCKET, "a", n, 1).await;
 
     env.wait_backend(
         "a",
@@ -398,13 +412,8 @@ async fn rotate(env: &Env) {
         Duration::from_secs(20),
     )
     .await;
-    env.wait_all_served(
-        "a",
-        mapping_reason::DECLARED,
-        N_MAPPINGS,
-        Duration::from_secs(60),
-    )
-    .await;
+    env.wait_all_served("a", mapping_reason::DECLARED, n, Duration::from_secs(60))
+        .await;
 
     // Rotation as teams do it: a new backend, same bucket, new keys, becomes the default.
     env.patch_backend_spec("a", json!({"default": false})).await;
@@ -420,8 +429,10 @@ async fn rotate(env: &Env) {
         Duration::from_secs(20),
     )
     .await;
+}
 
-    // The old keys are revoked on the server.
+/// The old keys are revoked on the server: A fails at once and stalls.
+async fn revoke_k1_and_wait(env: &Env) {
     assert!(env.s3.keys().revoke(K1.0));
     env.wait_backend(
         "a",
@@ -436,14 +447,6 @@ async fn rotate(env: &Env) {
         "an auth failure stalls: {:?}",
         a.status
     );
-
-    env.wait_all_served(
-        "b",
-        mapping_reason::DIGEST_VERIFIED,
-        N_MAPPINGS,
-        Duration::from_secs(90),
-    )
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -966,4 +969,251 @@ async fn transient_503s_below_the_threshold_strand_nothing_and_above_it_do_not_s
     assert!(b.status.as_ref().unwrap().consecutive_failures >= 3);
     env.s3.faults().clear();
     eprintln!("transient 503 scenario: {:?}", started.elapsed());
+}
+
+fn moved_to_b(ms: &[ArtifactMapping]) -> usize {
+    ms.iter()
+        .filter(|m| m.status.as_ref().and_then(|s| s.backend.as_deref()) == Some("b"))
+        .count()
+}
+
+fn assert_one_history_entry_each(ms: &[ArtifactMapping]) {
+    for m in ms {
+        let s = m.status.as_ref().unwrap();
+        assert_eq!(s.history.len(), 1, "{}: {:?}", m.name_any(), s.history);
+        assert_eq!(
+            (s.history[0].from.as_deref(), s.history[0].to.as_str()),
+            (Some("a"), "b")
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Operator killed mid-reassignment
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_killed_mid_reassignment_converges_after_restart_without_duplicates() {
+    let started = Instant::now();
+    let n = 100;
+    let env = Env::start().await;
+    let op = env.operator("castellan-0", None);
+    prepare_rotation(&env, n).await;
+
+    // Slow S3 down so that the reassignment of 100 mappings takes seconds, not milliseconds,
+    // and the kill lands in the middle of it.
+    env.s3.faults().set_latency(Duration::from_millis(150));
+    revoke_k1_and_wait(&env).await;
+    eventually("some mappings moved", Duration::from_secs(30), || async {
+        let moved = moved_to_b(&env.mappings().await);
+        if moved >= 1 {
+            Ok(())
+        } else {
+            Err("none yet".into())
+        }
+    })
+    .await;
+    op.kill().await;
+    let moved_at_kill = moved_to_b(&env.mappings().await);
+    assert!(
+        moved_at_kill < n,
+        "the kill must land mid-reassignment ({moved_at_kill}/{n} moved already)"
+    );
+    env.s3.faults().clear();
+
+    let _op = env.operator("castellan-1", None);
+    env.wait_all_served(
+        "b",
+        mapping_reason::DIGEST_VERIFIED,
+        n,
+        Duration::from_secs(60),
+    )
+    .await;
+    let ms = env.mappings().await;
+    assert_one_history_entry_each(&ms);
+    // An event can be lost with a killed process, never duplicated for the same move.
+    let events = env.events().await;
+    for m in &ms {
+        let normal = events
+            .iter()
+            .filter(|e| {
+                regarding(e) == Some(m.name_any().as_str())
+                    && e.type_.as_deref() == Some("Normal")
+                    && e.reason.as_deref() == Some(mapping_reason::DIGEST_VERIFIED)
+            })
+            .count();
+        assert!(normal <= 1, "{}: {normal} Normal events", m.name_any());
+    }
+    eprintln!(
+        "kill mid-reassignment scenario ({moved_at_kill}/{n} moved at the kill): {:?}",
+        started.elapsed()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Dropped watches and compacted history
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dropped_watches_and_compaction_still_converge() {
+    let started = Instant::now();
+    let n = 50;
+    let env = Env::start().await;
+    let _op = env.operator("castellan-0", None);
+    prepare_rotation(&env, n).await;
+
+    // Every watch is cut and its resourceVersion is too old to resume from: the operator must
+    // relist (410 Expired) and still see the changes made meanwhile.
+    env.api.hooks().compact();
+    env.api.hooks().drop_watches();
+    revoke_k1_and_wait(&env).await;
+    env.wait_all_served(
+        "b",
+        mapping_reason::DIGEST_VERIFIED,
+        n,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_one_history_entry_each(&env.mappings().await);
+
+    // Again, and this time the change is new objects created while the watches are down.
+    env.api.hooks().drop_watches();
+    env.api.hooks().compact();
+    let fresh = env.seed(BUCKET, "b", 10, 8).await;
+    eventually("new mappings served", Duration::from_secs(30), || async {
+        let ms = env.mappings().await;
+        for d in &fresh {
+            let name = mapping_name(d);
+            let m = ms
+                .iter()
+                .find(|m| m.name_any() == name)
+                .ok_or(format!("{name} missing"))?;
+            if m.status.as_ref().and_then(|s| s.backend.as_deref()) != Some("b")
+                || mapping_cond(m, mapping_condition::READY)
+                    != pair("True", mapping_reason::DECLARED)
+            {
+                return Err(format!("{name}: {:?}", m.status));
+            }
+        }
+        Ok(())
+    })
+    .await;
+    eventually(
+        "watches re-established",
+        Duration::from_secs(10),
+        || async {
+            let open = env.api.hooks().open_watches();
+            if open >= 3 {
+                Ok(())
+            } else {
+                Err(format!("{open} open watches"))
+            }
+        },
+    )
+    .await;
+    eprintln!("drop watches + compact scenario: {:?}", started.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. Two instances with leader election
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_leader_election_only_one_instance_writes() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let started = Instant::now();
+    let env = Env::start().await;
+    let le = LeaderElection {
+        lease_name: "castellan-leader".into(),
+        lease_namespace: NS.into(),
+        lease_duration_seconds: 4,
+        renew_grace_seconds: 1,
+    };
+    let mut ops = vec![
+        Some(env.operator("castellan-0", Some(le.clone()))),
+        Some(env.operator("castellan-1", Some(le.clone()))),
+    ];
+    rotate(&env).await;
+
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), NS);
+    let holder = leases
+        .get(&le.lease_name)
+        .await
+        .expect("lease")
+        .spec
+        .and_then(|s| s.holder_identity)
+        .expect("a holder");
+    let reporters = |events: &[K8sEvent]| {
+        let mut r: Vec<String> = events
+            .iter()
+            .filter(|e| e.reporting_controller.as_deref() == Some(operator::CONTROLLER_NAME))
+            .map(|e| e.reporting_instance.clone().unwrap_or_default())
+            .collect();
+        r.sort();
+        r.dedup();
+        r
+    };
+    let before = env.events().await;
+    assert!(before.len() >= N_MAPPINGS, "{} events", before.len());
+    assert_eq!(
+        reporters(&before),
+        vec![holder.clone()],
+        "events from exactly the lease holder"
+    );
+    // Every status write of the mappings (the test itself only creates them) used the one
+    // field manager of the operator.
+    let status_writes = env
+        .api
+        .hooks()
+        .requests()
+        .into_iter()
+        .filter(|r| r.is_write() && r.resource == "artifactmappings" && r.subresource == "status")
+        .collect::<Vec<_>>();
+    assert!(status_writes.len() >= N_MAPPINGS, "{}", status_writes.len());
+    let odd = status_writes.iter().find(|r| {
+        !r.query
+            .split('&')
+            .any(|kv| kv == format!("fieldManager={}", castellan::context::FIELD_MANAGER))
+    });
+    assert_eq!(odd, None, "a status write by another field manager");
+
+    // Fail over: the leader stops (and releases the lease); the other takes over and does the
+    // rest of the work — mappings return home once K1 is restored.
+    let leader_index = if holder == "castellan-0" { 0 } else { 1 };
+    let other = if leader_index == 0 {
+        "castellan-1"
+    } else {
+        "castellan-0"
+    };
+    ops[leader_index].take().unwrap().stop().await;
+    env.s3.keys().add(K1.0, K1.1);
+    env.wait_all_served(
+        "a",
+        mapping_reason::DECLARED,
+        N_MAPPINGS,
+        Duration::from_secs(60),
+    )
+    .await;
+    let after = env.events().await;
+    let seen: std::collections::HashSet<_> =
+        before.iter().map(|e| e.metadata.name.clone()).collect();
+    let new: Vec<K8sEvent> = after
+        .into_iter()
+        .filter(|e| !seen.contains(&e.metadata.name))
+        .collect();
+    assert!(new.len() >= N_MAPPINGS, "{} new events", new.len());
+    assert_eq!(
+        reporters(&new),
+        vec![other.to_string()],
+        "after failover only the new leader writes"
+    );
+    let holder = leases
+        .get(&le.lease_name)
+        .await
+        .unwrap()
+        .spec
+        .and_then(|s| s.holder_identity);
+    assert_eq!(holder.as_deref(), Some(other));
+    drop(ops);
+    eprintln!("leader election scenario: {:?}", started.elapsed());
 }

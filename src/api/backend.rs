@@ -4,6 +4,9 @@
 //! wrong is rejected at admission by the generated schema and its CEL rules, with a message
 //! naming the field.
 
+// kube's derive takes one `printcolumn(...)` per column: repeating it is its syntax, not a mistake.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};

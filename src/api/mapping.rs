@@ -4,6 +4,9 @@
 //! was written and is never rewritten by the operator. `status.backend` is the answer a downloader
 //! reads: the backend serving the blob now, after its bytes re-verified against the digest.
 
+// kube's derive takes one `printcolumn(...)` per column: repeating it is its syntax, not a mistake.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
