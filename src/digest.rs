@@ -109,6 +109,12 @@ impl Digest {
     pub fn hex(&self) -> &str {
         &self.hex
     }
+
+    /// The conventional `ArtifactMapping` name for this digest: `<algo>-<hex>` (71 characters
+    /// for sha256, 135 for sha512), a valid DNS-1123 subdomain, so one digest has one mapping.
+    pub fn object_name(&self) -> String {
+        format!("{}-{}", self.algorithm.name(), self.hex)
+    }
 }
 
 /// Positions in errors count characters of the whole input string, from 0.
@@ -345,6 +351,13 @@ mod tests {
     use super::*;
 
     const ABC256: &str = "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    #[test]
+    fn the_object_name_is_the_digest_with_a_dash() {
+        let d: Digest = ABC256.parse().unwrap();
+        assert_eq!(d.object_name(), ABC256.replace(':', "-"));
+        assert_eq!(d.object_name().len(), 71);
+    }
 
     #[test]
     fn parsing_is_strict_and_names_the_problem() {

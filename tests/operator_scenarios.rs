@@ -364,11 +364,9 @@ impl Env {
     }
 }
 
-/// Not the conventional `sha256-<64 hex>` (71 characters): the emulator refuses names with a
-/// dot-free segment longer than 63 characters (see
-/// `the_conventional_mapping_name_is_a_valid_object_name`).
+/// The conventional name: one digest, one mapping.
 fn mapping_name(digest: &Digest) -> String {
-    format!("m-{}", &digest.hex()[..40])
+    digest.object_name()
 }
 
 fn regarding(e: &K8sEvent) -> Option<&str> {
@@ -588,20 +586,17 @@ async fn no_writes_to_mappings_after_convergence() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Emulator bug found while writing these scenarios
+// Object names
 // ---------------------------------------------------------------------------------------------
 
-/// DESIGN.md's conventional mapping name is `sha256-<64 hex>` (71 characters, no dot). A real
-/// kube-apiserver validates object names with `IsDNS1123Subdomain` (regex + total length ≤ 253,
-/// no per-segment limit), so it accepts it; the emulator applies the 63-character *label* limit
-/// to every dot-separated segment (`e2e/apiserver/src/meta.rs`, `is_dns1123_subdomain`) and
-/// answers 422. Ignored until the emulator is fixed: `cargo test -- --ignored` shows the failure.
+/// The conventional mapping name is `sha256-<64 hex>` (71 characters, no dot). kube-apiserver
+/// validates object names with `IsDNS1123Subdomain` (regex + total length <= 253, no per-segment
+/// limit), so it must be accepted (the emulator once applied the 63-character label limit).
 #[tokio::test]
-#[ignore = "emulator bug: e2e/apiserver/src/meta.rs is_dns1123_subdomain limits each segment to 63 characters"]
 async fn the_conventional_mapping_name_is_a_valid_object_name() {
     let env = Env::start().await;
     let digest = Digest::of_bytes(Algorithm::Sha256, b"hello");
-    let name = digest.to_string().replace(':', "-");
+    let name = digest.object_name();
     assert_eq!(name.len(), 71);
     let m: ArtifactMapping = serde_json::from_value(json!({
         "apiVersion": "castellan.io/v1alpha1",

@@ -22,11 +22,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0, value_name = "BYTES")]
     pub verify_bytes_per_second: u64,
     /// Address of the Prometheus `/metrics` endpoint ("off" to disable).
-    #[arg(long, default_value = "0.0.0.0:9090", value_parser = parse_addr)]
-    pub metrics_addr: Option<SocketAddr>,
+    #[arg(long, default_value = "0.0.0.0:9090", value_parser = parse_addr, value_name = "ADDR|off")]
+    pub metrics_addr: ListenAddr,
     /// Address of `/healthz` and `/readyz` ("off" to disable).
-    #[arg(long, default_value = "0.0.0.0:8080", value_parser = parse_addr)]
-    pub health_addr: Option<SocketAddr>,
+    #[arg(long, default_value = "0.0.0.0:8080", value_parser = parse_addr, value_name = "ADDR|off")]
+    pub health_addr: ListenAddr,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -50,13 +50,17 @@ pub struct RunArgs {
     pub crd_wait_seconds: u64,
 }
 
-fn parse_addr(value: &str) -> Result<Option<SocketAddr>, String> {
+/// A listen address, or none when the flag says `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenAddr(pub Option<SocketAddr>);
+
+fn parse_addr(value: &str) -> Result<ListenAddr, String> {
     if value == "off" {
-        return Ok(None);
+        return Ok(ListenAddr(None));
     }
     value
         .parse()
-        .map(Some)
+        .map(|addr| ListenAddr(Some(addr)))
         .map_err(|err| format!("'{value}' is not an address like 0.0.0.0:9090 or 'off': {err}"))
 }
 
@@ -84,8 +88,8 @@ impl RunArgs {
         });
         RunConfig {
             namespace: self.namespace.clone(),
-            metrics_addr: self.metrics_addr,
-            health_addr: self.health_addr,
+            metrics_addr: self.metrics_addr.0,
+            health_addr: self.health_addr.0,
             leader_election,
             instance,
             crd_wait: Duration::from_secs(self.crd_wait_seconds),
@@ -136,4 +140,92 @@ pub async fn shutdown_signal() {
         let _ = ctrl_c.await;
     }
     tracing::info!("shutdown signal received");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("run").chain(args.iter().copied())).map(|c| c.run)
+    }
+
+    #[test]
+    fn the_flag_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_listen_on_all_interfaces() {
+        let args = parse(&[]).unwrap();
+        assert_eq!(
+            args.metrics_addr,
+            ListenAddr(Some("0.0.0.0:9090".parse().unwrap()))
+        );
+        assert_eq!(
+            args.health_addr,
+            ListenAddr(Some("0.0.0.0:8080".parse().unwrap()))
+        );
+        assert_eq!(args.verify_concurrency, 16);
+        assert!(!args.leader_elect);
+    }
+
+    #[test]
+    fn off_disables_an_endpoint_and_an_address_is_taken_as_given() {
+        let args = parse(&["--metrics-addr", "off", "--health-addr", "127.0.0.1:0"]).unwrap();
+        assert_eq!(args.metrics_addr, ListenAddr(None));
+        assert_eq!(
+            args.health_addr,
+            ListenAddr(Some("127.0.0.1:0".parse().unwrap()))
+        );
+        let config = args.config();
+        assert_eq!(config.metrics_addr, None);
+    }
+
+    #[test]
+    fn a_bad_address_is_refused_naming_the_flag_and_the_expected_form() {
+        let err = parse(&["--metrics-addr", "localhost"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--metrics-addr"), "{err}");
+        assert!(
+            err.contains("not an address like 0.0.0.0:9090 or 'off'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn concurrency_is_bounded() {
+        assert!(parse(&["--verify-concurrency", "0"]).is_err());
+        assert!(parse(&["--verify-concurrency", "1025"]).is_err());
+        assert_eq!(
+            parse(&["--verify-concurrency", "4"])
+                .unwrap()
+                .verify_concurrency,
+            4
+        );
+    }
+
+    #[test]
+    fn the_lease_namespace_defaults_to_the_watched_namespace() {
+        let args = parse(&[
+            "--leader-elect",
+            "--namespace",
+            "team-a",
+            "--identity",
+            "pod-1",
+        ])
+        .unwrap();
+        let config = args.config();
+        let election = config.leader_election.expect("leader election is on");
+        assert_eq!(election.lease_namespace, "team-a");
+        assert_eq!(config.instance, "pod-1");
+    }
 }

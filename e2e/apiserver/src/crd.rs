@@ -38,7 +38,7 @@ pub fn prepare(obj: &mut Value, old: Option<&Value>) -> Result<(), Vec<Cause>> {
     let kind = names["kind"].as_str().unwrap_or("").to_string();
     if plural.is_empty() {
         causes.push(required("spec.names.plural"));
-    } else if !meta::is_dns1123_subdomain(&plural) || plural.contains('.') {
+    } else if !meta::is_dns1123_label(&plural) {
         causes.push(invalid("spec.names.plural", format!("Invalid value: {plural:?}: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character")));
     }
     if kind.is_empty() {

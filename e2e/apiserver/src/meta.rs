@@ -134,18 +134,24 @@ pub fn resource_version(obj: &Value) -> Option<u64> {
     meta_str(obj, "resourceVersion").and_then(|s| s.parse().ok())
 }
 
-fn is_dns1123_label(s: &str) -> bool {
+/// DNS-1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
+pub fn is_dns1123_label(s: &str) -> bool {
+    s.len() <= 63 && is_label_shaped(s)
+}
+
+/// One dot-separated segment of a subdomain: the label regex, with no length limit of its own.
+fn is_label_shaped(s: &str) -> bool {
     !s.is_empty()
-        && s.len() <= 63
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && s.as_bytes()[0].is_ascii_alphanumeric()
         && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
 }
 
-/// DNS-1123 subdomain: lowercase alphanumerics, `-` and `.`, ≤ 253.
+/// DNS-1123 subdomain as kube-apiserver's `IsDNS1123Subdomain`: the regex and a total length
+/// of at most 253. Unlike DNS names, a segment may be longer than 63 characters.
 pub fn is_dns1123_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_label_shaped)
 }
 
 pub fn dns1123_label_errors(field: &str, s: &str) -> Vec<Cause> {
@@ -271,6 +277,10 @@ mod tests {
         assert!(is_dns1123_subdomain("a.b-c"));
         assert!(!is_dns1123_subdomain("A"));
         assert!(!is_dns1123_subdomain("-a"));
+        // kube-apiserver has no per-segment limit: a 71-character single-segment name is valid.
+        assert!(is_dns1123_subdomain(&format!("sha256-{}", "a".repeat(64))));
+        assert!(!is_dns1123_label(&format!("sha256-{}", "a".repeat(64))));
+        assert!(!is_dns1123_subdomain(&"a".repeat(254)));
         assert!(is_qualified_name("example.com/x"));
         assert!(!is_qualified_name("a b"));
         assert_eq!(random_suffix().len(), 5);
