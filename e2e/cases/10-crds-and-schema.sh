@@ -1,0 +1,50 @@
+# CRDs are Established, and the schema rejects bad specs with a message naming the field.
+# Runs unchanged against a real cluster.
+
+if k wait --for=condition=Established --timeout=30s crd/storagebackends.castellan.io crd/artifactmappings.castellan.io >/dev/null; then
+  pass "kubectl apply -f crds/ and the CRDs are Established"
+else
+  fail "CRDs are not Established"
+fi
+
+schema_ns=$(new_namespace schema)
+expect_rejected() { # name, expected message fragment, manifest
+  local name=$1 fragment=$2 manifest=$3 out
+  if out=$(printf '%s\n' "$manifest" | k -n "$schema_ns" apply -f - 2>&1); then
+    fail "$name: accepted, expected a rejection containing '$fragment'"
+  elif grep -qF -- "$fragment" <<<"$out"; then
+    pass "$name: rejected ($fragment)"
+  else
+    fail "$name: rejected with an unexpected message: $out"
+  fi
+}
+expect_rejected "a digest of the wrong length" "digest must be 'sha256:' followed by 64 lowercase hex digits" '
+apiVersion: castellan.io/v1alpha1
+kind: ArtifactMapping
+metadata: {name: bad-digest}
+spec: {digest: "sha256:abc", backendRef: {name: a}}'
+expect_rejected "a bucket name with uppercase letters" "bucket may contain only lowercase letters" '
+apiVersion: castellan.io/v1alpha1
+kind: StorageBackend
+metadata: {name: bad-bucket}
+spec: {s3: {bucket: My_Bucket}}'
+expect_rejected "default and fallback both true" "default and fallback cannot both be true" '
+apiVersion: castellan.io/v1alpha1
+kind: StorageBackend
+metadata: {name: both}
+spec: {s3: {bucket: artifacts}, default: true, fallback: true}'
+expect_rejected "a keyPrefix with a '..' segment" "keyPrefix must not contain '..' segments" '
+apiVersion: castellan.io/v1alpha1
+kind: StorageBackend
+metadata: {name: dotdot}
+spec: {s3: {bucket: artifacts, keyPrefix: "cas/../etc"}}'
+expect_rejected "a successThreshold of zero" "successThreshold must be at least 1" '
+apiVersion: castellan.io/v1alpha1
+kind: StorageBackend
+metadata: {name: zero}
+spec: {s3: {bucket: artifacts}, validation: {successThreshold: 0}}'
+expect_rejected "a misspelt field (kubectl validates strictly)" "unknown field" '
+apiVersion: castellan.io/v1alpha1
+kind: StorageBackend
+metadata: {name: typo}
+spec: {s3: {bucket: artifacts, forcePathStlye: true}}'
