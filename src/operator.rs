@@ -18,7 +18,7 @@ use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{watcher, WatchStreamExt};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client};
 use tokio::sync::watch as tokio_watch;
 use tracing::{info, warn};
 
@@ -267,9 +267,14 @@ async fn run_controllers(
     // Shared caches: each kind is watched once and fans out to both controllers.
     let (backend_reader, backend_writer) = reflector::store_shared::<StorageBackend>(1024);
     let (mapping_reader, mapping_writer) = reflector::store_shared::<ArtifactMapping>(4096);
+    let (secret_reader, secret_writer) = reflector::store_shared::<Secret>(256);
     let backend_for_backends = backend_writer.subscribe().expect("shared store subscribes");
     let backend_for_mappings = backend_writer.subscribe().expect("shared store subscribes");
     let mapping_for_mappings = mapping_writer.subscribe().expect("shared store subscribes");
+    let secret_for_backends = secret_writer.subscribe().expect("shared store subscribes");
+    // Shared streams only hand over applied objects; deletions reach the mapping controller here.
+    let (deleted_tx, deleted_rx) =
+        futures::channel::mpsc::unbounded::<ObjectRef<ArtifactMapping>>();
 
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -286,7 +291,8 @@ async fn run_controllers(
         backends: backend_reader.clone(),
         mappings: mapping_reader.clone(),
         index: MappingIndex::new(),
-        resolver: Resolver::new(client.clone()),
+        // Secrets come from the cache: no API call per reconcile, whatever the number of mappings.
+        resolver: Resolver::with_secret_store(client.clone(), secret_reader.clone()),
         verifier: Verifier::new(
             config.settings.verify_concurrency,
             config.settings.verify_bytes_per_second,
@@ -296,15 +302,16 @@ async fn run_controllers(
 
     // The watch streams that feed the caches; they must be polled for anything to happen.
     let backend_feed = {
-        let metrics = metrics.clone();
+        let ctx = ctx.clone();
         watcher(backend_api, watcher::Config::default())
             .default_backoff()
             .inspect_ok(move |event| {
                 if let watcher::Event::Delete(backend) = event {
-                    metrics.forget_backend(
-                        &backend.namespace().unwrap_or_default(),
-                        &backend.name_any(),
-                    );
+                    backend::cleanup(backend, &ctx);
+                    for mapping in mapping::index::mappings_for_deleted_backend(backend, &ctx) {
+                        // The receiver lives as long as the mapping controller.
+                        let _ = deleted_tx.unbounded_send(mapping);
+                    }
                 }
             })
             .reflect_shared(backend_writer)
@@ -327,6 +334,16 @@ async fn run_controllers(
             })
     };
 
+    let secret_feed = watcher(secret_api, watcher::Config::default())
+        .default_backoff()
+        .modify(strip_secret_metadata)
+        .reflect_shared(secret_writer)
+        .for_each(|event| async move {
+            if let Err(err) = event {
+                warn!(error = %err, "Secret watch failed; retrying");
+            }
+        });
+
     let stopped = {
         let mut stop = stop.clone();
         async move {
@@ -342,7 +359,7 @@ async fn run_controllers(
     let backend_controller = {
         let backends = backend_reader.clone();
         Controller::for_shared_stream(backend_for_backends, backend_reader.clone())
-            .watches(secret_api, watcher::Config::default(), move |secret| {
+            .watches_shared_stream(secret_for_backends, move |secret| {
                 backend::backends_for_secret(&secret, &backends)
             })
             .graceful_shutdown_on(stopped.clone())
@@ -359,6 +376,7 @@ async fn run_controllers(
             .watches_shared_stream(backend_for_mappings, move |backend| {
                 mapping::mappings_for_backend(&backend, &ctx_for_mapper)
             })
+            .reconcile_on(deleted_rx)
             .graceful_shutdown_on(stopped.clone())
             .run(mapping::reconcile, mapping::error_policy, ctx.clone())
             .for_each(|result| async move { log_outcome("artifactmapping", result) })
@@ -366,9 +384,17 @@ async fn run_controllers(
 
     let synced = {
         let readiness = readiness.clone();
-        let (backends, mappings) = (backend_reader.clone(), mapping_reader.clone());
+        let (backends, mappings, secrets) = (
+            backend_reader.clone(),
+            mapping_reader.clone(),
+            secret_reader.clone(),
+        );
         async move {
-            let _ = tokio::join!(backends.wait_until_ready(), mappings.wait_until_ready());
+            let _ = tokio::join!(
+                backends.wait_until_ready(),
+                mappings.wait_until_ready(),
+                secrets.wait_until_ready()
+            );
             readiness.caches_synced.store(true, Ordering::Relaxed);
             info!("caches synced");
         }
@@ -382,9 +408,19 @@ async fn run_controllers(
         _ = async { tokio::join!(backend_controller, mapping_controller, synced) } => {},
         _ = backend_feed => warn!("StorageBackend watch ended"),
         _ = mapping_feed => warn!("ArtifactMapping watch ended"),
+        _ = secret_feed => warn!("Secret watch ended"),
     }
     info!("controllers stopped");
     Ok(())
+}
+
+/// What the Secret cache keeps: the data the resolver reads, not the bookkeeping. kubectl's
+/// last-applied annotation would be a second copy of the keys; managed fields are only weight.
+fn strip_secret_metadata(secret: &mut Secret) {
+    secret.metadata.managed_fields = None;
+    if let Some(annotations) = secret.metadata.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
 }
 
 fn log_outcome<K, E: std::fmt::Display>(

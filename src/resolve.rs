@@ -53,6 +53,9 @@ pub enum ResolveError {
         #[source]
         source: kube::Error,
     },
+    /// The Secret cache stopped (the operator is shutting down): retried, never a reason.
+    #[error("the Secret cache is closed")]
+    SecretCacheClosed,
     /// The object lacks metadata the API server always sets (namespace, uid).
     #[error("the StorageBackend has no {0}")]
     IncompleteObject(&'static str),
@@ -87,7 +90,9 @@ impl ResolveError {
             ResolveError::Storage(e) => {
                 Some(e.backend_reason().unwrap_or(backend_reason::INVALID_SPEC))
             }
-            ResolveError::ReadSecret { .. } | ResolveError::IncompleteObject(_) => None,
+            ResolveError::ReadSecret { .. }
+            | ResolveError::SecretCacheClosed
+            | ResolveError::IncompleteObject(_) => None,
         }
     }
 }
@@ -289,7 +294,14 @@ impl Resolver {
         name: &str,
     ) -> Result<Option<Arc<Secret>>, ResolveError> {
         match &self.secrets {
-            Some(store) => Ok(store.get(&ObjectRef::new(name).within(namespace))),
+            Some(store) => {
+                // Before the first list completes an absent Secret would be reported missing.
+                store
+                    .wait_until_ready()
+                    .await
+                    .map_err(|_| ResolveError::SecretCacheClosed)?;
+                Ok(store.get(&ObjectRef::new(name).within(namespace)))
+            }
             None => Api::<Secret>::namespaced(self.client.clone(), namespace)
                 .get_opt(name)
                 .await
