@@ -13,3 +13,4 @@ pub mod operator;
 pub mod resolve;
 pub mod storage;
 pub mod telemetry;
+pub mod transfer;

@@ -29,6 +29,7 @@ use crate::mapping::index::MappingIndex;
 use crate::mapping::verify::Verifier;
 use crate::metrics::Metrics;
 use crate::resolve::Resolver;
+use crate::telemetry::traced;
 use crate::{backend, mapping};
 
 /// Name of the reporting controller on events (a qualified name, as the events API requires).
@@ -363,7 +364,14 @@ async fn run_controllers(
                 backend::backends_for_secret(&secret, &backends)
             })
             .graceful_shutdown_on(stopped.clone())
-            .run(backend::reconcile, backend::error_policy, ctx.clone())
+            .run(
+                |obj, ctx| {
+                    let object = ObjectRef::from_obj(obj.as_ref());
+                    traced("storagebackend", object, backend::reconcile(obj, ctx))
+                },
+                backend::error_policy,
+                ctx.clone(),
+            )
             .for_each(|result| async move { log_outcome("storagebackend", result) })
     };
     let mapping_controller = {
@@ -378,7 +386,14 @@ async fn run_controllers(
             })
             .reconcile_on(deleted_rx)
             .graceful_shutdown_on(stopped.clone())
-            .run(mapping::reconcile, mapping::error_policy, ctx.clone())
+            .run(
+                |obj, ctx| {
+                    let object = ObjectRef::from_obj(obj.as_ref());
+                    traced("artifactmapping", object, mapping::reconcile(obj, ctx))
+                },
+                mapping::error_policy,
+                ctx.clone(),
+            )
             .for_each(|result| async move { log_outcome("artifactmapping", result) })
     };
 

@@ -212,24 +212,17 @@ pub fn decide(mapping: &ArtifactMapping, backends: &[BackendFacts]) -> Plan {
         };
     }
     let home_location = declared.map(|d| d.location.as_str());
-    let mut candidates: Vec<&BackendFacts> = backends
-        .iter()
-        .filter(|b| &b.name != declared_name && b.usable())
-        .filter(|b| match b.object {
-            ObjectFact::Missing | ObjectFact::Mismatch => false,
-            ObjectFact::Present { size } => want_size.is_none_or(|w| w == size),
-            ObjectFact::Unknown | ObjectFact::Verified => true,
-        })
-        .collect();
-    candidates.sort_by_key(|b| {
-        (
-            Some(b.location.as_str()) != home_location,
-            !b.default,
-            !b.fallback,
-            Reverse(b.priority),
-            b.name.clone(),
-        )
-    });
+    let candidates = candidate_order(
+        home_location,
+        backends
+            .iter()
+            .filter(|b| &b.name != declared_name && b.usable())
+            .filter(|b| match b.object {
+                ObjectFact::Missing | ObjectFact::Mismatch => false,
+                ObjectFact::Present { size } => want_size.is_none_or(|w| w == size),
+                ObjectFact::Unknown | ObjectFact::Verified => true,
+            }),
+    );
     Plan::Stranded {
         by,
         reassignment_disabled: false,
@@ -243,6 +236,27 @@ pub fn decide(mapping: &ArtifactMapping, backends: &[BackendFacts]) -> Plan {
             })
             .collect(),
     }
+}
+
+/// The order in which backends are tried for a mapping that its declared backend does not serve:
+/// same location as the declared backend (`home_location`) first, then `default`, then
+/// `fallback`, then higher `priority`, then name. The reassignment decision above and clients
+/// that fall back on their own (`castellan get`) share it, so both try replicas alike.
+pub fn candidate_order<'a>(
+    home_location: Option<&str>,
+    backends: impl IntoIterator<Item = &'a BackendFacts>,
+) -> Vec<&'a BackendFacts> {
+    let mut ordered: Vec<&BackendFacts> = backends.into_iter().collect();
+    ordered.sort_by_key(|b| {
+        (
+            Some(b.location.as_str()) != home_location,
+            !b.default,
+            !b.fallback,
+            Reverse(b.priority),
+            b.name.clone(),
+        )
+    });
+    ordered
 }
 
 fn serve_declared(d: &BackendFacts) -> Plan {

@@ -113,8 +113,9 @@ fn namespace_backends(ctx: &Context, namespace: &str) -> Vec<Arc<StorageBackend>
     backends
 }
 
-/// The object key of the mapping on a backend with `key_prefix`.
-fn key_on(obj: &ArtifactMapping, key_prefix: &str, digest: &Digest) -> String {
+/// The object key of the mapping on a backend with `key_prefix` (`spec.key` when set, else the
+/// layout key). Clients reading a mapping (`castellan get`) use it too.
+pub fn key_on(obj: &ArtifactMapping, key_prefix: &str, digest: &Digest) -> String {
     match obj.spec.key.as_deref() {
         Some(key) => key.to_string(),
         None => layout::key_for(key_prefix, digest),
