@@ -184,6 +184,23 @@ impl Metrics {
         out
     }
 
+    /// Sets `castellan_mappings{namespace, state}` from `(state label, count)` pairs; a namespace
+    /// with no mappings left loses its series instead of reporting zeros forever.
+    pub fn set_mapping_states(&self, namespace: &str, counts: &[(&str, i64)]) {
+        let empty = counts.iter().all(|(_, n)| *n == 0);
+        for (state, count) in counts {
+            let labels = MappingStateLabels {
+                namespace: namespace.to_string(),
+                state: state.to_string(),
+            };
+            if empty {
+                self.mappings.remove(&labels);
+            } else {
+                self.mappings.get_or_create(&labels).set(*count);
+            }
+        }
+    }
+
     /// Remove every series of a deleted backend.
     pub fn forget_backend(&self, namespace: &str, backend: &str) {
         let labels = BackendLabels {
@@ -203,5 +220,48 @@ impl Metrics {
             namespace: namespace.to_string(),
             backend: backend.to_string(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_namespace_without_mappings_loses_its_series() {
+        let metrics = Metrics::new();
+        metrics.set_mapping_states("team-a", &[("declared", 2), ("stranded", 0)]);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"namespace="team-a",state="declared"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"namespace="team-a",state="stranded"} 0"#),
+            "{text}"
+        );
+        metrics.set_mapping_states("team-a", &[("declared", 0), ("stranded", 0)]);
+        assert!(!metrics.render().contains("team-a"));
+    }
+
+    #[test]
+    fn a_deleted_backend_loses_its_series() {
+        let metrics = Metrics::new();
+        let labels = BackendLabels {
+            namespace: "team-a".into(),
+            backend: "b".into(),
+        };
+        metrics.backend_ready.get_or_create(&labels).set(1);
+        metrics
+            .validations
+            .get_or_create(&ValidationLabels {
+                namespace: "team-a".into(),
+                backend: "b".into(),
+                reason: "InvalidAccessKeyId".into(),
+            })
+            .inc();
+        assert!(metrics.render().contains(r#"backend="b""#));
+        metrics.forget_backend("team-a", "b");
+        assert!(!metrics.render().contains(r#"backend="b""#));
     }
 }

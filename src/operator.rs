@@ -25,6 +25,7 @@ use tracing::{info, warn};
 use crate::api::{ArtifactMapping, StorageBackend};
 use crate::clock::{Clock, SystemClock};
 use crate::context::{Context, Settings};
+use crate::mapping::decide::MappingState;
 use crate::mapping::index::MappingIndex;
 use crate::mapping::verify::Verifier;
 use crate::metrics::Metrics;
@@ -326,7 +327,17 @@ async fn run_controllers(
         let ctx = ctx.clone();
         watcher(mapping_api, watcher::Config::default())
             .default_backoff()
-            .inspect_ok(move |event| ctx.index.apply_event(event))
+            .inspect_ok(move |event| {
+                ctx.index.apply_event(event);
+                // Reconciles keep the gauges current; a deletion has no reconcile.
+                if let watcher::Event::Delete(mapping) = event {
+                    if let Some(namespace) = mapping.metadata.namespace.as_deref() {
+                        let counts = MappingState::ALL
+                            .map(|state| (state.label(), ctx.index.count(namespace, state)));
+                        ctx.metrics.set_mapping_states(namespace, &counts);
+                    }
+                }
+            })
             .reflect_shared(mapping_writer)
             .for_each(|event| async move {
                 if let Err(err) = event {
