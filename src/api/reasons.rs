@@ -7,6 +7,10 @@ pub mod backend_condition {
     pub const CREDENTIALS_VALID: &str = "CredentialsValid";
     pub const REACHABLE: &str = "Reachable";
     pub const STALLED: &str = "Stalled";
+    /// More than one backend of the namespace has `default: true` (set on each of them).
+    pub const DEFAULT_CONFLICT: &str = "DefaultConflict";
+    /// More than one backend of the namespace has `fallback: true` (set on each of them).
+    pub const FALLBACK_CONFLICT: &str = "FallbackConflict";
 }
 
 /// Condition types of an `ArtifactMapping`.
@@ -43,7 +47,16 @@ pub mod backend_reason {
     pub const THROTTLED: &str = "Throttled";
     pub const SERVER_ERROR: &str = "ServerError";
 
-    /// Every reason above, for code that must visit all of them (e.g. removing metric series).
+    // Reasons of the DefaultConflict / FallbackConflict conditions (not validation outcomes).
+    /// `DefaultConflict=True`: the other defaults are named in the message.
+    pub const MULTIPLE_DEFAULTS: &str = "MultipleDefaults";
+    /// `FallbackConflict=True`: the other fallbacks are named in the message.
+    pub const MULTIPLE_FALLBACKS: &str = "MultipleFallbacks";
+    /// A conflict condition that is False (the conflict was resolved).
+    pub const NO_CONFLICT: &str = "NoConflict";
+
+    /// Every validation-outcome reason above, for code that must visit all of them (e.g.
+    /// removing metric series); the conflict reasons are not validation outcomes.
     pub const ALL: &[&str] = &[
         VALIDATED,
         PENDING,

@@ -49,19 +49,9 @@ use kube::runtime::events::EventType;
 
 use crate::api::backend::{MappingCounts, StorageBackendStatus};
 use crate::api::condition::{self, Desired, Status};
+use crate::api::reasons::backend_condition::{DEFAULT_CONFLICT, FALLBACK_CONFLICT};
+use crate::api::reasons::backend_reason::{MULTIPLE_DEFAULTS, MULTIPLE_FALLBACKS, NO_CONFLICT};
 use crate::api::reasons::{backend_condition as cond, backend_reason as reason};
-
-/// Condition type: more than one backend of the namespace has `default: true`.
-/// (Not yet in `api::reasons`; the lead may move it there.)
-pub const DEFAULT_CONFLICT: &str = "DefaultConflict";
-/// Condition type: more than one backend of the namespace has `fallback: true`.
-pub const FALLBACK_CONFLICT: &str = "FallbackConflict";
-/// Reason of `DefaultConflict=True`.
-pub const MULTIPLE_DEFAULTS: &str = "MultipleDefaults";
-/// Reason of `FallbackConflict=True`.
-pub const MULTIPLE_FALLBACKS: &str = "MultipleFallbacks";
-/// Reason of a conflict condition that is False.
-pub const NO_CONFLICT: &str = "NoConflict";
 
 /// `successThreshold` and `failureThreshold` of the spec (both at least 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
