@@ -26,6 +26,12 @@ enum Command {
     /// Check one object in a bucket against a digest; print outcome, bytes and throughput.
     #[command(after_help = castellan::cli::verify::EXIT_CODES_HELP)]
     Verify(castellan::cli::verify::VerifyArgs),
+    /// Upload a file to the namespace's default (or fallback) backend and create its mapping.
+    #[command(after_help = castellan::cli::put::EXIT_CODES_HELP)]
+    Put(castellan::cli::put::PutArgs),
+    /// Download a blob by digest, verified, falling back across backends.
+    #[command(after_help = castellan::cli::get::EXIT_CODES_HELP)]
+    Get(castellan::cli::get::GetArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,6 +56,16 @@ fn main() -> anyhow::Result<()> {
         Command::Verify(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             let code = runtime.block_on(castellan::cli::verify::run(args));
+            std::process::exit(code)
+        }
+        Command::Put(args) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            let code = runtime.block_on(castellan::cli::put::run(args));
+            std::process::exit(code)
+        }
+        Command::Get(args) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            let code = runtime.block_on(castellan::cli::get::run(args));
             std::process::exit(code)
         }
     }

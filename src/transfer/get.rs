@@ -300,10 +300,8 @@ async fn find_mapping(
         })
 }
 
+/// A backend failure, with its classified reason (callers handle `NotFound` themselves).
 fn unavailable(e: &StorageError) -> AttemptResult {
-    if e.kind() == ErrorKind::NotFound {
-        return AttemptResult::Missing { key: String::new() };
-    }
     AttemptResult::Unavailable {
         reason: e.kind().label(),
         message: e.message().to_owned(),
@@ -328,29 +326,31 @@ async fn download(
     let missing = || AttemptResult::Missing {
         key: key.to_owned(),
     };
-    let info = match store.head(key).await {
-        Ok(Some(info)) => info,
+    let head_size = match store.head(key).await {
+        Ok(Some(info)) => Some(info.size),
         Ok(None) => return Ok(Err(missing())),
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Err(missing())),
+        // A HEAD answer has no body, so a refused HEAD only says 403: go on to the GET, whose
+        // refusal carries the server's code (InvalidAccessKeyId, SignatureDoesNotMatch, ...).
+        Err(e) if e.kind() == ErrorKind::AccessDenied => None,
         Err(e) => return Ok(Err(unavailable(&e))),
     };
-    if let Some(expected) = declared_size.filter(|&d| d != info.size) {
-        return Ok(Err(AttemptResult::SizeMismatch {
-            expected,
-            actual: info.size,
-        }));
+    if let (Some(expected), Some(actual)) = (declared_size, head_size) {
+        if expected != actual {
+            return Ok(Err(AttemptResult::SizeMismatch { expected, actual }));
+        }
     }
     let got = match store.get(key, None).await {
         Ok(got) => got,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Err(missing())),
         Err(e) => return Ok(Err(unavailable(&e))),
     };
-    let expected_size = got.content_length.unwrap_or(info.size);
-    if let Some(expected) = declared_size.filter(|&d| d != expected_size) {
-        return Ok(Err(AttemptResult::SizeMismatch {
-            expected,
-            actual: expected_size,
-        }));
+    // What this response must deliver: its Content-Length, else HEAD's size, else the mapping's.
+    let expected_size = got.content_length.or(head_size).or(declared_size);
+    if let (Some(expected), Some(actual)) = (declared_size, expected_size) {
+        if expected != actual {
+            return Ok(Err(AttemptResult::SizeMismatch { expected, actual }));
+        }
     }
 
     let local = |source| TransferError::Io {
@@ -361,7 +361,7 @@ async fn download(
     let file = tokio::fs::File::from_std(temp.as_file().try_clone().map_err(local)?);
     let write_failure: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
     let tee = tee_into(got.body, file, write_failure.clone(), reporter.clone());
-    let outcome = verify_stream(tee, digest, Some(expected_size)).await;
+    let outcome = verify_stream(tee, digest, expected_size).await;
     if let Some(e) = write_failure.lock().expect("not poisoned").take() {
         return Err(TransferError::Io {
             path: temp.path().to_owned(),
