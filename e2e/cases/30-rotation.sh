@@ -8,10 +8,6 @@
 # SIGHUP), and the operator runs locally too, so the case also runs against a real cluster: only
 # the Kubernetes objects live there. (The cluster's own operator, if one is installed, must not
 # watch the throw-away namespace: it could not reach this machine's loopback S3 server.)
-#
-# Until `castellan put`/`castellan get` exist in the build, the objects are written through the S3
-# server's data directory and downloads are checked with `castellan verify` through each
-# mapping's status.backend (reported as a skip).
 
 rot_ns=$(new_namespace rotation)
 start_s3server rotation artifacts "K1 secret-one-$$
@@ -41,9 +37,7 @@ else
   fail "backend-a is not Ready: $(k -n "$rot_ns" get sbe backend-a -o jsonpath='{.status.conditions}')"
 fi
 
-# Artifacts: random bytes of a few sizes.
-use_cli=0
-"$bin/castellan" put --help >/dev/null 2>&1 && "$bin/castellan" get --help >/dev/null 2>&1 && use_cli=1
+# Artifacts: random bytes of a few sizes, uploaded with castellan put (which prints the digest).
 rot_files=()
 rot_digests=()
 for i in 1 2 3 4; do
@@ -53,23 +47,15 @@ for i in 1 2 3 4; do
   rot_digests+=("$(sha256sum "$f" | cut -d' ' -f1)")
 done
 put_ok=1
-if [ "$use_cli" = 1 ]; then
-  for f in "${rot_files[@]}"; do
-    "$bin/castellan" put "$f" -n "$rot_ns" >"$work/put.out" 2>&1 || { put_ok=0; cat "$work/put.out"; }
-  done
-  [ "$put_ok" = 1 ] && pass "castellan put uploaded ${#rot_files[@]} files" || fail "castellan put failed"
+for idx in "${!rot_files[@]}"; do
+  printed=$("$bin/castellan" put "${rot_files[$idx]}" -n "$rot_ns" 2>"$work/put.err") \
+    && [ "$printed" = "sha256:${rot_digests[$idx]}" ] \
+    || { put_ok=0; echo "  put ${rot_files[$idx]}: printed '$printed'; $(tail -3 "$work/put.err")"; }
+done
+if [ "$put_ok" = 1 ]; then
+  pass "castellan put uploaded ${#rot_files[@]} files and printed their digests"
 else
-  # castellan put is not available in this build: write the objects through the S3 server's
-  # data directory under the key layout and create the mappings with kubectl.
-  for idx in "${!rot_files[@]}"; do
-    hex=${rot_digests[$idx]}
-    mkdir -p "$rot_data/artifacts/cas/sha256/${hex:0:2}/${hex:2:2}"
-    cp "${rot_files[$idx]}" "$rot_data/artifacts/cas/sha256/${hex:0:2}/${hex:2:2}/$hex"
-    printf 'apiVersion: castellan.io/v1alpha1\nkind: ArtifactMapping\nmetadata: {name: sha256-%s}\nspec: {digest: "sha256:%s", size: %s, backendRef: {name: backend-a}}\n---\n' \
-      "$hex" "$hex" "$(stat -c %s "${rot_files[$idx]}")"
-  done | k -n "$rot_ns" apply -f - >/dev/null || put_ok=0
-  [ "$put_ok" = 1 ] && skip "castellan put is not in this build: objects written to the data dir, mappings applied with kubectl" \
-    || fail "creating the mappings with kubectl failed"
+  fail "castellan put"
 fi
 
 served_by() { # backend: every mapping of the namespace has status.backend == backend
@@ -124,34 +110,21 @@ else
   fail "describe am $first: Reassigned '$reassigned'; $describe"
 fi
 
-download_all() { # label: every artifact downloads with identical bytes
-  local idx ok=1 out digest
+downloads_identical() { # every artifact downloads with castellan get, byte-identical
+  local idx ok=1 out
   for idx in "${!rot_files[@]}"; do
-    digest="sha256:${rot_digests[$idx]}"
     out="$work/download-$idx"
     rm -f "$out"
-    if [ "$use_cli" = 1 ]; then
-      "$bin/castellan" get "$digest" -n "$rot_ns" -o "$out" >"$work/get.out" 2>&1 && cmp -s "$out" "${rot_files[$idx]}" \
-        || { ok=0; echo "  get $digest: $(tail -3 "$work/get.out")"; }
-    else
-      # Without castellan get: what a client does — read status.backend, take that backend's
-      # keys from its Secret and verify the object there.
-      local be secret id key
-      be=$(k -n "$rot_ns" get am -o jsonpath="{.items[?(@.spec.digest==\"$digest\")].status.backend}")
-      secret=$(k -n "$rot_ns" get sbe "$be" -o jsonpath='{.spec.s3.credentialsSecretRef.name}')
-      id=$(k -n "$rot_ns" get secret "$secret" -o jsonpath='{.data.accessKeyId}' | base64 -d)
-      key=$(k -n "$rot_ns" get secret "$secret" -o jsonpath='{.data.secretAccessKey}' | base64 -d)
-      AWS_ACCESS_KEY_ID=$id AWS_SECRET_ACCESS_KEY=$key "$bin/castellan" verify --endpoint "$rot_endpoint" --path-style \
-        --bucket artifacts --key-prefix cas --digest "$digest" >"$work/get.out" 2>&1 \
-        || { ok=0; echo "  verify $digest on $be: $(tail -3 "$work/get.out")"; }
-    fi
+    "$bin/castellan" get "sha256:${rot_digests[$idx]}" -n "$rot_ns" -o "$out" >"$work/get.out" 2>&1 \
+      && cmp -s "$out" "${rot_files[$idx]}" \
+      || { ok=0; echo "  get sha256:${rot_digests[$idx]}: $(tail -3 "$work/get.out")"; }
   done
-  if [ "$ok" = 1 ]; then pass "$1"; else fail "$1"; fi
+  [ "$ok" = 1 ]
 }
-if [ "$use_cli" = 1 ]; then
-  download_all "castellan get returns identical bytes for every artifact (cmp) with K1 revoked"
+if downloads_identical; then
+  pass "castellan get returns identical bytes for every artifact (cmp) with K1 revoked"
 else
-  download_all "castellan verify through each mapping's status.backend (castellan get is not in this build)"
+  fail "castellan get with K1 revoked"
 fi
 
 # Restore K1: backend-a passes successThreshold probes again and the mappings return home.
