@@ -6,6 +6,8 @@ pub mod backend;
 pub mod cli;
 pub mod clock;
 pub mod context;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod digest;
 pub mod mapping;
 pub mod metrics;

@@ -32,6 +32,10 @@ enum Command {
     /// Download a blob by digest, verified, falling back across backends.
     #[command(after_help = castellan::cli::get::EXIT_CODES_HELP)]
     Get(castellan::cli::get::GetArgs),
+    /// Play the credential-rotation story on this machine: an emulated Kubernetes API server,
+    /// an S3 server on loopback and the operator, all in-process; no cluster needed.
+    #[cfg(feature = "demo")]
+    Demo(castellan::cli::demo::DemoArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -66,6 +70,12 @@ fn main() -> anyhow::Result<()> {
         Command::Get(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             let code = runtime.block_on(castellan::cli::get::run(args));
+            std::process::exit(code)
+        }
+        #[cfg(feature = "demo")]
+        Command::Demo(args) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            let code = runtime.block_on(castellan::cli::demo::run(args));
             std::process::exit(code)
         }
     }
