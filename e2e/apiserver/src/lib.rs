@@ -14,6 +14,7 @@
 //! ```
 
 pub mod api;
+pub mod builtins;
 pub mod controllers;
 pub mod crd;
 pub mod discovery;

@@ -16,6 +16,14 @@ pub enum Builtin {
     EventsV1Event,
     Lease,
     Crd,
+    ServiceAccount,
+    Service,
+    Deployment,
+    PodDisruptionBudget,
+    ClusterRole,
+    ClusterRoleBinding,
+    Role,
+    RoleBinding,
 }
 
 /// What the store knows about one served version of a custom resource.
@@ -91,9 +99,23 @@ impl ResourceInfo {
             Class::Builtin(_) => None,
         }
     }
-    /// Whether the resource tracks `metadata.generation` (CRs and CRDs).
+    /// Whether the resource tracks `metadata.generation` (CRs, CRDs, and the built-ins whose
+    /// strategies set it: Deployment and PodDisruptionBudget).
     pub fn tracks_generation(&self) -> bool {
-        self.is_custom() || self.builtin() == Some(Builtin::Crd)
+        self.is_custom()
+            || matches!(
+                self.builtin(),
+                Some(Builtin::Crd | Builtin::Deployment | Builtin::PodDisruptionBudget)
+            )
+    }
+    /// Built-ins whose strategic merge patch needs merge-keyed lists (`containers` by name,
+    /// `ports` by port, ...), which the emulator does not implement: such a patch is refused
+    /// (415) rather than applied with the wrong list semantics.
+    pub fn smp_unimplemented(&self) -> bool {
+        matches!(
+            self.builtin(),
+            Some(Builtin::Deployment | Builtin::Service | Builtin::ServiceAccount)
+        )
     }
     /// Whether strategic merge patch is accepted.
     pub fn supports_smp(&self) -> bool {
@@ -236,5 +258,93 @@ pub fn builtins() -> Vec<ResourceInfo> {
             r.categories = vec!["api-extensions".into()];
             r
         },
+        builtin(
+            "",
+            "v1",
+            "ServiceAccount",
+            "serviceaccounts",
+            true,
+            &["sa"],
+            false,
+            Builtin::ServiceAccount,
+        ),
+        {
+            let mut r = builtin(
+                "",
+                "v1",
+                "Service",
+                "services",
+                true,
+                &["svc"],
+                true,
+                Builtin::Service,
+            );
+            r.categories = vec!["all".into()];
+            r
+        },
+        {
+            let mut r = builtin(
+                "apps",
+                "v1",
+                "Deployment",
+                "deployments",
+                true,
+                &["deploy"],
+                true,
+                Builtin::Deployment,
+            );
+            r.categories = vec!["all".into()];
+            r
+        },
+        builtin(
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+            true,
+            &["pdb"],
+            true,
+            Builtin::PodDisruptionBudget,
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            "clusterroles",
+            false,
+            &[],
+            false,
+            Builtin::ClusterRole,
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            false,
+            &[],
+            false,
+            Builtin::ClusterRoleBinding,
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "Role",
+            "roles",
+            true,
+            &[],
+            false,
+            Builtin::Role,
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+            "rolebindings",
+            true,
+            &[],
+            false,
+            Builtin::RoleBinding,
+        ),
     ]
 }

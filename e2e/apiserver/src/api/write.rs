@@ -177,6 +177,7 @@ fn builtin_fields(b: Builtin) -> &'static [&'static str] {
             "deprecatedLastTimestamp",
             "deprecatedCount",
         ],
+        other => crate::builtins::fields(other).unwrap_or(&[]),
     }
 }
 
@@ -413,6 +414,18 @@ fn admit(
                         )],
                     ));
                 }
+            }
+        }
+        Some(b) if crate::builtins::fields(b).is_some() => {
+            if old.is_none() {
+                if let Some(status) = crate::builtins::empty_status(b) {
+                    obj.as_object_mut().unwrap().insert("status".into(), status);
+                }
+            }
+            crate::builtins::default(b, obj);
+            let causes = crate::builtins::validate(b, obj, old);
+            if !causes.is_empty() {
+                return Err(ApiError::invalid(&subject, causes));
             }
         }
         _ => {}
@@ -759,9 +772,16 @@ pub fn finish_update(
     if !t.is_status() {
         warnings.extend(finalizer_warnings(t, &new));
     }
+    let annotations_changed = || {
+        t.info
+            .builtin()
+            .is_some_and(crate::builtins::annotations_bump_generation)
+            && live["metadata"].get("annotations") != new["metadata"].get("annotations")
+    };
     if t.info.tracks_generation()
-        && generation_relevant(live, t.info.has_status)
+        && (generation_relevant(live, t.info.has_status)
             != generation_relevant(&new, t.info.has_status)
+            || annotations_changed())
     {
         let g = live["metadata"]["generation"].as_i64().unwrap_or(0);
         metadata_mut(&mut new).insert("generation".into(), json!(g + 1));
@@ -825,6 +845,16 @@ pub fn patch(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Reply
     let kind = match req.content_type().as_str() {
         "application/merge-patch+json" => PatchKind::Merge,
         "application/json-patch+json" => PatchKind::Json,
+        "application/strategic-merge-patch+json" if t.info.smp_unimplemented() => {
+            return Err(ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                format!(
+                    "castellan-apiserver does not implement strategic merge patch for {} (its lists merge by key); use a merge, JSON or apply patch",
+                    t.info.kind
+                ),
+            ))
+        }
         "application/strategic-merge-patch+json" if t.info.supports_smp() => PatchKind::Strategic,
         "application/apply-patch+yaml" | "application/apply-patch+cbor" => PatchKind::Apply,
         _ => return Err(unsupported_patch(t)),

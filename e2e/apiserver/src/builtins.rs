@@ -1,0 +1,551 @@
+//! Strategies of the built-in kinds a Helm chart installs: ServiceAccount, Service, Deployment,
+//! PodDisruptionBudget and the four RBAC kinds. Shallow and honest: each check here is one a
+//! real apiserver makes (`pkg/apis/{core,apps,policy,rbac}/validation`), with the same field path
+//! and detail text; what is not checked is listed in the README's differences.
+//!
+//! No controllers run for these kinds: a Deployment never gets ReplicaSets or Pods, a Service
+//! never gets a cluster IP or endpoints, a PodDisruptionBudget's status stays at zero.
+
+use crate::error::Cause;
+use crate::resources::Builtin;
+use serde_json::{json, Map, Value};
+
+/// Top-level fields of each kind (besides apiVersion, kind, metadata).
+pub fn fields(b: Builtin) -> Option<&'static [&'static str]> {
+    Some(match b {
+        Builtin::ServiceAccount => &[
+            "secrets",
+            "imagePullSecrets",
+            "automountServiceAccountToken",
+        ],
+        Builtin::Service | Builtin::Deployment | Builtin::PodDisruptionBudget => {
+            &["spec", "status"]
+        }
+        Builtin::ClusterRole => &["rules", "aggregationRule"],
+        Builtin::Role => &["rules"],
+        Builtin::ClusterRoleBinding | Builtin::RoleBinding => &["subjects", "roleRef"],
+        _ => return None,
+    })
+}
+
+/// `PrepareForCreate`: the status a client sends is dropped; the serialised empty status is
+/// what the real server returns (fields without `omitempty` included).
+pub fn empty_status(b: Builtin) -> Option<Value> {
+    match b {
+        Builtin::Deployment => Some(json!({})),
+        Builtin::Service => Some(json!({"loadBalancer": {}})),
+        Builtin::PodDisruptionBudget => Some(json!({
+            "disruptionsAllowed": 0,
+            "currentHealthy": 0,
+            "desiredHealthy": 0,
+            "expectedPods": 0,
+        })),
+        _ => None,
+    }
+}
+
+/// Whether an update bumps `metadata.generation` beyond the spec rule: the Deployment strategy
+/// also bumps it when annotations change (they are copied to ReplicaSets).
+pub fn annotations_bump_generation(b: Builtin) -> bool {
+    b == Builtin::Deployment
+}
+
+/// Defaults the v1 API applies that validation depends on: RBAC `roleRef.apiGroup` and the
+/// `apiGroup` of User/Group subjects.
+pub fn default(b: Builtin, obj: &mut Value) {
+    if !matches!(b, Builtin::ClusterRoleBinding | Builtin::RoleBinding) {
+        return;
+    }
+    if let Some(r) = obj.get_mut("roleRef").and_then(Value::as_object_mut) {
+        if str_of(r.get("apiGroup")).is_empty() {
+            r.insert("apiGroup".into(), json!(RBAC_GROUP));
+        }
+    }
+    if let Some(subjects) = obj.get_mut("subjects").and_then(Value::as_array_mut) {
+        for s in subjects.iter_mut().filter_map(Value::as_object_mut) {
+            let kind = str_of(s.get("kind")).to_string();
+            if str_of(s.get("apiGroup")).is_empty() && (kind == "User" || kind == "Group") {
+                s.insert("apiGroup".into(), json!(RBAC_GROUP));
+            }
+        }
+    }
+}
+
+/// Validation of a create (`old == None`) or update.
+pub fn validate(b: Builtin, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let mut c = Vec::new();
+    match b {
+        Builtin::Deployment => deployment(&obj["spec"], &mut c),
+        Builtin::Service => service(&obj["spec"], &mut c),
+        Builtin::PodDisruptionBudget => pdb(&obj["spec"], &mut c),
+        Builtin::ClusterRole => rules(&obj["rules"], false, &mut c),
+        Builtin::Role => rules(&obj["rules"], true, &mut c),
+        Builtin::ClusterRoleBinding | Builtin::RoleBinding => {
+            binding(b, obj, &mut c);
+            if let Some(old) = old {
+                if old.get("roleRef") != obj.get("roleRef") {
+                    c.push(invalid(
+                        "roleRef",
+                        &role_ref_go(&obj["roleRef"]),
+                        "cannot change roleRef",
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+    c
+}
+
+const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
+fn str_of(v: Option<&Value>) -> &str {
+    v.and_then(Value::as_str).unwrap_or("")
+}
+
+fn len_of(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => a.len(),
+        Value::Object(o) => o.len(),
+        _ => 0,
+    }
+}
+
+fn required(field: &str, detail: &str) -> Cause {
+    let message = if detail.is_empty() {
+        "Required value".to_string()
+    } else {
+        format!("Required value: {detail}")
+    };
+    Cause::new("FieldValueRequired", message, field)
+}
+
+fn invalid(field: &str, value: &str, detail: &str) -> Cause {
+    Cause::new(
+        "FieldValueInvalid",
+        format!("Invalid value: {value}: {detail}"),
+        field,
+    )
+}
+
+fn not_supported(field: &str, value: &str, supported: &[&str]) -> Cause {
+    let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
+    Cause::new(
+        "FieldValueNotSupported",
+        format!(
+            "Unsupported value: {value:?}: supported values: {}",
+            list.join(", ")
+        ),
+        field,
+    )
+}
+
+fn duplicate(field: &str, value: &str) -> Cause {
+    Cause::new(
+        "FieldValueDuplicate",
+        format!("Duplicate value: {value:?}"),
+        field,
+    )
+}
+
+/// Go's `%#v` of a `map[string]string` (keys sorted, as fmt prints maps).
+fn go_string_map(m: Option<&Map<String, Value>>) -> String {
+    match m {
+        None => "map[string]string(nil)".into(),
+        Some(m) => {
+            let mut pairs: Vec<(&String, &Value)> = m.iter().collect();
+            pairs.sort_by(|a, b| a.0.cmp(b.0));
+            let body: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| format!("{k:?}:{:?}", v.as_str().unwrap_or("")))
+                .collect();
+            format!("map[string]string{{{}}}", body.join(", "))
+        }
+    }
+}
+
+fn role_ref_go(r: &Value) -> String {
+    format!(
+        "rbac.RoleRef{{APIGroup:{:?}, Kind:{:?}, Name:{:?}}}",
+        str_of(r.get("apiGroup")),
+        str_of(r.get("kind")),
+        str_of(r.get("name"))
+    )
+}
+
+/// Whether `labels` satisfy a LabelSelector (matchLabels and matchExpressions).
+fn selector_matches(selector: &Value, labels: Option<&Map<String, Value>>) -> bool {
+    let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+    if let Some(ml) = selector.get("matchLabels").and_then(Value::as_object) {
+        if ml.iter().any(|(k, v)| get(k) != v.as_str()) {
+            return false;
+        }
+    }
+    if let Some(me) = selector.get("matchExpressions").and_then(Value::as_array) {
+        for e in me {
+            let key = str_of(e.get("key"));
+            let values: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let ok = match str_of(e.get("operator")) {
+                "In" => get(key).is_some_and(|v| values.contains(&v)),
+                "NotIn" => get(key).is_none_or(|v| !values.contains(&v)),
+                "Exists" => get(key).is_some(),
+                "DoesNotExist" => get(key).is_none(),
+                _ => false,
+            };
+            if !ok {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+fn deployment(spec: &Value, c: &mut Vec<Cause>) {
+    if let Some(r) = spec.get("replicas").and_then(Value::as_i64) {
+        if r < 0 {
+            c.push(invalid(
+                "spec.replicas",
+                &r.to_string(),
+                "must be greater than or equal to 0",
+            ));
+        }
+    }
+    let template = &spec["template"];
+    let labels = template["metadata"]["labels"].as_object();
+    match spec.get("selector").filter(|s| !s.is_null()) {
+        None => {
+            c.push(required("spec.selector", ""));
+            // A nil selector converts to "select nothing", which no labels match.
+            c.push(invalid(
+                "spec.template.metadata.labels",
+                &go_string_map(labels),
+                "`selector` does not match template `labels`",
+            ));
+        }
+        Some(sel) => {
+            if len_of(&sel["matchLabels"]) + len_of(&sel["matchExpressions"]) == 0 {
+                c.push(invalid(
+                    "spec.selector",
+                    &format!("{sel}"),
+                    "empty selector is invalid for deployment",
+                ));
+            } else if !selector_matches(sel, labels) {
+                c.push(invalid(
+                    "spec.template.metadata.labels",
+                    &go_string_map(labels),
+                    "`selector` does not match template `labels`",
+                ));
+            }
+        }
+    }
+    let pod = &template["spec"];
+    match pod.get("containers").and_then(Value::as_array) {
+        None => c.push(required("spec.template.spec.containers", "")),
+        Some(cs) if cs.is_empty() => c.push(required("spec.template.spec.containers", "")),
+        Some(cs) => containers("spec.template.spec.containers", cs, c),
+    }
+    if let Some(ics) = pod.get("initContainers").and_then(Value::as_array) {
+        containers("spec.template.spec.initContainers", ics, c);
+    }
+    if let Some(rp) = pod.get("restartPolicy").and_then(Value::as_str) {
+        if rp != "Always" {
+            c.push(not_supported(
+                "spec.template.spec.restartPolicy",
+                rp,
+                &["Always"],
+            ));
+        }
+    }
+}
+
+fn containers(path: &str, cs: &[Value], c: &mut Vec<Cause>) {
+    let mut seen = Vec::new();
+    for (i, ctr) in cs.iter().enumerate() {
+        let name = str_of(ctr.get("name"));
+        if name.is_empty() {
+            c.push(required(&format!("{path}[{i}].name"), ""));
+        } else if seen.contains(&name) {
+            c.push(duplicate(&format!("{path}[{i}].name"), name));
+        } else {
+            seen.push(name);
+        }
+        if str_of(ctr.get("image")).is_empty() {
+            c.push(required(&format!("{path}[{i}].image"), ""));
+        }
+    }
+}
+
+fn service(spec: &Value, c: &mut Vec<Cause>) {
+    let ty = str_of(spec.get("type"));
+    const TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
+    if !ty.is_empty() && !TYPES.contains(&ty) {
+        c.push(not_supported("spec.type", ty, TYPES));
+    }
+    let headless = str_of(spec.get("clusterIP")) == "None";
+    let ports = spec
+        .get("ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if ports.is_empty() && !headless && ty != "ExternalName" {
+        c.push(required("spec.ports", ""));
+    }
+    let require_name = ports.len() > 1;
+    let mut names = Vec::new();
+    for (i, p) in ports.iter().enumerate() {
+        let name = str_of(p.get("name"));
+        if require_name && name.is_empty() {
+            c.push(required(&format!("spec.ports[{i}].name"), ""));
+        } else if !name.is_empty() {
+            if names.contains(&name) {
+                c.push(duplicate(&format!("spec.ports[{i}].name"), name));
+            }
+            names.push(name);
+        }
+        let port = p.get("port").and_then(Value::as_i64).unwrap_or(0);
+        if !(1..=65535).contains(&port) {
+            c.push(invalid(
+                &format!("spec.ports[{i}].port"),
+                &port.to_string(),
+                "must be between 1 and 65535, inclusive",
+            ));
+        }
+        let proto = str_of(p.get("protocol"));
+        if !proto.is_empty() && !["SCTP", "TCP", "UDP"].contains(&proto) {
+            c.push(not_supported(
+                &format!("spec.ports[{i}].protocol"),
+                proto,
+                &["SCTP", "TCP", "UDP"],
+            ));
+        }
+    }
+}
+
+fn pdb(spec: &Value, c: &mut Vec<Cause>) {
+    let set = |k: &str| spec.get(k).is_some_and(|v| !v.is_null());
+    if set("minAvailable") && set("maxUnavailable") {
+        c.push(invalid(
+            "spec",
+            &format!("{spec}"),
+            "minAvailable and maxUnavailable cannot be both set",
+        ));
+    }
+}
+
+fn rules(rules: &Value, namespaced: bool, c: &mut Vec<Cause>) {
+    let Some(rules) = rules.as_array() else {
+        return;
+    };
+    for (i, r) in rules.iter().enumerate() {
+        let path = format!("rules[{i}]");
+        if len_of(&r["verbs"]) == 0 {
+            c.push(required(
+                &format!("{path}.verbs"),
+                "verbs must contain at least one value",
+            ));
+        }
+        if len_of(&r["nonResourceURLs"]) > 0 {
+            if namespaced {
+                c.push(invalid(
+                    &format!("{path}.nonResourceURLs"),
+                    &format!("{}", r["nonResourceURLs"]),
+                    "namespaced rules cannot apply to non-resource URLs",
+                ));
+            }
+            if len_of(&r["apiGroups"]) + len_of(&r["resources"]) + len_of(&r["resourceNames"]) > 0 {
+                c.push(invalid(
+                    &format!("{path}.nonResourceURLs"),
+                    &format!("{}", r["nonResourceURLs"]),
+                    "rules cannot apply to both regular resources and non-resource URLs",
+                ));
+            }
+            continue;
+        }
+        if len_of(&r["apiGroups"]) == 0 {
+            c.push(required(
+                &format!("{path}.apiGroups"),
+                "resource rules must supply at least one api group",
+            ));
+        }
+        if len_of(&r["resources"]) == 0 {
+            c.push(required(
+                &format!("{path}.resources"),
+                "resource rules must supply at least one resource",
+            ));
+        }
+    }
+}
+
+fn binding(b: Builtin, obj: &Value, c: &mut Vec<Cause>) {
+    let role_ref = &obj["roleRef"];
+    let group = str_of(role_ref.get("apiGroup"));
+    if group != RBAC_GROUP {
+        c.push(not_supported("roleRef.apiGroup", group, &[RBAC_GROUP]));
+    }
+    let kind = str_of(role_ref.get("kind"));
+    let kinds: &[&str] = if b == Builtin::ClusterRoleBinding {
+        &["ClusterRole"]
+    } else {
+        &["Role", "ClusterRole"]
+    };
+    if !kinds.contains(&kind) {
+        c.push(not_supported("roleRef.kind", kind, kinds));
+    }
+    if str_of(role_ref.get("name")).is_empty() {
+        c.push(required("roleRef.name", ""));
+    }
+    let allow_missing_ns = b == Builtin::RoleBinding;
+    let subjects = obj
+        .get("subjects")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for (i, s) in subjects.iter().enumerate() {
+        let path = format!("subjects[{i}]");
+        if str_of(s.get("name")).is_empty() {
+            c.push(required(&format!("{path}.name"), ""));
+        }
+        let group = str_of(s.get("apiGroup"));
+        match str_of(s.get("kind")) {
+            "ServiceAccount" => {
+                if !group.is_empty() {
+                    c.push(not_supported(&format!("{path}.apiGroup"), group, &[""]));
+                }
+                if !allow_missing_ns && str_of(s.get("namespace")).is_empty() {
+                    c.push(required(&format!("{path}.namespace"), ""));
+                }
+            }
+            "User" | "Group" => {
+                if group != RBAC_GROUP {
+                    c.push(not_supported(
+                        &format!("{path}.apiGroup"),
+                        group,
+                        &[RBAC_GROUP],
+                    ));
+                }
+            }
+            other => c.push(not_supported(
+                &format!("{path}.kind"),
+                other,
+                &["ServiceAccount", "User", "Group"],
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields_of(c: &[Cause]) -> Vec<String> {
+        c.iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect()
+    }
+
+    #[test]
+    fn deployment_selector_and_containers() {
+        let ok = json!({"spec": {"selector": {"matchLabels": {"app": "a"}}, "template": {
+            "metadata": {"labels": {"app": "a", "x": "y"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+        assert!(validate(Builtin::Deployment, &ok, None).is_empty());
+        let bad = json!({"spec": {"selector": {"matchLabels": {"app": "b"}}, "template": {
+            "metadata": {"labels": {"z": "1", "app": "a"}},
+            "spec": {"containers": [{"name": "c"}, {"name": "c", "image": "i"}]}}}});
+        assert_eq!(
+            fields_of(&validate(Builtin::Deployment, &bad, None)),
+            [
+                "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"a\", \"z\":\"1\"}: `selector` does not match template `labels`",
+                "spec.template.spec.containers[0].image: Required value",
+                "spec.template.spec.containers[1].name: Duplicate value: \"c\"",
+            ]
+        );
+        let none = json!({"spec": {}});
+        assert_eq!(
+            fields_of(&validate(Builtin::Deployment, &none, None)),
+            [
+                "spec.selector: Required value",
+                "spec.template.metadata.labels: Invalid value: map[string]string(nil): `selector` does not match template `labels`",
+                "spec.template.spec.containers: Required value",
+            ]
+        );
+    }
+
+    #[test]
+    fn selector_expressions() {
+        let l = json!({"a": "1", "b": "2"});
+        let l = l.as_object();
+        let sel = |e: Value| json!({"matchExpressions": [e]});
+        assert!(selector_matches(
+            &sel(json!({"key": "a", "operator": "In", "values": ["1"]})),
+            l
+        ));
+        assert!(!selector_matches(
+            &sel(json!({"key": "a", "operator": "NotIn", "values": ["1"]})),
+            l
+        ));
+        assert!(selector_matches(
+            &sel(json!({"key": "c", "operator": "DoesNotExist"})),
+            l
+        ));
+        assert!(!selector_matches(
+            &sel(json!({"key": "c", "operator": "Exists"})),
+            l
+        ));
+    }
+
+    #[test]
+    fn rbac_rules_and_bindings() {
+        let role =
+            json!({"rules": [{"apiGroups": [""], "resources": ["secrets"]}, {"verbs": ["get"]}]});
+        assert_eq!(
+            fields_of(&validate(Builtin::Role, &role, None)),
+            [
+                "rules[0].verbs: Required value: verbs must contain at least one value",
+                "rules[1].apiGroups: Required value: resource rules must supply at least one api group",
+                "rules[1].resources: Required value: resource rules must supply at least one resource",
+            ]
+        );
+        let mut crb = json!({"roleRef": {"kind": "Role", "name": "r"},
+            "subjects": [{"kind": "ServiceAccount", "name": "sa"}, {"kind": "User", "name": "u"}]});
+        default(Builtin::ClusterRoleBinding, &mut crb);
+        assert_eq!(crb["roleRef"]["apiGroup"], RBAC_GROUP);
+        assert_eq!(crb["subjects"][1]["apiGroup"], RBAC_GROUP);
+        assert_eq!(
+            fields_of(&validate(Builtin::ClusterRoleBinding, &crb, None)),
+            [
+                "roleRef.kind: Unsupported value: \"Role\": supported values: \"ClusterRole\"",
+                "subjects[0].namespace: Required value",
+            ]
+        );
+        let old = json!({"roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": "other"}});
+        let rb = json!({"roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": "r"}});
+        assert_eq!(
+            fields_of(&validate(Builtin::RoleBinding, &rb, Some(&old))),
+            ["roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"Role\", Name:\"r\"}: cannot change roleRef"]
+        );
+    }
+
+    #[test]
+    fn service_ports() {
+        let svc = json!({"spec": {"ports": [{"port": 80}, {"name": "b", "port": 0, "protocol": "HTTP"}]}});
+        assert_eq!(
+            fields_of(&validate(Builtin::Service, &svc, None)),
+            [
+                "spec.ports[0].name: Required value",
+                "spec.ports[1].port: Invalid value: 0: must be between 1 and 65535, inclusive",
+                "spec.ports[1].protocol: Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\"",
+            ]
+        );
+        let headless = json!({"spec": {"clusterIP": "None"}});
+        assert!(validate(Builtin::Service, &headless, None).is_empty());
+        assert_eq!(
+            fields_of(&validate(Builtin::Service, &json!({"spec": {}}), None)),
+            ["spec.ports: Required value"]
+        );
+    }
+}
