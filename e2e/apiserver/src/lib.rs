@@ -26,6 +26,7 @@ pub mod http;
 pub mod kubeconfig;
 pub mod meta;
 pub mod openapi;
+pub mod protobuf;
 pub mod resources;
 pub mod selectors;
 pub mod state;

@@ -90,6 +90,19 @@ pub fn write_opts(req: &Request, kind: &str) -> ApiResult<WriteOpts> {
     })
 }
 
+/// Decode a create/update body: protobuf (built-ins only) or JSON. Protobuf has no strict
+/// decoding (unknown fields are dropped by the decoder), so it yields no warnings.
+fn decode_body(
+    req: &Request,
+    t: &Target,
+    fv: FieldValidation,
+) -> ApiResult<(Value, Vec<String>)> {
+    if req.content_type() == crate::protobuf::MEDIA_TYPE {
+        return Ok((crate::protobuf::decode(&t.info, &req.body)?, Vec::new()));
+    }
+    decode_json(req, &t.info.kind, fv)
+}
+
 /// Decode a JSON body, handling duplicate fields per `fieldValidation`.
 fn decode_json(
     req: &Request,
@@ -477,7 +490,7 @@ pub fn after_commit(inner: &mut Inner, key: &StoreKey) {
 
 pub fn create(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Reply> {
     let opts = write_opts(req, "CreateOptions")?;
-    let (mut obj, mut warnings) = decode_json(req, &t.info.kind, opts.fv)?;
+    let (mut obj, mut warnings) = decode_body(req, t, opts.fv)?;
     check_type_meta(t, &mut obj)?;
     check_name_ns(t, &mut obj, false)?;
     warnings.extend(prune_unknown(t, &mut obj, opts.fv)?);
@@ -593,7 +606,7 @@ pub fn create_locked(
 
 pub fn update(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Reply> {
     let opts = write_opts(req, "UpdateOptions")?;
-    let (mut obj, mut warnings) = decode_json(req, &t.info.kind, opts.fv)?;
+    let (mut obj, mut warnings) = decode_body(req, t, opts.fv)?;
     check_type_meta(t, &mut obj)?;
     check_name_ns(t, &mut obj, true)?;
     warnings.extend(prune_unknown(t, &mut obj, opts.fv)?);

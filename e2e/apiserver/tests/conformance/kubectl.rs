@@ -10,6 +10,8 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod protobuf;
+
 struct Kubectl {
     bin: PathBuf,
     kubeconfig: PathBuf,

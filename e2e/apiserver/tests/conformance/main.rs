@@ -11,5 +11,6 @@ mod events;
 mod hooks;
 mod kubectl;
 mod patching;
+mod protobuf;
 mod validation;
 mod watching;
