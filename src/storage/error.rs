@@ -205,9 +205,10 @@ pub fn classify(f: &Facts<'_>) -> ErrorKind {
             "AccessDenied" if message.contains("Invalid signature") => {
                 return ErrorKind::SignatureDoesNotMatch
             }
-            "AccessDenied" | "AllAccessDisabled" | "AccountProblem" | "Forbidden" => {
-                return ErrorKind::AccessDenied
-            }
+            // Ceph RGW answers every request of a suspended user (`radosgw-admin user suspend`)
+            // 403 UserSuspended: the key is known and the signature valid, access is refused.
+            "AccessDenied" | "AllAccessDisabled" | "AccountProblem" | "Forbidden"
+            | "UserSuspended" => return ErrorKind::AccessDenied,
             "NoSuchBucket" => return ErrorKind::NoSuchBucket,
             "NoSuchKey" | "NoSuchVersion" => return ErrorKind::NotFound,
             "NotFound" if f.target == Target::Bucket => return ErrorKind::NoSuchBucket,
@@ -477,6 +478,8 @@ mod tests {
             ("an expired session token is ExpiredToken", resp(400, Some("ExpiredToken"), None), ExpiredToken),
             ("a plain AccessDenied stays AccessDenied", resp(403, Some("AccessDenied"), Some("Access Denied")), AccessDenied),
             ("a 403 without a code (HEAD) is AccessDenied", resp(403, None, None), AccessDenied),
+            ("a suspended user on Ceph RGW 16.2.15 (403 UserSuspended, empty message; tests/storage_rgw.rs) is AccessDenied", resp(403, Some("UserSuspended"), None), AccessDenied),
+            ("UserSuspended is AccessDenied whatever the status", resp(400, Some("UserSuspended"), None), AccessDenied),
             ("a missing bucket is NoSuchBucket", resp(404, Some("NoSuchBucket"), None), NoSuchBucket),
             ("a bucket missing from the index with HTTP 500 is still NoSuchBucket", resp(500, Some("NoSuchBucket"), None), NoSuchBucket),
             ("a 404 on a bucket-level HEAD is NoSuchBucket", on_bucket(resp(404, Some("NotFound"), None)), NoSuchBucket),
