@@ -217,9 +217,9 @@ fn operator_log_dir(output: &str) -> PathBuf {
 }
 
 #[test]
-fn the_binary_plays_the_story_with_plain_output_and_cleans_up() {
+fn the_binary_plays_the_story_and_the_restore_with_plain_output_and_cleans_up() {
     let output = Command::new(env!("CARGO_BIN_EXE_castellan"))
-        .args(["demo", "--artifacts", "3", "--size", "16KiB"])
+        .args(["demo", "--artifacts", "3", "--size", "16KiB", "--restore"])
         .output()
         .expect("run castellan demo");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -238,6 +238,21 @@ fn the_binary_plays_the_story_with_plain_output_and_cleans_up() {
     let am = printed_table(&stdout, "kubectl get am -n demo");
     assert_eq!(am.len(), 4, "{stdout}");
     assert!(stdout.contains("3/3 mappings on backend-b"), "{stdout}");
+    // --restore: backend-a comes back only after successThreshold good probes, then the
+    // mappings return to it.
+    let restored = stdout
+        .split("the old key is restored")
+        .nth(1)
+        .expect("step 7 is played");
+    assert!(
+        restored.contains("backend-a Ready=True (Validated)"),
+        "{stdout}"
+    );
+    assert!(
+        restored.contains("3/3 mappings Ready=True (Declared), served by backend-a again"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("returned home"), "{stdout}");
     let dir = operator_log_dir(&stdout);
     assert!(!dir.exists(), "{} is removed at exit", dir.display());
 }

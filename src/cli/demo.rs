@@ -11,9 +11,9 @@ use crate::demo::{self, DemoOptions};
 /// Flags of `castellan demo`.
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Artifacts to upload before the rotation. The default (50 of 256 KiB) plays the whole
-    /// story in well under a minute on two cores while keeping the progress display visible.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// Artifacts to upload before the rotation. The default (200 of 256 KiB, 50 MiB) plays the
+    /// story in about ten seconds on two cores, long enough to watch the re-verification.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub artifacts: u32,
     /// Size of each artifact, e.g. 256KiB, 4MiB, 1000 (bytes).
     #[arg(long, default_value = "256KiB", value_parser = parse_size, value_name = "SIZE")]
@@ -22,6 +22,10 @@ pub struct DemoArgs {
     /// with kubectl and `castellan get`.
     #[arg(long)]
     pub keep: bool,
+    /// After the story, restore the revoked key: backend-a is Ready again after
+    /// successThreshold good probes and the mappings return home (adds a few seconds).
+    #[arg(long)]
+    pub restore: bool,
     /// No colours and no progress bar (also when stdout is not a terminal, or NO_COLOR is set).
     #[arg(long)]
     pub no_color: bool,
@@ -70,6 +74,7 @@ impl DemoArgs {
         DemoOptions {
             artifacts: self.artifacts as usize,
             size: self.size,
+            restore: self.restore,
             keep: self.keep,
             color: fancy,
             live: fancy,
@@ -128,7 +133,7 @@ mod tests {
     #[test]
     fn defaults_finish_quickly_and_plain_output_has_no_colour() {
         let args = parse(&[]).unwrap();
-        assert_eq!((args.artifacts, args.size), (50, 256 * 1024));
+        assert_eq!((args.artifacts, args.size), (200, 256 * 1024));
         let piped = args.options(false);
         assert!(!piped.color && !piped.live);
         let args = parse(&["--no-color", "--artifacts", "3", "--size", "1KiB"]).unwrap();

@@ -17,9 +17,11 @@ use super::display::Console;
 use super::env::Environment;
 use super::observe::{BackendHealth, Counts, Observer};
 use super::{report, scrape, Download, Summary, BUCKET, NAMESPACE};
+use crate::api::condition;
 use crate::api::reasons::{backend_reason, mapping_condition, mapping_reason};
 use crate::api::StorageBackend;
 use crate::digest::Digest;
+use crate::mapping::decide::MappingState;
 use crate::transfer::{self, GetOptions, PutOptions};
 
 pub const BACKEND_A: &str = "backend-a";
@@ -63,6 +65,8 @@ pub struct Story<'e, W: std::io::Write> {
     pub console: Console<W>,
     pub artifacts: usize,
     pub size: usize,
+    /// Play step 7: restore the old key and watch the mappings return home.
+    pub restore_key: bool,
     k1: Key,
     k2: Key,
     digests: Vec<Digest>,
@@ -83,6 +87,7 @@ impl<'e, W: std::io::Write> Story<'e, W> {
             console,
             artifacts,
             size,
+            restore_key: false,
             k1: Key::issue("AKIACASTELLANDEMO0001"),
             k2: Key::issue("AKIACASTELLANDEMO0002"),
             digests: Vec::new(),
@@ -99,6 +104,9 @@ impl<'e, W: std::io::Write> Story<'e, W> {
         let rotation = self.revoke().await?;
         let mut summary = self.result(rotation).await?;
         summary.download = self.download().await?;
+        if self.restore_key {
+            summary.returned_home = Some(self.restore().await?);
+        }
         summary.total = started.elapsed();
         Ok(summary)
     }
@@ -331,74 +339,7 @@ impl<'e, W: std::io::Write> Story<'e, W> {
             s.cyan(&self.k1.id)
         ));
 
-        let mut seen: BTreeMap<String, BackendHealth> = self
-            .observer
-            .backends()
-            .iter()
-            .map(|b| (b.name_any(), BackendHealth::of(b)))
-            .collect();
-        let mut invalid_after = None;
-        let mut first_stranded = false;
-        let mut peak_stranded = 0;
-        self.console.start_progress(n as u64);
-        loop {
-            for backend in self.observer.backends() {
-                let name = backend.name_any();
-                let health = BackendHealth::of(&backend);
-                if seen.get(&name) != Some(&health) {
-                    if name == BACKEND_A && health.is_not_ready() && invalid_after.is_none() {
-                        invalid_after = Some(revoked_at.elapsed());
-                    }
-                    let line = self.health_line(&name, &health);
-                    self.console.event(&line);
-                    seen.insert(name, health);
-                }
-            }
-            let counts = self.observer.counts(BACKEND_B);
-            peak_stranded = peak_stranded.max(counts.stranded);
-            if counts.stranded > 0 && !first_stranded {
-                first_stranded = true;
-                let example = self.observer.mappings().into_iter().find(|m| {
-                    crate::mapping::decide::MappingState::of(m)
-                        == crate::mapping::decide::MappingState::Stranded
-                });
-                let reason = example
-                    .as_ref()
-                    .and_then(|m| m.status.as_ref())
-                    .and_then(|st| {
-                        crate::api::condition::find(&st.conditions, mapping_condition::STRANDED)
-                    })
-                    .map(|c| c.reason.clone())
-                    .unwrap_or_default();
-                let why = if reason.is_empty() {
-                    "served by backend-a, which is no longer Ready".to_string()
-                } else {
-                    format!("Stranded=True, {reason}")
-                };
-                self.console.event(&format!(
-                    "{} mappings stranded ({why}); the operator re-verifies their digests on the other backends",
-                    counts.stranded
-                ));
-            }
-            self.console.set_progress(
-                counts.reassigned as u64,
-                n as u64,
-                &progress_message(&counts, revoked_at.elapsed()),
-            );
-            if counts.reassigned == n {
-                break;
-            }
-            if let Some(why) = self.env.operator_stopped() {
-                anyhow::bail!("{why}");
-            }
-            anyhow::ensure!(
-                revoked_at.elapsed() < STEP_TIMEOUT,
-                "not every mapping was reassigned within {STEP_TIMEOUT:?}: {counts:?}"
-            );
-            tokio::time::sleep(super::observe::TICK).await;
-        }
-        let reassigned_after = revoked_at.elapsed();
-        self.console.finish_progress();
+        let marks = self.follow(revoked_at, BACKEND_B, |c| c.reassigned).await?;
         self.console.event(&format!(
             "{n}/{n} mappings Ready={} ({}), served by {} {}",
             s.status("True"),
@@ -406,15 +347,133 @@ impl<'e, W: std::io::Write> Story<'e, W> {
             s.bold(BACKEND_B),
             s.dim(&format!(
                 "({} after the revoke)",
-                report::seconds(reassigned_after)
+                report::seconds(marks.done_after)
             ))
         ));
         Ok(Rotation {
             log_mark,
-            invalid_after: invalid_after.unwrap_or(reassigned_after),
-            reassigned_after,
-            peak_stranded,
+            invalid_after: marks.not_ready_after.unwrap_or(marks.done_after),
+            reassigned_after: marks.done_after,
+            peak_stranded: marks.peak_stranded,
         })
+    }
+
+    /// Watches backends and mappings from `since` until `goal(counts)` mappings (of all) are
+    /// where they should be, printing backend transitions, the first stranding and progress.
+    /// `target` is the backend the mappings are moving to.
+    async fn follow(
+        &mut self,
+        since: Instant,
+        target: &str,
+        goal: impl Fn(&Counts) -> usize,
+    ) -> anyhow::Result<Marks> {
+        let n = self.artifacts;
+        let mut seen: BTreeMap<String, (BackendHealth, i32)> = self
+            .observer
+            .backends()
+            .iter()
+            .map(|b| (b.name_any(), (BackendHealth::of(b), successes(b))))
+            .collect();
+        let mut marks = Marks::default();
+        let mut first_stranded = false;
+        self.console.start_progress(n as u64);
+        loop {
+            for backend in self.observer.backends() {
+                let name = backend.name_any();
+                let health = BackendHealth::of(&backend);
+                let good = successes(&backend);
+                let before = seen.get(&name).cloned();
+                if before.as_ref().map(|b| &b.0) != Some(&health) {
+                    if health.is_not_ready() && marks.not_ready_after.is_none() {
+                        marks.not_ready_after = Some(since.elapsed());
+                    }
+                    let line = self.health_line(&name, &health);
+                    self.console.event(&line);
+                } else if !health.is_ready() && good > 0 && before.is_some_and(|b| b.1 != good) {
+                    let threshold = backend.spec.validation.success_threshold;
+                    self.console.event(&format!(
+                        "{} passed {good} probe(s) in a row; Ready again after successThreshold={threshold}",
+                        self.console.style.bold(&name)
+                    ));
+                }
+                seen.insert(name, (health, good));
+            }
+            let counts = self.observer.counts(target);
+            marks.peak_stranded = marks.peak_stranded.max(counts.stranded);
+            if counts.stranded > 0 && !first_stranded {
+                first_stranded = true;
+                self.console.event(&format!(
+                    "{} mappings stranded ({}); the operator re-verifies their digests on the other backends",
+                    counts.stranded,
+                    self.stranded_why()
+                ));
+            }
+            let done = goal(&counts);
+            self.console.set_progress(
+                done as u64,
+                n as u64,
+                &progress_message(target, &counts, since.elapsed()),
+            );
+            if done == n {
+                break;
+            }
+            if let Some(why) = self.env.operator_stopped() {
+                anyhow::bail!("{why}");
+            }
+            anyhow::ensure!(
+                since.elapsed() < STEP_TIMEOUT,
+                "not every mapping reached {target} within {STEP_TIMEOUT:?}: {counts:?}"
+            );
+            tokio::time::sleep(super::observe::TICK).await;
+        }
+        marks.done_after = since.elapsed();
+        self.console.finish_progress();
+        Ok(marks)
+    }
+
+    /// Why mappings are stranded, from the first stranded mapping's status.
+    fn stranded_why(&self) -> String {
+        let reason = self
+            .observer
+            .mappings()
+            .iter()
+            .filter(|m| MappingState::of(m) == MappingState::Stranded)
+            .find_map(|m| {
+                let status = m.status.as_ref()?;
+                condition::find(&status.conditions, mapping_condition::STRANDED)
+                    .map(|c| c.reason.clone())
+            });
+        match reason {
+            Some(reason) => format!("Stranded=True, {reason}"),
+            None => "served by a backend that is no longer Ready".to_string(),
+        }
+    }
+
+    /// Step 7 (`--restore`): the old key comes back; after `successThreshold` good probes
+    /// backend-a is Ready again and the mappings return to their declared backend.
+    async fn restore(&mut self) -> anyhow::Result<Duration> {
+        let n = self.artifacts;
+        self.console
+            .step(7, "the old key is restored: mappings return home");
+        let restored_at = Instant::now();
+        self.env.s3.keys().add(&self.k1.id, &self.k1.secret);
+        let s = self.console.style;
+        self.console.event(&format!(
+            "S3 server accepts access key {} again",
+            s.cyan(&self.k1.id)
+        ));
+        let marks = self.follow(restored_at, BACKEND_A, |c| c.declared).await?;
+        self.console.event(&format!(
+            "{n}/{n} mappings Ready={} ({}), served by {} again {}",
+            s.status("True"),
+            mapping_reason::DECLARED,
+            s.bold(BACKEND_A),
+            s.dim(&format!(
+                "({} after the restore)",
+                report::seconds(marks.done_after)
+            ))
+        ));
+        Ok(marks.done_after)
     }
 
     /// Step 6: one artifact downloaded the way `castellan get` does it, after the rotation.
@@ -580,11 +639,30 @@ impl<'e, W: std::io::Write> Story<'e, W> {
             api_writes: writes,
             sample: self.sample.as_ref().map(|(d, _)| d.clone()),
             download: None,
+            returned_home: None,
             backends,
             mappings,
             total: Duration::ZERO,
         })
     }
+}
+
+/// What [`Story::follow`] saw.
+#[derive(Default)]
+struct Marks {
+    /// First time a backend was seen `Ready=False`.
+    not_ready_after: Option<Duration>,
+    /// Every mapping arrived.
+    done_after: Duration,
+    peak_stranded: usize,
+}
+
+/// `status.consecutiveSuccesses` of a backend.
+fn successes(backend: &StorageBackend) -> i32 {
+    backend
+        .status
+        .as_ref()
+        .map_or(0, |s| s.consecutive_successes)
 }
 
 /// Marks taken during the revoke step.
@@ -596,14 +674,17 @@ pub struct Rotation {
     peak_stranded: usize,
 }
 
-/// `stranded 12 · reassigned 30 (7.5 MiB re-verified) · 2.1s`.
-fn progress_message(counts: &Counts, elapsed: Duration) -> String {
-    format!(
-        "reassigned to backend-b · {} stranded · {} re-verified · {}",
-        counts.stranded,
-        report::bytes(counts.reassigned_bytes),
-        report::seconds(elapsed)
-    )
+/// `on backend-b · 12 stranded · 7.5 MiB verified · 2.1s` (short: the bar shares the line).
+fn progress_message(target: &str, counts: &Counts, elapsed: Duration) -> String {
+    let mut text = format!("on {target} · {} stranded", counts.stranded);
+    if counts.reassigned_bytes > 0 {
+        text.push_str(&format!(
+            " · {} verified",
+            report::bytes(counts.reassigned_bytes)
+        ));
+    }
+    text.push_str(&format!(" · {}", report::seconds(elapsed)));
+    text
 }
 
 /// Writes in `log`, keyed `resource` or `resource/subresource`.
