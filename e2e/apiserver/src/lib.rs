@@ -26,6 +26,7 @@ pub mod http;
 pub mod kubeconfig;
 pub mod meta;
 pub mod openapi;
+pub mod openapi_schemas;
 pub mod protobuf;
 pub mod resources;
 pub mod selectors;

@@ -122,21 +122,9 @@ pub fn document(reg: &Registry, group: &str, version: &str) -> Option<Value> {
                 operations(r, true, true),
             );
         }
-        let gvk = json!([{"group": r.group, "version": r.version, "kind": r.kind}]);
-        let mut schema = match r.custom() {
-            Some(c) if c.raw_schema.is_object() => (*c.raw_schema).clone(),
-            _ => json!({"type": "object"}),
-        };
-        if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
-            props
-                .entry("apiVersion")
-                .or_insert(json!({"type": "string"}));
-            props.entry("kind").or_insert(json!({"type": "string"}));
-            props.insert("metadata".into(), json!({"type": "object"}));
-        }
-        schema["x-kubernetes-group-version-kind"] = gvk;
-        schemas.insert(schema_name(r), schema);
+        schemas.insert(schema_name(r), crate::openapi_schemas::resource(r));
     }
+    schemas.extend(crate::openapi_schemas::meta().clone());
     Some(json!({
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": crate::discovery::GIT_VERSION},

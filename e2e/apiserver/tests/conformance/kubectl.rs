@@ -10,6 +10,7 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod explain;
 mod protobuf;
 
 struct Kubectl {
