@@ -163,7 +163,7 @@ async fn the_story_moves_every_mapping_to_backend_b_after_verifying_it() {
         let b = backend(&row[0]);
         let status = b.status.as_ref().unwrap();
         let (ready, reason) = ready(&status.conditions);
-        let counts = status.mappings.clone().unwrap();
+        let counts = status.mappings.unwrap();
         let serving_now = summary
             .mappings
             .iter()
