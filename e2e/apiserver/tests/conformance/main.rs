@@ -3,6 +3,7 @@
 //! of `docs/apiserver-contract.md`, driven through kube-rs (and kubectl for
 //! the (K) items, in `kubectl.rs`).
 
+mod builtins;
 mod common;
 mod crud;
 mod deletion;

@@ -1,0 +1,596 @@
+//! The built-in kinds a Helm chart installs (ServiceAccount, Service, Deployment,
+//! PodDisruptionBudget, RBAC): discovery, CRUD with the real strategies (status reset,
+//! generation), the real server's 422s, watch, and kubectl apply of a chart-like manifest.
+
+use crate::common::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::discovery::{Discovery, Scope};
+use kube::ResourceExt;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn deployment(name: &str, selector: &str, label: &str) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": selector}},
+            "template": {
+                "metadata": {"labels": {"app": label}},
+                "spec": {"containers": [{"name": "main", "image": "example/app:1"}]}
+            }
+        },
+        "status": {"replicas": 7}
+    }))
+    .unwrap()
+}
+
+fn causes(s: &kube::core::Status) -> Vec<(String, String)> {
+    s.details
+        .as_ref()
+        .map(|d| {
+            d.causes
+                .iter()
+                .map(|c| (c.field.clone(), c.message.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn chart_kinds_are_discovered_with_scope_and_subresources() {
+    let (_server, client) = setup().await;
+    let discovery = Discovery::new(client).run_aggregated().await.unwrap();
+    let find = |group: &str, kind: &str| {
+        discovery
+            .groups()
+            .filter(|g| g.name() == group)
+            .flat_map(|g| g.recommended_resources())
+            .find(|(ar, _)| ar.kind == kind)
+            .unwrap_or_else(|| panic!("{group}/{kind} not discovered"))
+    };
+    for (group, kind, plural, namespaced) in [
+        ("", "ServiceAccount", "serviceaccounts", true),
+        ("", "Service", "services", true),
+        ("apps", "Deployment", "deployments", true),
+        (
+            "policy",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+            true,
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "ClusterRole",
+            "clusterroles",
+            false,
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            false,
+        ),
+        ("rbac.authorization.k8s.io", "Role", "roles", true),
+        (
+            "rbac.authorization.k8s.io",
+            "RoleBinding",
+            "rolebindings",
+            true,
+        ),
+    ] {
+        let (ar, caps) = find(group, kind);
+        assert_eq!(ar.plural, plural);
+        assert_eq!(caps.scope == Scope::Namespaced, namespaced, "{kind}");
+    }
+    let (_, deploy) = find("apps", "Deployment");
+    assert!(deploy
+        .subresources
+        .iter()
+        .any(|(ar, _)| ar.plural == "status"));
+}
+
+#[tokio::test]
+async fn deployment_create_drops_status_and_sets_generation_one() {
+    let (_server, client) = setup().await;
+    let api: Api<Deployment> = Api::namespaced(client, "default");
+    let d = api
+        .create(&PostParams::default(), &deployment("web", "web", "web"))
+        .await
+        .unwrap();
+    assert_eq!(d.metadata.generation, Some(1));
+    let raw = serde_json::to_value(&d).unwrap();
+    assert_eq!(raw["status"], json!({}), "PrepareForCreate resets status");
+}
+
+#[tokio::test]
+async fn deployment_generation_bumps_on_spec_and_annotations_not_on_status() {
+    let (_server, client) = setup().await;
+    let api: Api<Deployment> = Api::namespaced(client, "default");
+    api.create(&PostParams::default(), &deployment("web", "web", "web"))
+        .await
+        .unwrap();
+    let pp = PatchParams::default();
+    let d = api
+        .patch("web", &pp, &Patch::Merge(json!({"spec": {"replicas": 3}})))
+        .await
+        .unwrap();
+    assert_eq!(d.metadata.generation, Some(2));
+    let d = api
+        .patch(
+            "web",
+            &pp,
+            &Patch::Merge(json!({"metadata": {"annotations": {"a": "b"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.metadata.generation, Some(3), "annotations bump it too");
+    let d = api
+        .patch(
+            "web",
+            &pp,
+            &Patch::Merge(json!({"metadata": {"labels": {"l": "v"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.metadata.generation, Some(3), "labels do not");
+    // Status through the main endpoint is ignored; through /status it is written.
+    let d = api
+        .patch(
+            "web",
+            &pp,
+            &Patch::Merge(json!({"status": {"replicas": 9}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.status.and_then(|s| s.replicas), None);
+    let d = api
+        .patch_status(
+            "web",
+            &pp,
+            &Patch::Merge(json!({"status": {"observedGeneration": 3, "replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.metadata.generation, Some(3));
+    assert_eq!(d.status.and_then(|s| s.replicas), Some(3));
+}
+
+#[tokio::test]
+async fn deployment_selector_must_match_template_labels_422() {
+    let (_server, client) = setup().await;
+    let api: Api<Deployment> = Api::namespaced(client, "default");
+    let err = api
+        .create(&PostParams::default(), &deployment("web", "web", "other"))
+        .await
+        .map_err(api_err)
+        .unwrap_err();
+    assert_eq!(err.code, 422);
+    assert_eq!(err.reason, "Invalid");
+    assert_eq!(
+        err.message,
+        "Deployment.apps \"web\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"other\"}: `selector` does not match template `labels`"
+    );
+    let mut no_containers = deployment("web", "web", "web");
+    no_containers
+        .spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers
+        .clear();
+    let err = api
+        .create(&PostParams::default(), &no_containers)
+        .await
+        .map_err(api_err)
+        .unwrap_err();
+    assert_eq!(
+        causes(&err),
+        [(
+            "spec.template.spec.containers".to_string(),
+            "Required value".to_string()
+        )]
+    );
+}
+
+#[tokio::test]
+async fn service_requires_ports_and_valid_port_numbers_422() {
+    let (_server, client) = setup().await;
+    let api: Api<Service> = Api::namespaced(client, "default");
+    let svc = |spec: Value| -> Service {
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "metrics"}, "spec": spec}))
+        .unwrap()
+    };
+    let err = api
+        .create(
+            &PostParams::default(),
+            &svc(json!({"selector": {"app": "a"}})),
+        )
+        .await
+        .map_err(api_err)
+        .unwrap_err();
+    assert_eq!(
+        err.message,
+        "Service \"metrics\" is invalid: spec.ports: Required value"
+    );
+    let err = api
+        .create(
+            &PostParams::default(),
+            &svc(json!({"ports": [{"name": "a", "port": 80}, {"port": 70000}]})),
+        )
+        .await
+        .map_err(api_err)
+        .unwrap_err();
+    assert_eq!(
+        causes(&err),
+        [
+            (
+                "spec.ports[1].name".to_string(),
+                "Required value".to_string()
+            ),
+            (
+                "spec.ports[1].port".to_string(),
+                "Invalid value: 70000: must be between 1 and 65535, inclusive".to_string()
+            ),
+        ]
+    );
+    let created = api
+        .create(
+            &PostParams::default(),
+            &svc(json!({"ports": [{"name": "metrics", "port": 9090}]})),
+        )
+        .await
+        .unwrap();
+    let raw = serde_json::to_value(&created).unwrap();
+    assert_eq!(raw["status"], json!({"loadBalancer": {}}));
+    assert_eq!(
+        created.metadata.generation, None,
+        "Services have no generation"
+    );
+}
+
+#[tokio::test]
+async fn rbac_rules_need_verbs_and_role_ref_is_immutable() {
+    let (_server, client) = setup().await;
+    let roles: Api<Role> = Api::namespaced(client.clone(), "default");
+    let role: Role = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "reader"},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": []}]
+    }))
+    .unwrap();
+    let err = roles
+        .create(&PostParams::default(), &role)
+        .await
+        .map_err(api_err)
+        .unwrap_err();
+    assert_eq!(
+        err.message,
+        "Role.rbac.authorization.k8s.io \"reader\" is invalid: rules[0].verbs: Required value: verbs must contain at least one value"
+    );
+
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), "default");
+    let binding = |role: &str| -> RoleBinding {
+        serde_json::from_value(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "readers"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": "castellan"}]
+        }))
+        .unwrap()
+    };
+    let created = bindings
+        .create(&PostParams::default(), &binding("reader"))
+        .await
+        .unwrap();
+    let mut changed = binding("writer");
+    changed.metadata.resource_version = created.metadata.resource_version.clone();
+    let err = bindings
+        .replace("readers", &PostParams::default(), &changed)
+        .await
+        .map_err(api_err)
+        .unwrap_err();
+    assert_eq!(
+        err.message,
+        "RoleBinding.rbac.authorization.k8s.io \"readers\" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"Role\", Name:\"writer\"}: cannot change roleRef"
+    );
+
+    // A ClusterRoleBinding may only bind a ClusterRole, and a ServiceAccount subject needs a
+    // namespace there.
+    let crbs: Api<ClusterRoleBinding> = Api::all(client);
+    let crb: ClusterRoleBinding = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "castellan"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "castellan"}]
+    }))
+    .unwrap();
+    let err = crbs
+        .create(&PostParams::default(), &crb)
+        .await
+        .map_err(api_err)
+        .unwrap_err();
+    assert_eq!(
+        causes(&err),
+        [
+            (
+                "roleRef.kind".to_string(),
+                "Unsupported value: \"Role\": supported values: \"ClusterRole\"".to_string()
+            ),
+            (
+                "subjects[0].namespace".to_string(),
+                "Required value".to_string()
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn pdb_min_available_and_max_unavailable_are_exclusive() {
+    let (_server, client) = setup().await;
+    let api: Api<PodDisruptionBudget> = Api::namespaced(client, "default");
+    let pdb = |spec: Value| -> PodDisruptionBudget {
+        serde_json::from_value(
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": "castellan"}, "spec": spec}),
+        )
+        .unwrap()
+    };
+    let err = api
+        .create(
+            &PostParams::default(),
+            &pdb(json!({"minAvailable": 1, "maxUnavailable": 1, "selector": {"matchLabels": {"a": "b"}}})),
+        )
+        .await
+        .map_err(api_err)
+        .unwrap_err();
+    assert_eq!(err.code, 422);
+    assert!(
+        err.message
+            .ends_with("minAvailable and maxUnavailable cannot be both set"),
+        "{}",
+        err.message
+    );
+    let created = api
+        .create(
+            &PostParams::default(),
+            &pdb(json!({"minAvailable": 1, "selector": {"matchLabels": {"a": "b"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    let status = created.status.unwrap();
+    assert_eq!(
+        (
+            status.current_healthy,
+            status.desired_healthy,
+            status.disruptions_allowed,
+            status.expected_pods
+        ),
+        (0, 0, 0, 0)
+    );
+}
+
+#[tokio::test]
+async fn service_account_watch_sees_create_and_delete() {
+    let (_server, client) = setup().await;
+    let api: Api<ServiceAccount> = Api::namespaced(client, "default");
+    let list = api.list(&ListParams::default()).await.unwrap();
+    let rv = list.metadata.resource_version.unwrap();
+    let mut stream = Box::pin(
+        api.watch(&WatchParams::default().timeout(10), &rv)
+            .await
+            .unwrap(),
+    );
+    let sa: ServiceAccount =
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "castellan"}, "automountServiceAccountToken": true}))
+        .unwrap();
+    api.create(&PostParams::default(), &sa).await.unwrap();
+    api.delete("castellan", &Default::default()).await.unwrap();
+    use futures::StreamExt;
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let ev = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("watch event")
+            .expect("stream open")
+            .unwrap();
+        match ev {
+            WatchEvent::Added(o) => seen.push(format!("ADDED {}", o.name_any())),
+            WatchEvent::Deleted(o) => seen.push(format!("DELETED {}", o.name_any())),
+            _ => {}
+        }
+    }
+    assert_eq!(seen, ["ADDED castellan", "DELETED castellan"]);
+}
+
+#[tokio::test]
+async fn strategic_merge_patch_on_role_merges_like_a_json_merge() {
+    let (_server, client) = setup().await;
+    let roles: Api<Role> = Api::namespaced(client, "default");
+    let role: Role = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "reader", "labels": {"a": "1"}},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+    }))
+    .unwrap();
+    roles.create(&PostParams::default(), &role).await.unwrap();
+    // PolicyRule lists have no patch strategy: the list is replaced.
+    let r = roles
+        .patch(
+            "reader",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"metadata": {"labels": {"b": "2"}},
+                "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}]})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.labels().len(), 2);
+    let rules = r.rules.unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].verbs, ["list"]);
+}
+
+/// Known difference (README): strategic merge patch on kinds with merge-keyed lists is
+/// refused rather than applied with the wrong list semantics.
+#[tokio::test]
+async fn strategic_merge_patch_on_deployment_is_refused_not_misapplied() {
+    let (_server, client) = setup().await;
+    let api: Api<Deployment> = Api::namespaced(client, "default");
+    api.create(&PostParams::default(), &deployment("web", "web", "web"))
+        .await
+        .unwrap();
+    let err = api
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"replicas": 2}})),
+        )
+        .await
+        .map_err(api_err)
+        .unwrap_err();
+    assert_eq!(err.code, 415);
+    assert!(err
+        .message
+        .contains("castellan-apiserver does not implement"));
+}
+
+/// kubectl 1.33 (next to the dispatcher on PATH) with its own cache dir.
+async fn kubectl(
+    server: &castellan_apiserver::ApiServer,
+    dir: &std::path::Path,
+    args: &[&str],
+) -> (bool, String) {
+    let which = std::process::Command::new("sh")
+        .args(["-c", "readlink -f \"$(command -v kubectl)\""])
+        .output()
+        .expect("sh");
+    let dispatcher = std::path::PathBuf::from(String::from_utf8(which.stdout).unwrap().trim());
+    let bin = dispatcher.parent().unwrap().join("kubectl.1.33");
+    let out = tokio::process::Command::new(bin)
+        .env("KUBECONFIG", server.kubeconfig_path())
+        .env("HOME", dir)
+        .arg("--cache-dir")
+        .arg(dir.join("cache"))
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("kubectl runs");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test]
+async fn kubectl_apply_of_chart_kinds_creates_then_reports_unchanged() {
+    let (server, _client) = setup().await;
+    let dir = tempfile_dir();
+    let manifest = dir.join("chart.yaml");
+    std::fs::write(
+        &manifest,
+        r#"apiVersion: v1
+kind: ServiceAccount
+metadata: {name: castellan, namespace: default}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: castellan}
+rules:
+  - apiGroups: [""]
+    resources: [secrets]
+    verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: castellan}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: castellan}
+subjects: [{kind: ServiceAccount, name: castellan, namespace: default}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: castellan-metrics, namespace: default}
+spec:
+  selector: {app: castellan}
+  ports: [{name: metrics, port: 9090, targetPort: metrics}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: castellan, namespace: default}
+spec:
+  selector: {matchLabels: {app: castellan}}
+  template:
+    metadata: {labels: {app: castellan}}
+    spec:
+      serviceAccountName: castellan
+      containers: [{name: castellan, image: "example/castellan:1", args: [run]}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: castellan, namespace: default}
+spec:
+  maxUnavailable: 1
+  selector: {matchLabels: {app: castellan}}
+"#,
+    )
+    .unwrap();
+    let path = manifest.display().to_string();
+    let (ok, out) = kubectl(&server, &dir, &["apply", "-f", &path]).await;
+    assert!(ok, "{out}");
+    assert_eq!(out.matches(" created").count(), 6, "{out}");
+    let log = server.hooks().requests();
+    assert!(
+        log.iter()
+            .filter(|r| r.verb == "create")
+            .all(|r| r.query.contains("fieldValidation=Strict")),
+        "default kubectl apply validates strictly: {log:#?}"
+    );
+    let (ok, out) = kubectl(&server, &dir, &["apply", "-f", &path]).await;
+    assert!(ok, "{out}");
+    assert_eq!(out.matches(" unchanged").count(), 6, "{out}");
+    let (ok, out) = kubectl(
+        &server,
+        &dir,
+        &[
+            "get",
+            "deploy",
+            "castellan",
+            "-o",
+            "jsonpath={.metadata.generation}",
+        ],
+    )
+    .await;
+    assert!(ok && out == "1", "{out}");
+    let (ok, out) = kubectl(&server, &dir, &["delete", "-f", &path]).await;
+    assert!(ok, "{out}");
+    assert_eq!(out.matches(" deleted").count(), 6, "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "castellan-builtins-kubectl-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(dir.join("cache")).unwrap();
+    dir
+}
