@@ -37,9 +37,9 @@ type R<T> = Result<T, String>;
 /// Decode a protobuf request body addressed to `info` into its JSON form.
 pub fn decode(info: &ResourceInfo, body: &[u8]) -> ApiResult<Value> {
     let Some(b) = info.builtin() else {
-        return Err(ApiError::unsupported_media_type(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml"
-        )));
+        return Err(ApiError::unsupported_media_type(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+        ));
     };
     let unrecognized = |e: &dyn std::fmt::Display| {
         ApiError::bad_request(format!(
@@ -108,7 +108,10 @@ fn decode_as<M: Message + Default>(
     Ok(f(M::decode(raw)?))
 }
 
-/// The fields of `m` not taken out by a conversion must all be unset or zero.
+/// The fields of `m` not taken out by a conversion must all be unset or zero. (gogo-protobuf
+/// encodes every non-pointer field, so zero values are always present; a zero in an
+/// unconverted *pointer* field, e.g. `*bool` false, is indistinguishable here and dropped —
+/// the pointer fields of the messages kubectl generates are all converted above.)
 fn rest<M: Message>(m: &M, what: &str) -> R<()> {
     let buf = m.encode_to_vec();
     let mut b = &buf[..];
