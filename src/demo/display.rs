@@ -126,7 +126,7 @@ impl<W: Write> Console<W> {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stdout());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "  {spinner:.cyan} [{bar:20.green}] {pos}/{len} {msg}",
+                    "  {spinner:.cyan} [{bar:16.green}] {pos}/{len} {msg}",
                 )
                 .expect("a valid template")
                 .progress_chars("=> "),

@@ -674,9 +674,10 @@ pub struct Rotation {
     peak_stranded: usize,
 }
 
-/// `on backend-b · 12 stranded · 7.5 MiB verified · 2.1s` (short: the bar shares the line).
+/// `→ backend-b · 12 stranded · 7.5 MiB verified · 2.1s` (short: bar and message fit 80
+/// columns).
 fn progress_message(target: &str, counts: &Counts, elapsed: Duration) -> String {
-    let mut text = format!("on {target} · {} stranded", counts.stranded);
+    let mut text = format!("→ {target} · {} stranded", counts.stranded);
     if counts.reassigned_bytes > 0 {
         text.push_str(&format!(
             " · {} verified",
