@@ -314,7 +314,7 @@ impl S3Store {
                 .map(|o| ListedObject {
                     key: o.key().unwrap_or_default().to_owned(),
                     size: o.size().unwrap_or(0).max(0) as u64,
-                    etag: o.e_tag().map(str::to_owned),
+                    etag: o.e_tag().and_then(etag_of),
                 })
                 .collect(),
             next_continuation_token: if out.is_truncated().unwrap_or(false) {
@@ -466,7 +466,7 @@ impl S3Store {
             .await
             .map_err(|e| self.sdk_err("PutObject", Target::Object, &e))?;
         Ok(PutOutcome {
-            etag: out.e_tag().map(str::to_owned),
+            etag: out.e_tag().and_then(etag_of),
             parts: None,
         })
     }
@@ -598,7 +598,7 @@ impl S3Store {
             .await
             .map_err(|e| self.sdk_err("CompleteMultipartUpload", Target::Object, &e))?;
         Ok(PutOutcome {
-            etag: out.e_tag().map(str::to_owned),
+            etag: out.e_tag().and_then(etag_of),
             parts: Some(number as u32),
         })
     }
@@ -699,7 +699,7 @@ impl ObjectStore for S3Store {
         {
             Ok(out) => Ok(Some(ObjectInfo {
                 size: out.content_length().unwrap_or(0).max(0) as u64,
-                etag: out.e_tag().map(str::to_owned),
+                etag: out.e_tag().and_then(etag_of),
                 last_modified: out
                     .last_modified()
                     .and_then(|t| SystemTime::try_from(*t).ok()),
@@ -732,7 +732,7 @@ impl ObjectStore for S3Store {
             None if range.is_none() => content_length,
             None => None,
         };
-        let etag = out.e_tag().map(str::to_owned);
+        let etag = out.e_tag().and_then(etag_of);
         let secrets: Vec<String> = self.secrets().into_iter().map(str::to_owned).collect();
         let body = futures::stream::unfold((out.body, secrets), |(mut body, secrets)| async move {
             let item = body.next().await?;
@@ -799,9 +799,21 @@ impl ObjectStore for S3Store {
     }
 }
 
+/// An ETag as the server sent it, or `None` when it sent none or an empty one (Ceph RGW answers
+/// CompleteMultipartUpload with `<ETag></ETag>`): an empty ETag must never compare equal to another.
+fn etag_of(etag: &str) -> Option<String> {
+    (!etag.is_empty()).then(|| etag.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_etag_is_no_etag() {
+        assert_eq!(etag_of(""), None);
+        assert_eq!(etag_of("\"abc-3\""), Some("\"abc-3\"".to_owned()));
+    }
 
     #[test]
     fn part_sizes_respect_s3_limits() {
