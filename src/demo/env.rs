@@ -155,6 +155,11 @@ impl Environment {
         self.dir.path()
     }
 
+    /// Whether the directory is temporary (removed at shutdown) rather than `--data-dir`.
+    pub fn dir_is_temporary(&self) -> bool {
+        matches!(self.dir, Dir::Temporary(_))
+    }
+
     /// Why the operator is no longer running, if it is not (before shutdown it only stops on
     /// an error, e.g. its `/metrics` port was taken).
     pub fn operator_stopped(&self) -> Option<String> {

@@ -180,7 +180,7 @@ pub async fn run<W: Write>(
 
 fn log_hint(env: &Environment) -> String {
     match &env.log_path {
-        Some(p) if env.dir().starts_with(std::env::temp_dir()) => {
+        Some(p) if env.dir_is_temporary() => {
             format!(" (the operator log {} is removed on exit; rerun with --verbose or --data-dir to keep it)", p.display())
         }
         Some(p) => format!(" (operator log: {})", p.display()),

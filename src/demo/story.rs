@@ -666,7 +666,7 @@ fn successes(backend: &StorageBackend) -> i32 {
 }
 
 /// Marks taken during the revoke step.
-pub struct Rotation {
+struct Rotation {
     /// Length of the API server's request log at the revoke.
     log_mark: usize,
     invalid_after: Duration,
