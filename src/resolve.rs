@@ -26,6 +26,9 @@ use crate::storage::{
     layout, ObjectStore, S3Config, S3Store, Sse, StaticCredentials, StorageError,
 };
 
+/// How long a resolve waits for the Secret cache's first list before failing the reconcile.
+const SECRET_CACHE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Why a backend could not be turned into a client.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
@@ -53,9 +56,11 @@ pub enum ResolveError {
         #[source]
         source: kube::Error,
     },
-    /// The Secret cache stopped (the operator is shutting down): retried, never a reason.
-    #[error("the Secret cache is closed")]
-    SecretCacheClosed,
+    /// The Secret cache has not completed its first list (or stopped): not the backend's fault,
+    /// so never a reason; the reconcile fails and is retried. If it persists, the operator
+    /// probably may not list or watch Secrets (its RBAC).
+    #[error("the Secret cache is not synced yet (can the operator list and watch Secrets?)")]
+    SecretCacheNotSynced,
     /// The object lacks metadata the API server always sets (namespace, uid).
     #[error("the StorageBackend has no {0}")]
     IncompleteObject(&'static str),
@@ -91,7 +96,7 @@ impl ResolveError {
                 Some(e.backend_reason().unwrap_or(backend_reason::INVALID_SPEC))
             }
             ResolveError::ReadSecret { .. }
-            | ResolveError::SecretCacheClosed
+            | ResolveError::SecretCacheNotSynced
             | ResolveError::IncompleteObject(_) => None,
         }
     }
@@ -295,11 +300,12 @@ impl Resolver {
     ) -> Result<Option<Arc<Secret>>, ResolveError> {
         match &self.secrets {
             Some(store) => {
-                // Before the first list completes an absent Secret would be reported missing.
-                store
-                    .wait_until_ready()
-                    .await
-                    .map_err(|_| ResolveError::SecretCacheClosed)?;
+                // Before the first list completes an absent Secret would be reported missing. Wait
+                // a little, never forever: a reconcile that hangs writes no status and no error.
+                match tokio::time::timeout(SECRET_CACHE_WAIT, store.wait_until_ready()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) | Err(_) => return Err(ResolveError::SecretCacheNotSynced),
+                }
                 Ok(store.get(&ObjectRef::new(name).within(namespace)))
             }
             None => Api::<Secret>::namespaced(self.client.clone(), namespace)
@@ -693,5 +699,25 @@ mod tests {
             problem: KeyProblem::Empty,
         };
         assert!(!format!("{err:?}").contains(SECRET_VALUE));
+    }
+
+    /// Waits the real SECRET_CACHE_WAIT (5 s).
+    #[tokio::test]
+    async fn a_secret_cache_that_never_syncs_fails_the_resolve_instead_of_hanging() {
+        // The writer is kept but never fed: the store never becomes ready (e.g. no RBAC to list).
+        let (secrets, _writer) = kube::runtime::reflector::store::<Secret>();
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = Client::try_from(config).unwrap();
+        let resolver = Resolver::with_secret_store(client, secrets);
+        let mut b = backend(with_creds(spec()), None);
+        b.metadata.namespace = Some("team-a".into());
+        b.metadata.uid = Some("uid-1".into());
+        let err = resolver.resolve(&b).await.expect_err("no Secret cache");
+        assert!(matches!(err, ResolveError::SecretCacheNotSynced), "{err:?}");
+        assert_eq!(
+            err.reason(),
+            None,
+            "not the backend's fault: never a condition reason"
+        );
     }
 }
