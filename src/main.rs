@@ -22,6 +22,7 @@ enum Command {
         out_dir: Option<std::path::PathBuf>,
     },
     /// Run the operator: validate backends, reassign stranded mappings (until SIGTERM).
+    #[command(after_help = castellan::cli::run::EXIT_CODES_HELP)]
     Run(castellan::cli::run::RunArgs),
     /// Check one object in a bucket against a digest; print outcome, bytes and throughput.
     #[command(after_help = castellan::cli::verify::EXIT_CODES_HELP)]
@@ -35,6 +36,7 @@ enum Command {
     /// Play the credential-rotation story on this machine: an emulated Kubernetes API server,
     /// an S3 server on loopback and the operator, all in-process; no cluster needed.
     #[cfg(feature = "demo")]
+    #[command(after_help = castellan::cli::demo::EXIT_CODES_HELP)]
     Demo(castellan::cli::demo::DemoArgs),
 }
 

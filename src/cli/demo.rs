@@ -85,6 +85,12 @@ impl DemoArgs {
     }
 }
 
+/// Exit codes, as `castellan demo --help` prints them.
+pub const EXIT_CODES_HELP: &str = "Exit codes:
+  0  the story completed (with --keep: and the demo was then stopped with Ctrl-C or SIGTERM)
+  1  a step failed (the message names it; the operator log is in the demo's directory)
+  2  usage error (bad flags)";
+
 /// Runs the demo on stdout. Exit code 0 when the story completed, 1 otherwise.
 pub async fn run(args: DemoArgs) -> i32 {
     let options = args.options(std::io::stdout().is_terminal());

@@ -103,6 +103,13 @@ impl RunArgs {
     }
 }
 
+/// Exit codes, as `castellan run --help` prints them.
+pub const EXIT_CODES_HELP: &str = "Exit codes:
+  0  stopped cleanly on SIGTERM or Ctrl-C
+  1  stopped on an error: CRDs not established in time, the leader Lease lost, an endpoint
+     address already in use (the log says which)
+  2  no Kubernetes configuration (neither in-cluster nor KUBECONFIG), or bad flags";
+
 /// Run the operator until SIGTERM or Ctrl-C. Returns the process exit code.
 pub async fn run(args: RunArgs) -> i32 {
     telemetry::init(args.log_format);
