@@ -30,10 +30,8 @@ pub(crate) fn apply(node: &Node, v: &mut Value) {
                     Some(_) => {}
                 }
             }
-            let keys: Vec<String> = map.keys().cloned().collect();
-            for k in keys {
-                let value = map.get_mut(&k).expect("key");
-                if let Some(prop) = node.properties.get(&k) {
+            for (k, value) in map.iter_mut() {
+                if let Some(prop) = node.properties.get(k) {
                     apply(prop, value);
                 } else if let Some(additional) = node.additional.as_deref() {
                     if let Some(default) = &additional.default {
@@ -58,5 +56,39 @@ pub(crate) fn apply(node: &Node, v: &mut Value) {
             }
         }
         _ => {}
+    }
+}
+
+/// Whether [`apply`] would change `v`, without copying it (lists read stored objects by
+/// reference and only copy the ones that need defaults).
+pub(crate) fn needed(node: &Node, v: &Value) -> bool {
+    match v {
+        Value::Object(map) => {
+            let missing = node.properties.iter().any(|(k, prop)| {
+                prop.default.is_some()
+                    && match map.get(k) {
+                        None => true,
+                        Some(existing) => non_nullable_null(existing, prop),
+                    }
+            });
+            missing
+                || map.iter().any(|(k, value)| {
+                    if let Some(prop) = node.properties.get(k) {
+                        needed(prop, value)
+                    } else if let Some(additional) = node.additional.as_deref() {
+                        (additional.default.is_some() && non_nullable_null(value, additional))
+                            || needed(additional, value)
+                    } else {
+                        false
+                    }
+                })
+        }
+        Value::Array(items) => node.items.as_deref().is_some_and(|item_node| {
+            items.iter().any(|item| {
+                (item_node.default.is_some() && non_nullable_null(item, item_node))
+                    || needed(item_node, item)
+            })
+        }),
+        _ => false,
     }
 }

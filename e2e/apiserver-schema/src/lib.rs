@@ -222,6 +222,11 @@ impl CompiledSchema {
         default::apply(&self.root, obj);
     }
 
+    /// Whether [`CompiledSchema::default_object`] would change `obj`.
+    pub fn needs_defaults(&self, obj: &Value) -> bool {
+        default::needed(&self.root, obj)
+    }
+
     /// The list semantics at `path` (a path to the list itself); `Atomic` for unknown paths.
     pub fn list_type_at(&self, path: &[PathElement]) -> ListType {
         listtype::list_type(listtype::node_at(&self.root, path))

@@ -739,3 +739,38 @@ fn null_for_a_nullable_enum_field_must_be_listed_in_the_enum() {
     let (_, r) = admit(&s, obj(json!({"level": null})), FieldValidation::Warn);
     assert!(r.is_ok(), "{r:?}");
 }
+
+#[test]
+fn needs_defaults_agrees_with_default_object() {
+    let s = CompiledSchema::compile(&json!({
+        "type": "object",
+        "properties": {
+            "spec": {"type": "object", "properties": {
+                "mode": {"type": "string", "default": "fast"},
+                "note": {"type": "string", "nullable": true, "default": "n"},
+                "backend": {"type": "object", "properties": {"region": {"type": "string", "default": "us-east-1"}}},
+                "ports": {"type": "array", "items": {"type": "object", "properties": {"protocol": {"type": "string", "default": "TCP"}}}},
+                "labels": {"type": "object", "additionalProperties": {"type": "string", "default": "x"}}
+            }}
+        }
+    }))
+    .unwrap();
+    let full = json!({"mode": "slow", "note": null, "backend": {"region": "eu"},
+        "ports": [{"protocol": "UDP"}], "labels": {"a": "b"}});
+    let cases = [
+        json!({}),
+        json!({"spec": {}}),
+        json!({"spec": full.clone()}),
+        json!({"spec": {"mode": null, "note": null}}),
+        json!({"spec": {"mode": "slow", "note": null}}),
+        json!({"spec": {"mode": "slow", "note": "x", "backend": {}}}),
+        json!({"spec": {"mode": "slow", "note": "x", "ports": [{"protocol": "UDP"}, {}]}}),
+        json!({"spec": {"mode": "slow", "note": "x", "labels": {"a": null}}}),
+        json!({"metadata": {"name": "a"}, "spec": full}),
+    ];
+    for case in cases {
+        let mut defaulted = case.clone();
+        s.default_object(&mut defaulted);
+        assert_eq!(s.needs_defaults(&case), defaulted != case, "{case}");
+    }
+}

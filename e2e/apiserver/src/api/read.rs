@@ -199,8 +199,18 @@ pub fn list(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Reply>
         (current, None)
     };
 
+    // Full lists and PartialObjectMetadataLists are encoded straight from the stored objects,
+    // without copying them (a copy is made only for an object that needs defaults or another
+    // apiVersion); Tables need the presented objects.
+    let mut encoder = match repr {
+        Repr::Table => None,
+        Repr::PartialMetaList => Some(ListEncoder::new(&t.info, true)),
+        _ => Some(ListEncoder::new(&t.info, false)),
+    };
     let mut items: Vec<Value> = Vec::new();
+    let mut count = 0usize;
     let mut next: Option<ObjKey> = None;
+    let mut last: Option<ObjKey> = None;
     let mut remaining: Option<usize> = None;
     {
         let mut consider = |k: &ObjKey, obj: &Value| -> bool {
@@ -212,23 +222,20 @@ pub fn list(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Reply>
             if !selected(obj, ns_filter, &ls, &fs) {
                 return true;
             }
-            if limit > 0 && items.len() >= limit {
+            if limit > 0 && count >= limit {
                 if next.is_none() {
-                    next = Some(
-                        items
-                            .last()
-                            .map(|o| {
-                                (
-                                    crate::meta::namespace_of(o).to_string(),
-                                    crate::meta::name_of(o).to_string(),
-                                )
-                            })
-                            .unwrap_or_default(),
-                    );
+                    next = Some(last.clone().unwrap_or_default());
                 }
                 return false;
             }
-            items.push(present(&t.info, obj));
+            match &mut encoder {
+                Some(e) => e.push(obj),
+                None => items.push(present(&t.info, obj)),
+            }
+            count += 1;
+            if limit > 0 {
+                last = Some(k.clone());
+            }
             true
         };
         if snap_rv == current {
@@ -277,37 +284,132 @@ pub fn list(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Reply>
             list_meta["remainingItemCount"] = json!(r);
         }
     }
-    let body = match repr {
-        Repr::Table => crate::table::table(&t.info, &items, &list_meta),
-        Repr::PartialMetaList => json!({
-            "kind": "PartialObjectMetadataList",
-            "apiVersion": "meta.k8s.io/v1",
-            "metadata": list_meta,
-            "items": items.iter().map(partial).collect::<Vec<_>>(),
-        }),
-        _ => {
-            let items: Vec<Value> = if t.info.is_custom() {
-                items
-            } else {
-                // Typed lists do not repeat apiVersion/kind on items.
-                items
-                    .into_iter()
-                    .map(|mut o| {
-                        if let Some(m) = o.as_object_mut() {
-                            m.remove("apiVersion");
-                            m.remove("kind");
-                        }
-                        o
-                    })
-                    .collect()
-            };
-            json!({
-                "apiVersion": t.info.api_version(),
-                "kind": format!("{}List", t.info.kind),
-                "metadata": list_meta,
-                "items": items,
-            })
+    if let Some(e) = encoder {
+        return Ok(e.finish(&list_meta));
+    }
+    Ok(Reply::json(
+        200,
+        &crate::table::table(&t.info, &items, &list_meta),
+    ))
+}
+
+/// Encodes a list body item by item from borrowed stored objects:
+/// `{"apiVersion":…,"items":[…],"kind":"…List","metadata":…}` (the key order serde_json gives
+/// the equivalent `Value`).
+struct ListEncoder<'a> {
+    info: &'a ResourceInfo,
+    api_version: String,
+    partial: bool,
+    buf: Vec<u8>,
+    first: bool,
+}
+
+impl<'a> ListEncoder<'a> {
+    fn new(info: &'a ResourceInfo, partial: bool) -> Self {
+        let list_av = if partial {
+            "meta.k8s.io/v1".to_string()
+        } else {
+            info.api_version()
+        };
+        let mut buf = Vec::with_capacity(4096);
+        buf.extend_from_slice(b"{\"apiVersion\":");
+        let _ = serde_json::to_writer(&mut buf, &list_av);
+        buf.extend_from_slice(b",\"items\":[");
+        ListEncoder {
+            info,
+            api_version: info.api_version(),
+            partial,
+            buf,
+            first: true,
         }
-    };
-    Ok(Reply::json(200, &body))
+    }
+
+    /// Whether the stored object is already what a read serves.
+    fn served_as_stored(&self, stored: &Value) -> bool {
+        if self.info.builtin() == Some(Builtin::EventsV1Event) {
+            return false;
+        }
+        if stored.get("apiVersion").and_then(Value::as_str) != Some(self.api_version.as_str())
+            || stored.get("kind").and_then(Value::as_str) != Some(self.info.kind.as_str())
+        {
+            return false;
+        }
+        match self.info.custom().and_then(|c| c.schema.as_ref()) {
+            Some(schema) => !schema.needs_defaults(stored),
+            None => true,
+        }
+    }
+
+    fn push(&mut self, stored: &Value) {
+        if !self.first {
+            self.buf.push(b',');
+        }
+        self.first = false;
+        if self.partial {
+            // Metadata is never defaulted by a CRD schema, so the stored one is served.
+            self.buf.extend_from_slice(
+                b"{\"apiVersion\":\"meta.k8s.io/v1\",\"kind\":\"PartialObjectMetadata\",\"metadata\":",
+            );
+            match stored.get("metadata") {
+                Some(m) => {
+                    let _ = serde_json::to_writer(&mut self.buf, m);
+                }
+                None => self.buf.extend_from_slice(b"{}"),
+            }
+            self.buf.push(b'}');
+            return;
+        }
+        let owned;
+        let obj = if self.served_as_stored(stored) {
+            stored
+        } else {
+            owned = present(self.info, stored);
+            &owned
+        };
+        let _ = if self.info.is_custom() {
+            serde_json::to_writer(&mut self.buf, obj)
+        } else {
+            // Typed lists do not repeat apiVersion/kind on items.
+            serde_json::to_writer(&mut self.buf, &WithoutTypeMeta(obj))
+        };
+    }
+
+    fn finish(mut self, list_meta: &Value) -> Reply {
+        let kind = if self.partial {
+            "PartialObjectMetadataList".to_string()
+        } else {
+            format!("{}List", self.info.kind)
+        };
+        self.buf.extend_from_slice(b"],\"kind\":");
+        let _ = serde_json::to_writer(&mut self.buf, &kind);
+        self.buf.extend_from_slice(b",\"metadata\":");
+        let _ = serde_json::to_writer(&mut self.buf, list_meta);
+        self.buf.push(b'}');
+        Reply {
+            status: 200,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: crate::http::full(self.buf),
+        }
+    }
+}
+
+/// An object without its top-level `apiVersion` and `kind`.
+struct WithoutTypeMeta<'a>(&'a Value);
+
+impl serde::Serialize for WithoutTypeMeta<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self.0.as_object() {
+            Some(m) => {
+                let mut map = s.serialize_map(None)?;
+                for (k, v) in m {
+                    if k != "apiVersion" && k != "kind" {
+                        map.serialize_entry(k, v)?;
+                    }
+                }
+                map.end()
+            }
+            None => self.0.serialize(s),
+        }
+    }
 }

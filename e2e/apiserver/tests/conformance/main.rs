@@ -11,6 +11,7 @@ mod discovery;
 mod events;
 mod hooks;
 mod kubectl;
+mod listing;
 mod patching;
 mod protobuf;
 mod validation;
