@@ -6,7 +6,8 @@
 #   castellan-system, then ha-namespaced.yaml (Role/RoleBinding in team-a, PodDisruptionBudget,
 #   ServiceMonitor, PrometheusRule) — the monitoring.coreos.com kinds need CRDs, and the emulator
 #   gets the stand-ins of e2e/fixtures/monitoring-standin-crds.yaml (they accept any spec);
-# - re-applying the same manifests changes nothing, and kubectl delete -f removes them;
+# - re-applying the same manifests changes nothing, a server-side apply upgrades them (as GitOps
+#   tools do), and kubectl delete -f removes them;
 # - a Deployment whose selector does not match its template and a Role rule without verbs are
 #   rejected with the real apiserver's messages.
 #
@@ -53,6 +54,14 @@ else
     pass "re-applying default.yaml changes nothing"
   else
     fail "re-apply of default.yaml: $out"
+  fi
+  # GitOps tools (Flux, Argo CD with ServerSideApply) upgrade with server-side apply.
+  sed 's/^  replicas: 1$/  replicas: 3/' "$chart_dir/default.yaml" >"$work/default-3.yaml"
+  if out=$(k apply --server-side --force-conflicts -f "$work/default-3.yaml" 2>&1) \
+     && [ "$(k -n castellan-system get deploy castellan -o jsonpath='{.spec.replicas}/{.metadata.generation}')" = 3/2 ]; then
+    pass "kubectl apply --server-side upgrades the release (replicas 3, generation 2)"
+  else
+    fail "kubectl apply --server-side of a changed default.yaml: $out"
   fi
   # ha-namespaced.yaml is another installation of the same release (same Deployment name): a
   # fresh install, not an upgrade — the emulator does not implement strategic merge patch for
