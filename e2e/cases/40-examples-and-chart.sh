@@ -63,9 +63,9 @@ else
   else
     fail "kubectl apply --server-side of a changed default.yaml: $out"
   fi
-  # ha-namespaced.yaml is another installation of the same release (same Deployment name): a
-  # fresh install, not an upgrade — the emulator does not implement strategic merge patch for
-  # Deployments (README, known differences), which kubectl uses to upgrade one.
+  # ha-namespaced.yaml is installed fresh, then default.yaml is applied over it: kubectl's
+  # client-side apply sends a strategic merge patch (containers merged by name, $retainKeys
+  # dropping rollingUpdate when the strategy becomes Recreate).
   if k delete -f "$chart_dir/default.yaml" --wait=true >/dev/null 2>&1 \
      && ! k -n castellan-system get deploy castellan >/dev/null 2>&1; then
     pass "kubectl delete -f default.yaml removes what it created"
@@ -74,13 +74,23 @@ else
   fi
   k apply -f e2e/fixtures/monitoring-standin-crds.yaml >/dev/null
   k wait --for=condition=Established --timeout=30s crd/servicemonitors.monitoring.coreos.com crd/prometheusrules.monitoring.coreos.com >/dev/null
-  if out=$(k apply -f "$chart_dir/ha-namespaced.yaml" 2>&1) \
-     && k -n castellan-system get pdb castellan >/dev/null 2>&1 \
-     && k -n team-a get role,rolebinding -o name 2>/dev/null | grep -q role \
-     && k -n castellan-system get servicemonitor,prometheusrule -o name 2>/dev/null | grep -q prometheusrule; then
+  ha_status=0
+  out=$(k apply -f "$chart_dir/ha-namespaced.yaml" 2>&1) || ha_status=$?
+  ha_objects=$( { k -n castellan-system get deploy,pdb,servicemonitor,prometheusrule,role,rolebinding -o name | sed 's|^|castellan-system:|'
+                 k -n team-a get role,rolebinding -o name | sed 's|^|team-a:|'; } 2>&1 | sort | tr '\n' ' ')
+  if [ "$ha_status" = 0 ] && [ "$(grep -c created <<<"$out")" -ge 6 ] \
+     && [ "$ha_objects" = "castellan-system:deployment.apps/castellan castellan-system:poddisruptionbudget.policy/castellan castellan-system:prometheusrule.monitoring.coreos.com/castellan castellan-system:role.rbac.authorization.k8s.io/castellan-leader-election castellan-system:rolebinding.rbac.authorization.k8s.io/castellan-leader-election castellan-system:servicemonitor.monitoring.coreos.com/castellan team-a:role.rbac.authorization.k8s.io/castellan team-a:rolebinding.rbac.authorization.k8s.io/castellan " ]; then
     pass "kubectl apply -f ha-namespaced.yaml (PDB, Role/RoleBinding in team-a; ServiceMonitor/PrometheusRule on stand-in CRDs)"
   else
-    fail "kubectl apply -f ha-namespaced.yaml: $out"
+    fail "kubectl apply -f ha-namespaced.yaml (exit $ha_status): $(tr '\n' ' ' <<<"$out"); objects: $ha_objects"
+  fi
+  if out=$(k apply -f "$chart_dir/default.yaml" 2>&1) \
+     && grep -q "deployment.apps/castellan configured" <<<"$out" \
+     && [ "$(k -n castellan-system get deploy castellan -o jsonpath='{.spec.replicas} {.spec.strategy} {.spec.template.spec.containers[0].args}')" \
+          = '1 {"type":"Recreate"} ["run","--verify-concurrency=16","--metrics-addr=0.0.0.0:9090","--health-addr=0.0.0.0:8080","--log-format=json"]' ]; then
+    pass "kubectl apply -f default.yaml over ha-namespaced.yaml: strategic merge patch (Recreate without rollingUpdate, 1 replica, the default args)"
+  else
+    fail "default.yaml over ha-namespaced.yaml: $out; $(k -n castellan-system get deploy castellan -o jsonpath='{.spec.replicas} {.spec.strategy} {.spec.template.spec.containers[0].args}')"
   fi
 fi
 

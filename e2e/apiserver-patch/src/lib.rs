@@ -31,4 +31,4 @@ pub use jsonpatch::json_patch;
 pub use managed::Operation;
 pub use merge::merge_patch;
 pub use schema::{CrdSchema, ListSemantics, ListType, NoSchema};
-pub use strategic::strategic_merge_patch;
+pub use strategic::{strategic_merge_patch, strategic_merge_patch_with, ListStrategy};

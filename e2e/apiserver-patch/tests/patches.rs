@@ -277,3 +277,120 @@ fn strategic_merge_patch_replaces_lists_and_honours_delete_from_primitive_list()
     assert_eq!(ns["metadata"]["finalizers"], json!(["a", "c"]));
     assert_eq!(ns["spec"]["finalizers"], json!([]));
 }
+
+mod keyed_lists {
+    use castellan_apiserver_patch::{strategic_merge_patch_with, ListStrategy};
+    use serde_json::{json, Value};
+
+    fn strategies(path: &str) -> ListStrategy {
+        match path {
+            "containers" => ListStrategy::MergeByKey("name"),
+            "containers.env" => ListStrategy::MergeByKey("name"),
+            "finalizers" => ListStrategy::MergePrimitives,
+            _ => ListStrategy::Replace,
+        }
+    }
+
+    fn smp(live: Value, patch: Value) -> Value {
+        let mut v = live;
+        strategic_merge_patch_with(&mut v, &patch, &strategies).unwrap();
+        v
+    }
+
+    #[test]
+    fn elements_merge_by_key_and_new_ones_are_appended() {
+        let live = json!({"containers": [{"name": "a", "image": "1", "x": 1}, {"name": "b", "image": "1"}]});
+        let out = smp(
+            live,
+            json!({"containers": [{"name": "b", "image": "2"}, {"name": "c", "image": "3"}]}),
+        );
+        // a is server-only and came before b in the live list; c is new.
+        assert_eq!(
+            out,
+            json!({"containers": [{"name": "a", "image": "1", "x": 1}, {"name": "b", "image": "2"}, {"name": "c", "image": "3"}]})
+        );
+    }
+
+    #[test]
+    fn delete_and_replace_elements() {
+        let live = json!({"containers": [{"name": "a"}, {"name": "b"}]});
+        let out = smp(
+            live.clone(),
+            json!({"containers": [{"$patch": "delete", "name": "a"}]}),
+        );
+        assert_eq!(out, json!({"containers": [{"name": "b"}]}));
+        let out = smp(
+            live.clone(),
+            json!({"containers": [{"$patch": "replace"}, {"name": "z"}]}),
+        );
+        assert_eq!(out, json!({"containers": [{"name": "z"}]}));
+        let mut v = live;
+        let err = strategic_merge_patch_with(
+            &mut v,
+            &json!({"containers": [{"image": "no-key"}]}),
+            &strategies,
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), 400);
+    }
+
+    #[test]
+    fn set_element_order_orders_patched_elements() {
+        let live = json!({"containers": [{"name": "a"}, {"name": "b"}, {"name": "c"}]});
+        let out = smp(
+            live.clone(),
+            json!({"$setElementOrder/containers": [{"name": "c"}, {"name": "b"}, {"name": "a"}],
+                   "containers": [{"name": "b", "image": "2"}]}),
+        );
+        assert_eq!(
+            out,
+            json!({"containers": [{"name": "c"}, {"name": "b", "image": "2"}, {"name": "a"}]})
+        );
+        // An order alone reorders the live list.
+        let out = smp(
+            live,
+            json!({"$setElementOrder/containers": [{"name": "b"}, {"name": "a"}, {"name": "c"}]}),
+        );
+        assert_eq!(
+            out,
+            json!({"containers": [{"name": "b"}, {"name": "a"}, {"name": "c"}]})
+        );
+    }
+
+    #[test]
+    fn nested_keyed_lists_and_primitive_unions() {
+        let live = json!({"finalizers": ["x"], "containers": [{"name": "a", "env": [{"name": "A", "value": "1"}]}]});
+        let out = smp(
+            live,
+            json!({"finalizers": ["y", "x"],
+                   "containers": [{"name": "a", "env": [{"name": "B", "value": "2"}]}]}),
+        );
+        assert_eq!(out["finalizers"], json!(["y", "x"]));
+        // Without $setElementOrder a new element goes before a server-only one (mergeSortedSlice
+        // only puts the server-only element first when both are in the live list); kubectl
+        // sends $setElementOrder to pin the order it wants.
+        assert_eq!(
+            out["containers"][0]["env"],
+            json!([{"name": "B", "value": "2"}, {"name": "A", "value": "1"}])
+        );
+    }
+
+    #[test]
+    fn retain_keys_drops_unlisted_live_fields() {
+        let live = json!({"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}});
+        let out = smp(
+            live,
+            json!({"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}),
+        );
+        assert_eq!(out, json!({"strategy": {"type": "Recreate"}}));
+    }
+
+    #[test]
+    fn lists_without_a_strategy_are_replaced() {
+        let out = smp(
+            json!({"tolerations": [{"key": "a"}]}),
+            json!({"tolerations": [{"key": "b"}]}),
+        );
+        assert_eq!(out, json!({"tolerations": [{"key": "b"}]}));
+    }
+}

@@ -3,11 +3,14 @@
 //! real apiserver makes (`pkg/apis/{core,apps,policy,rbac}/validation`), with the same field path
 //! and detail text; what is not checked is listed in the README's differences.
 //!
+//! Also the strategic-merge-patch strategies of their lists ([`list_strategy`]).
+//!
 //! No controllers run for these kinds: a Deployment never gets ReplicaSets or Pods, a Service
 //! never gets a cluster IP or endpoints, a PodDisruptionBudget's status stays at zero.
 
 use crate::error::Cause;
 use crate::resources::Builtin;
+use castellan_apiserver_patch::ListStrategy;
 use serde_json::{json, Map, Value};
 
 /// Top-level fields of each kind (besides apiVersion, kind, metadata).
@@ -95,6 +98,70 @@ pub fn validate(b: Builtin, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
         _ => {}
     }
     c
+}
+
+/// The strategic-merge-patch strategy of the list at `path` (field names joined by `.`) in a
+/// built-in kind: the `patchStrategy`/`patchMergeKey` tags of the Kubernetes 1.33 Go types, for
+/// the fields these kinds have. Every other list is replaced by the patch.
+pub fn list_strategy(b: Builtin, path: &str) -> ListStrategy {
+    use ListStrategy::{MergeByKey, MergePrimitives, Replace};
+    // ObjectMeta, at the top and in a pod template.
+    let meta = |p: &str| match p {
+        "metadata.finalizers" => Some(MergePrimitives),
+        "metadata.ownerReferences" => Some(MergeByKey("uid")),
+        _ => None,
+    };
+    if let Some(s) = meta(path) {
+        return s;
+    }
+    match b {
+        Builtin::Deployment => {
+            if path == "status.conditions" {
+                return MergeByKey("type");
+            }
+            let Some(template) = path.strip_prefix("spec.template.") else {
+                return Replace;
+            };
+            if let Some(s) = meta(template) {
+                return s;
+            }
+            let Some(pod) = template.strip_prefix("spec.") else {
+                return Replace;
+            };
+            match pod {
+                "volumes"
+                | "initContainers"
+                | "containers"
+                | "ephemeralContainers"
+                | "imagePullSecrets"
+                | "schedulingGates"
+                | "resourceClaims" => MergeByKey("name"),
+                "hostAliases" => MergeByKey("ip"),
+                "topologySpreadConstraints" => MergeByKey("topologyKey"),
+                _ => {
+                    let container_field =
+                        ["initContainers.", "containers.", "ephemeralContainers."]
+                            .iter()
+                            .find_map(|c| pod.strip_prefix(c));
+                    match container_field {
+                        Some("ports") => MergeByKey("containerPort"),
+                        Some("env") => MergeByKey("name"),
+                        Some("volumeMounts") => MergeByKey("mountPath"),
+                        Some("volumeDevices") => MergeByKey("devicePath"),
+                        _ => Replace,
+                    }
+                }
+            }
+        }
+        Builtin::Service => match path {
+            "spec.ports" => MergeByKey("port"),
+            "status.conditions" => MergeByKey("type"),
+            _ => Replace,
+        },
+        Builtin::ServiceAccount if path == "secrets" => MergeByKey("name"),
+        Builtin::PodDisruptionBudget if path == "status.conditions" => MergeByKey("type"),
+        _ => Replace,
+    }
 }
 
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";

@@ -74,8 +74,15 @@ pub fn json_patch(target: &Value, ops: &Value) -> Result<Value, PatchError> {
     castellan_apiserver_patch::json_patch(target, ops)
 }
 
-pub fn strategic_merge_patch(target: &mut Value, patch: &Value) -> Result<(), PatchError> {
-    castellan_apiserver_patch::strategic_merge_patch(target, patch)
+/// Strategic merge patch of a built-in kind, with its lists' patch strategies.
+pub fn strategic_merge_patch(
+    b: crate::resources::Builtin,
+    target: &mut Value,
+    patch: &Value,
+) -> Result<(), PatchError> {
+    castellan_apiserver_patch::strategic_merge_patch_with(target, patch, &|path| {
+        crate::builtins::list_strategy(b, path)
+    })
 }
 
 pub fn apply(

@@ -108,15 +108,6 @@ impl ResourceInfo {
                 Some(Builtin::Crd | Builtin::Deployment | Builtin::PodDisruptionBudget)
             )
     }
-    /// Built-ins whose strategic merge patch needs merge-keyed lists (`containers` by name,
-    /// `ports` by port, ...), which the emulator does not implement: such a patch is refused
-    /// (415) rather than applied with the wrong list semantics.
-    pub fn smp_unimplemented(&self) -> bool {
-        matches!(
-            self.builtin(),
-            Some(Builtin::Deployment | Builtin::Service | Builtin::ServiceAccount)
-        )
-    }
     /// Whether strategic merge patch is accepted.
     pub fn supports_smp(&self) -> bool {
         !self.is_custom() && self.builtin() != Some(Builtin::Crd)

@@ -92,11 +92,7 @@ pub fn write_opts(req: &Request, kind: &str) -> ApiResult<WriteOpts> {
 
 /// Decode a create/update body: protobuf (built-ins only) or JSON. Protobuf has no strict
 /// decoding (unknown fields are dropped by the decoder), so it yields no warnings.
-fn decode_body(
-    req: &Request,
-    t: &Target,
-    fv: FieldValidation,
-) -> ApiResult<(Value, Vec<String>)> {
+fn decode_body(req: &Request, t: &Target, fv: FieldValidation) -> ApiResult<(Value, Vec<String>)> {
     if req.content_type() == crate::protobuf::MEDIA_TYPE {
         return Ok((crate::protobuf::decode(&t.info, &req.body)?, Vec::new()));
     }
@@ -858,16 +854,6 @@ pub fn patch(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Reply
     let kind = match req.content_type().as_str() {
         "application/merge-patch+json" => PatchKind::Merge,
         "application/json-patch+json" => PatchKind::Json,
-        "application/strategic-merge-patch+json" if t.info.smp_unimplemented() => {
-            return Err(ApiError::new(
-                415,
-                "UnsupportedMediaType",
-                format!(
-                    "castellan-apiserver does not implement strategic merge patch for {} (its lists merge by key); use a merge, JSON or apply patch",
-                    t.info.kind
-                ),
-            ))
-        }
         "application/strategic-merge-patch+json" if t.info.supports_smp() => PatchKind::Strategic,
         "application/apply-patch+yaml" | "application/apply-patch+cbor" => PatchKind::Apply,
         _ => return Err(unsupported_patch(t)),
@@ -968,7 +954,11 @@ pub fn patch(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Reply
             ext::merge_patch(&mut new, &patch_doc)
         }
         PatchKind::Strategic => {
-            ext::strategic_merge_patch(&mut new, &patch_doc).map_err(patch_error)?
+            let b = t
+                .info
+                .builtin()
+                .expect("SMP is only accepted for built-ins");
+            ext::strategic_merge_patch(b, &mut new, &patch_doc).map_err(patch_error)?
         }
         PatchKind::Json => new = ext::json_patch(&live, &patch_doc).map_err(patch_error)?,
         PatchKind::Apply => unreachable!(),

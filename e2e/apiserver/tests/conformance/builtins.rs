@@ -441,28 +441,96 @@ async fn strategic_merge_patch_on_role_merges_like_a_json_merge() {
     assert_eq!(rules[0].verbs, ["list"]);
 }
 
-/// Known difference (README): strategic merge patch on kinds with merge-keyed lists is
-/// refused rather than applied with the wrong list semantics.
 #[tokio::test]
-async fn strategic_merge_patch_on_deployment_is_refused_not_misapplied() {
+async fn strategic_merge_patch_on_deployment_merges_lists_by_key() {
     let (_server, client) = setup().await;
     let api: Api<Deployment> = Api::namespaced(client, "default");
-    api.create(&PostParams::default(), &deployment("web", "web", "web"))
+    let d: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default", "finalizers": ["a.example/x"]},
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [
+                    {"name": "main", "image": "app:1",
+                     "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+                     "ports": [{"containerPort": 80, "name": "http"}]},
+                    {"name": "sidecar", "image": "side:1"}
+                ]}
+            }
+        }
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &d).await.unwrap();
+    // What kubectl sends when a manifest changes one container's image and env, drops the
+    // sidecar, adds a container, and switches the strategy to Recreate.
+    let patch = json!({
+        "metadata": {"finalizers": ["b.example/y"]},
+        "spec": {
+            "strategy": {"$retainKeys": ["type"], "type": "Recreate", "rollingUpdate": null},
+            "template": {"spec": {
+                "$setElementOrder/containers": [{"name": "init"}, {"name": "main"}],
+                "containers": [
+                    {"name": "main", "image": "app:2",
+                     "$setElementOrder/env": [{"name": "A"}, {"name": "C"}],
+                     "env": [{"name": "C", "value": "3"}, {"$patch": "delete", "name": "B"}]},
+                    {"name": "init", "image": "init:1"},
+                    {"$patch": "delete", "name": "sidecar"}
+                ]
+            }}
+        }
+    });
+    let d = api
+        .patch("web", &PatchParams::default(), &Patch::Strategic(patch))
         .await
         .unwrap();
-    let err = api
+    let v = serde_json::to_value(&d).unwrap();
+    // Finalizers merge as a set; the patched one comes first (apimachinery's mergeSortedSlice
+    // puts a server-only element first only when both are in the live list).
+    assert_eq!(
+        v["metadata"]["finalizers"],
+        json!(["b.example/y", "a.example/x"])
+    );
+    assert_eq!(v["spec"]["strategy"], json!({"type": "Recreate"}));
+    let containers = &v["spec"]["template"]["spec"]["containers"];
+    assert_eq!(
+        containers,
+        &json!([
+            {"name": "init", "image": "init:1"},
+            {"name": "main", "image": "app:2",
+             "env": [{"name": "A", "value": "1"}, {"name": "C", "value": "3"}],
+             "ports": [{"containerPort": 80, "name": "http"}]}
+        ])
+    );
+    assert_eq!(d.metadata.generation, Some(2));
+}
+
+#[tokio::test]
+async fn strategic_merge_patch_on_service_merges_ports_by_port() {
+    let (_server, client) = setup().await;
+    let api: Api<Service> = Api::namespaced(client, "default");
+    let svc: Service = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "metrics"},
+        "spec": {"ports": [{"name": "a", "port": 80}, {"name": "b", "port": 81}]}}))
+    .unwrap();
+    api.create(&PostParams::default(), &svc).await.unwrap();
+    let s = api
         .patch(
-            "web",
+            "metrics",
             &PatchParams::default(),
-            &Patch::Strategic(json!({"spec": {"replicas": 2}})),
+            &Patch::Strategic(json!({"spec": {"ports": [{"port": 81, "name": "bee"}]}})),
         )
         .await
-        .map_err(api_err)
-        .unwrap_err();
-    assert_eq!(err.code, 415);
-    assert!(err
-        .message
-        .contains("castellan-apiserver does not implement"));
+        .unwrap();
+    let v = serde_json::to_value(&s).unwrap();
+    // Patched elements come in patch order; a server-only element stays before a patched one
+    // that followed it in the live list.
+    assert_eq!(
+        v["spec"]["ports"],
+        json!([{"name": "a", "port": 80}, {"name": "bee", "port": 81}])
+    );
 }
 
 /// kubectl 1.33 (next to the dispatcher on PATH) with its own cache dir.
@@ -576,6 +644,34 @@ spec:
     )
     .await;
     assert!(ok && out == "1", "{out}");
+    // An upgrade: kubectl computes a strategic merge patch for the Deployment.
+    let changed = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("args: [run]", "args: [run, --leader-elect]")
+        .replace("maxUnavailable: 1", "maxUnavailable: 2");
+    let changed_path = dir.join("chart-2.yaml");
+    std::fs::write(&changed_path, changed).unwrap();
+    let (ok, out) = kubectl(
+        &server,
+        &dir,
+        &["apply", "-f", &changed_path.display().to_string()],
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert_eq!(out.matches(" configured").count(), 2, "{out}");
+    let (ok, out) = kubectl(
+        &server,
+        &dir,
+        &[
+            "get",
+            "deploy",
+            "castellan",
+            "-o",
+            "jsonpath={.metadata.generation} {.spec.template.spec.containers[0].args}",
+        ],
+    )
+    .await;
+    assert!(ok && out == "2 [\"run\",\"--leader-elect\"]", "{out}");
     let (ok, out) = kubectl(&server, &dir, &["delete", "-f", &path]).await;
     assert!(ok, "{out}");
     assert_eq!(out.matches(" deleted").count(), 6, "{out}");
