@@ -380,6 +380,18 @@ fn admit(
             crate::events::validate_v1(obj, old).map_err(|c| ApiError::invalid(&subject, c))?;
         }
         Some(Builtin::Namespace) => {
+            // As kube-apiserver's namespace strategy: the name label is always set (and reset
+            // if a client changes or removes it), on create and on update.
+            let name = meta::name_of(obj).to_owned();
+            if !name.is_empty() {
+                let labels = metadata_mut(obj)
+                    .entry("labels")
+                    .or_insert_with(|| json!({}));
+                if !labels.is_object() {
+                    *labels = json!({});
+                }
+                labels["kubernetes.io/metadata.name"] = Value::String(name);
+            }
             let o = obj.as_object_mut().unwrap();
             match old {
                 None => {

@@ -537,3 +537,47 @@ async fn dry_run_persists_nothing() {
     let r = raw(&server, "POST", "/apis/example.com/v1/namespaces/default/widgets?dryRun=Some", &[JSON], r#"{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w1"},"spec":{"size":1}}"#).await;
     assert_eq!(r.status, 422);
 }
+
+/// kube-apiserver's namespace strategy sets `kubernetes.io/metadata.name` to the name on create
+/// and puts it back on update, whatever the client sent (NetworkPolicies select namespaces by it).
+#[tokio::test]
+async fn namespaces_carry_their_name_label_whatever_the_client_sends() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::ResourceExt;
+    let (_server, client) = setup().await;
+    let namespaces: Api<Namespace> = Api::all(client);
+    let label = |ns: &Namespace| {
+        ns.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("kubernetes.io/metadata.name").cloned())
+    };
+    let created = namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "team-a", "labels": {"kubernetes.io/metadata.name": "other"}}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(label(&created).as_deref(), Some("team-a"));
+    let patched = namespaces
+        .patch(
+            "team-a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"kubernetes.io/metadata.name": null, "tier": "gold"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(label(&patched).as_deref(), Some("team-a"));
+    assert_eq!(
+        patched.labels().get("tier").map(String::as_str),
+        Some("gold")
+    );
+    assert_eq!(
+        label(&namespaces.get("default").await.unwrap()).as_deref(),
+        Some("default")
+    );
+}
