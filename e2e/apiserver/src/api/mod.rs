@@ -148,8 +148,10 @@ pub async fn dispatch(shared: &Arc<Shared>, req: &Request, rec: &mut RequestReco
     }
     // Writes answer JSON; a client that accepts only protobuf (or nothing servable) gets
     // 406 before anything is written, as the real handlers negotiate first.
-    if matches!(verb, "create" | "update" | "patch" | "delete" | "deletecollection")
-        && crate::http::negotiate::negotiate(req.header("accept")).is_none()
+    if matches!(
+        verb,
+        "create" | "update" | "patch" | "delete" | "deletecollection"
+    ) && crate::http::negotiate::negotiate(req.header("accept")).is_none()
     {
         return Reply::error(&read::not_acceptable());
     }
