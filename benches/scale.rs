@@ -76,6 +76,9 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("--child-apiserver") {
         return child_apiserver(PathBuf::from(&args[2]));
     }
+    if args.get(1).map(String::as_str) == Some("--child-caches") {
+        return child_caches(PathBuf::from(&args[2]), args[3] == "strip");
+    }
     for v in ["AWS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"] {
         std::env::remove_var(v);
     }
@@ -1105,6 +1108,76 @@ async fn canonical_status(client: &Client) -> Template {
     }
 }
 
+/// `--child-caches KUBECONFIG keep|strip`: only what `operator::run` caches for mappings (a
+/// shared reflector store and the [`MappingIndex`]), fed by the same watcher, optionally with
+/// `managedFields` stripped by `.modify()`; prints "<mappings> <VmRSS KiB before> <after>
+/// <RssAnon before> <after>" once the store holds every mapping.
+fn child_caches(kubeconfig: PathBuf, strip: bool) {
+    use castellan::mapping::MappingIndex;
+    use kube::runtime::reflector;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let client = client_for(&kubeconfig).await;
+        let api: Api<ArtifactMapping> = Api::namespaced(client.clone(), MEM_NS);
+        let me = std::process::id();
+        let _ = api.list(&ListParams::default().limit(1)).await;
+        let (rss0, anon0) = (status_kib(me, "VmRSS:"), status_kib(me, "RssAnon:"));
+        let (reader, writer) = reflector::store_shared::<ArtifactMapping>(4096);
+        let _subscriber = writer.subscribe().expect("subscribe");
+        let index = Arc::new(MappingIndex::new());
+        let feed = {
+            let index = index.clone();
+            watcher(api, watcher::Config::default())
+                .default_backoff()
+                .modify(move |m: &mut ArtifactMapping| {
+                    if strip {
+                        m.metadata.managed_fields = None;
+                    }
+                })
+                .inspect_ok(move |event| index.apply_event(event))
+                .reflect_shared(writer)
+                .for_each(|_| async {})
+        };
+        let task = tokio::spawn(feed);
+        reader.wait_until_ready().await.expect("store ready");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (rss1, anon1) = (status_kib(me, "VmRSS:"), status_kib(me, "RssAnon:"));
+        println!("{} {rss0} {rss1} {anon0} {anon1}", reader.state().len());
+        task.abort();
+        drop(index);
+    });
+}
+
+/// Runs [`child_caches`] and prints its figures.
+fn caches_only(kubeconfig: &Path, strip: bool, n: usize) {
+    let out = Command::new(std::env::current_exe().expect("current exe"))
+        .arg("--child-caches")
+        .arg(kubeconfig)
+        .arg(if strip { "strip" } else { "keep" })
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("caches child");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<u64> = text
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if v.len() != 5 {
+        println!("  caches-only child failed: {text}");
+        return;
+    }
+    println!(
+        "  caches only (reflector store + MappingIndex, managedFields {}): {} mappings, RSS growth {:.0} bytes/mapping ({:.0} anonymous)",
+        if strip { "stripped by .modify()" } else { "kept, as operator::run does" },
+        v[0],
+        (v[2].saturating_sub(v[1]) * 1024) as f64 / n as f64,
+        (v[4].saturating_sub(v[3]) * 1024) as f64 / n as f64,
+    );
+}
+
 async fn memory() {
     let n = env_usize("SCALE_MEMORY_MAPPINGS", 100_000);
     println!("(2) memory: {n} mappings in the caches of `castellan run`");
@@ -1307,5 +1380,12 @@ async fn memory() {
         per(loaded.anon, baseline.anon),
         per(loaded.hwm, baseline.hwm),
     );
+    // What the mapping caches alone weigh, and what stripping managedFields would save.
+    for strip in [false, true] {
+        let kubeconfig = kubeconfig.clone();
+        tokio::task::spawn_blocking(move || caches_only(&kubeconfig, strip, n))
+            .await
+            .expect("caches only");
+    }
     drop(emulator);
 }
