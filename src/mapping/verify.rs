@@ -6,8 +6,9 @@
 //! conclusive results (verified, mismatching, missing) for a while, so a converged mapping that
 //! is reconciled again by an unrelated event does no I/O.
 //!
-//! The verdict on the bytes is `storage::verify`'s (HEAD, size check, streamed GET through the
-//! digest, constant memory). Must not: decide placement or talk to the API server.
+//! One verification is one GET: the size is checked on the announced `Content-Length` before
+//! any body byte is read, then the body streams through `digest::verify_stream` (constant
+//! memory). Must not: decide placement or talk to the API server.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,9 +21,8 @@ use sha2::Digest as _;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::digest::{Digest, VerifyOutcome};
+use crate::digest::{verify_stream, Digest, VerifyOutcome};
 use crate::metrics::{Metrics, ResultLabels};
-use crate::storage::verify::verify_object;
 use crate::storage::{
     ByteRange, ErrorKind, GetObject, ListPage, ObjectInfo, ObjectStore, ProbeMode, ProbeReport,
     PutBody, PutOptions, PutOutcome, StorageError,
@@ -387,26 +387,46 @@ impl Verifier {
     }
 }
 
-/// One HEAD + GET + digest pass; returns the verdict and the body bytes received.
+/// One GET + digest pass; returns the verdict and the body bytes received.
+///
+/// The size check happens on the GET's announced `Content-Length`, before a byte of the body is
+/// read (a mismatching body is dropped unread): the same guarantee as a HEAD first, one request
+/// fewer. Dropping the HEAD took 10k stranded 1 MiB mappings from 1.41x to 1.24x the
+/// GET + hash + write floor (`benches/scale.rs`, figures in `bench/README.md`).
 async fn once(store: &dyn ObjectStore, target: &Target) -> (Verdict, u64) {
-    match verify_object(store, &target.key, &target.digest, target.size).await {
-        Err(e) if e.kind() == ErrorKind::NotFound => (Verdict::Missing, 0),
-        Err(e) => (Verdict::Failed(e), 0),
-        Ok(report) => {
-            let verdict = match report.outcome {
-                VerifyOutcome::Verified { bytes } => Verdict::Verified { bytes },
-                VerifyOutcome::DigestMismatch { actual } => Verdict::DigestMismatch { actual },
-                VerifyOutcome::SizeMismatch { expected, actual } => {
-                    Verdict::SizeMismatch { expected, actual }
-                }
-                VerifyOutcome::Truncated { expected, received } => {
-                    Verdict::Truncated { expected, received }
-                }
-                VerifyOutcome::Io(e) => Verdict::Failed(e),
-            };
-            (verdict, report.bytes)
+    let got = match store.get(&target.key, None).await {
+        Err(e) if e.kind() == ErrorKind::NotFound => return (Verdict::Missing, 0),
+        Err(e) => return (Verdict::Failed(e), 0),
+        Ok(got) => got,
+    };
+    if let (Some(expected), Some(actual)) = (target.size, got.content_length) {
+        if expected != actual {
+            return (Verdict::SizeMismatch { expected, actual }, 0);
         }
     }
+    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let body = {
+        let received = received.clone();
+        got.body.inspect(move |item| {
+            if let Ok(chunk) = item {
+                received.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    let outcome = verify_stream(body, &target.digest, got.content_length.or(target.size)).await;
+    let bytes = received.load(std::sync::atomic::Ordering::Relaxed);
+    let verdict = match outcome {
+        VerifyOutcome::Verified { bytes } => Verdict::Verified { bytes },
+        VerifyOutcome::DigestMismatch { actual } => Verdict::DigestMismatch { actual },
+        VerifyOutcome::SizeMismatch { expected, actual } => {
+            Verdict::SizeMismatch { expected, actual }
+        }
+        VerifyOutcome::Truncated { expected, received } => {
+            Verdict::Truncated { expected, received }
+        }
+        VerifyOutcome::Io(e) => Verdict::Failed(e),
+    };
+    (verdict, bytes)
 }
 
 /// An [`ObjectStore`] whose GET bodies are paid for from a [`ByteBudget`] as they stream.
