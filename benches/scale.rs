@@ -813,7 +813,7 @@ async fn reassignment() {
     hooks.clear_requests();
     let (cpu_me, cpu_s3) = (cpu_seconds(me), s3.pid().map(cpu_seconds));
     let started = Instant::now();
-    let verified_bytes: u64 = futures::stream::iter(listed.into_iter())
+    let verified_bytes: u64 = futures::stream::iter(listed)
         .map(|m| {
             let (store, mappings) = (store.clone(), mappings.clone());
             async move {
