@@ -42,9 +42,7 @@ use castellan_apiserver::{ApiServer, RequestRecord, ServerConfig};
 use castellan_s3server::{S3Server, ServerOptions};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -135,11 +133,9 @@ fn object_bytes(index: u64, len: usize) -> Bytes {
 }
 
 async fn client_for(kubeconfig: &Path) -> Client {
-    let kubeconfig = Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    castellan::cluster::client_from_kubeconfig(kubeconfig)
         .await
-        .expect("client config");
-    Client::try_from(config).expect("client")
+        .expect("client")
 }
 
 /// utime + stime of a process, in seconds.
@@ -166,14 +162,9 @@ fn status_kib(pid: u32, field: &str) -> u64 {
 }
 
 async fn bootstrap_api(client: &Client, namespace: &str) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in castellan::api::crds() {
-        match crds.create(&PostParams::default(), &crd).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => panic!("create CRD: {e}"),
-        }
-    }
+    castellan::cluster::install_crds(client, Duration::from_secs(10))
+        .await
+        .expect("CRDs created and established");
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
         .create(
@@ -182,15 +173,6 @@ async fn bootstrap_api(client: &Client, namespace: &str) {
         )
         .await
         .expect("namespace");
-    // Wait until the CRDs serve (the emulator establishes them asynchronously).
-    let api: Api<ArtifactMapping> = Api::namespaced(client.clone(), namespace);
-    for _ in 0..100 {
-        if api.list(&ListParams::default().limit(1)).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("CRDs never served");
 }
 
 async fn put_creds(client: &Client, namespace: &str, name: &str, key: (&str, &str)) {

@@ -5,6 +5,7 @@ pub mod api;
 pub mod backend;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod context;
 #[cfg(feature = "demo")]
 pub mod demo;

@@ -19,7 +19,6 @@ use castellan_apiserver::ApiServer;
 use castellan_s3server::{Fault, S3Server, ServerOptions};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use k8s_openapi::ByteString;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
@@ -61,36 +60,15 @@ struct Harness {
 }
 
 async fn client_for(apiserver: &ApiServer) -> Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(apiserver.kubeconfig_path()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+    castellan::cluster::client_from_kubeconfig(apiserver.kubeconfig_path())
         .await
-        .unwrap();
-    Client::try_from(config).unwrap()
+        .expect("client")
 }
 
 async fn install_crds(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in castellan::api::crds() {
-        crds.create(&PostParams::default(), &crd).await.unwrap();
-    }
-    for crd in castellan::api::crds() {
-        let name = crd.name_any();
-        let mut established = false;
-        for _ in 0..100 {
-            let got = crds.get(&name).await.unwrap();
-            established = got
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True");
-            if established {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(established, "CRD {name} is established");
-    }
+    castellan::cluster::install_crds(client, Duration::from_secs(10))
+        .await
+        .expect("CRDs created and established");
 }
 
 /// A reflector store fed by a real watch against the emulator.

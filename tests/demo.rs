@@ -14,7 +14,6 @@ use castellan::api::reasons::{backend_condition, backend_reason, mapping_reason}
 use castellan::api::ArtifactMapping;
 use castellan::demo::{self, DemoOptions};
 use kube::api::{Api, ListParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::ResourceExt;
 
 /// The rows of the table printed under `$ <command>`, split on runs of spaces (no cell of the
@@ -295,13 +294,9 @@ async fn keep_stays_up_for_kubectl_and_castellan_get_until_sigterm() {
     let digest = get_line.split_whitespace().nth(2).unwrap().to_string();
 
     // The cluster is there, as printed.
-    let config = kube::Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(&kubeconfig).unwrap(),
-        &KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    let client = kube::Client::try_from(config).unwrap();
+    let client = castellan::cluster::client_from_kubeconfig(std::path::Path::new(&kubeconfig))
+        .await
+        .unwrap();
     let mappings = Api::<ArtifactMapping>::namespaced(client, "demo")
         .list(&ListParams::default())
         .await

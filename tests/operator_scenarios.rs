@@ -21,10 +21,8 @@ use castellan_apiserver::ApiServer;
 use castellan_s3server::{S3Server, ServerOptions};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event as K8sEvent;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
@@ -90,11 +88,9 @@ impl Drop for Operator {
 }
 
 async fn client_for(api: &ApiServer) -> Client {
-    let kubeconfig = Kubeconfig::read_from(api.kubeconfig_path()).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    castellan::cluster::client_from_kubeconfig(api.kubeconfig_path())
         .await
-        .expect("client config");
-    Client::try_from(config).expect("client")
+        .expect("client")
 }
 
 /// Polls `check` until it returns `Ok`, panicking with the last error after `timeout`.
@@ -160,12 +156,9 @@ impl Env {
         .expect("S3 server");
         let api = ApiServer::start().await.expect("API server emulator");
         let client = client_for(&api).await;
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for crd in castellan::api::crds() {
-            crds.create(&PostParams::default(), &crd)
-                .await
-                .expect("create CRD");
-        }
+        castellan::cluster::install_crds(&client, Duration::from_secs(10))
+            .await
+            .expect("CRDs created and established");
         let namespaces: Api<Namespace> = Api::all(client.clone());
         namespaces
             .create(

@@ -18,9 +18,7 @@ use castellan::transfer::{
 use castellan_apiserver::ApiServer;
 use castellan_s3server::{S3Server, ServerOptions};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
@@ -90,40 +88,15 @@ impl<'a> B<'a> {
 }
 
 async fn client_for(api: &ApiServer) -> Client {
-    let kubeconfig = Kubeconfig::read_from(api.kubeconfig_path()).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    castellan::cluster::client_from_kubeconfig(api.kubeconfig_path())
         .await
-        .expect("client config");
-    Client::try_from(config).expect("client")
+        .expect("client")
 }
 
 async fn install_crds(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in castellan::api::crds() {
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .expect("create CRD");
-    }
-    for crd in castellan::api::crds() {
-        let name = crd.name_any();
-        tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                let got = crds.get(&name).await.expect("get CRD");
-                let established = got
-                    .status
-                    .and_then(|s| s.conditions)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True");
-                if established {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
+    castellan::cluster::install_crds(client, Duration::from_secs(10))
         .await
-        .expect("CRD established");
-    }
+        .expect("CRDs created and established");
 }
 
 async fn setup() -> Env {

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Client;
 
 use crate::transfer::{mib_per_sec, Phase, Progress};
@@ -31,15 +30,9 @@ pub async fn connect(args: &ClusterArgs) -> Result<(Client, String), String> {
         None => Client::try_default()
             .await
             .map_err(|e| format!("connecting to Kubernetes: {e}"))?,
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .map_err(|e| format!("reading kubeconfig {}: {e}", path.display()))?;
-            let config =
-                kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                    .await
-                    .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?;
-            Client::try_from(config).map_err(|e| format!("connecting to Kubernetes: {e}"))?
-        }
+        Some(path) => crate::cluster::client_from_kubeconfig(path)
+            .await
+            .map_err(|e| e.to_string())?,
     };
     let namespace = args
         .namespace

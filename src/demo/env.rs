@@ -9,13 +9,12 @@ use anyhow::Context as _;
 use castellan_apiserver::{ApiServer, ServerConfig};
 use castellan_s3server::{S3Server, ServerOptions};
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Client;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::cluster;
 use crate::context::Settings;
 use crate::operator::{self, RunConfig};
 
@@ -98,15 +97,8 @@ impl Environment {
         })
         .await
         .context("starting the S3 server")?;
-        let client = client_for(api.kubeconfig_path()).await?;
-
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for crd in crate::api::crds() {
-            crds.create(&PostParams::default(), &crd)
-                .await
-                .context("creating the CustomResourceDefinitions")?;
-        }
-        operator::wait_for_crds(&client, Duration::from_secs(30)).await?;
+        let client = cluster::client_from_kubeconfig(api.kubeconfig_path()).await?;
+        cluster::install_crds(&client, Duration::from_secs(30)).await?;
         let namespaces: Api<Namespace> = Api::all(client.clone());
         let mut namespace = Namespace::default();
         namespace.metadata.name = Some(options.namespace.clone());
@@ -194,15 +186,6 @@ impl Environment {
         }
         result
     }
-}
-
-/// A kube client from the emulator's kubeconfig (what kubectl would use).
-async fn client_for(kubeconfig: &Path) -> anyhow::Result<Client> {
-    let kubeconfig = Kubeconfig::read_from(kubeconfig).context("reading the kubeconfig")?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .context("loading the kubeconfig")?;
-    Client::try_from(config).context("building the Kubernetes client")
 }
 
 /// A loopback address with a port that was free a moment ago (the operator's metrics endpoint
