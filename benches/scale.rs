@@ -30,10 +30,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use castellan::api::reasons::{backend_condition, backend_reason, mapping_condition};
+use castellan::api::reasons::{backend_condition, mapping_condition, BackendReason};
 use castellan::api::{ArtifactMapping, StorageBackend};
-use castellan::context::{Settings, FIELD_MANAGER};
+use castellan::cluster::FIELD_MANAGER;
 use castellan::digest::{Algorithm, Digest, Hasher};
+use castellan::operator::Settings;
 use castellan::operator::{self, RunConfig};
 use castellan::storage::{
     layout, ObjectStore, PutBody, PutOptions, S3Config, S3Store, StaticCredentials,
@@ -744,7 +745,7 @@ async fn reassignment() {
         .await
         .expect("patch a");
     create_backend(&client, NS, "b", &endpoint, BUCKET, "b-creds", true, "2s").await;
-    wait_backend(&client, NS, "b", "True", backend_reason::VALIDATED).await;
+    wait_backend(&client, NS, "b", "True", BackendReason::Validated.as_str()).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // --- The operator pass ---
@@ -762,7 +763,7 @@ async fn reassignment() {
                 NS,
                 "a",
                 "False",
-                backend_reason::INVALID_ACCESS_KEY_ID,
+                BackendReason::InvalidAccessKeyId.as_str(),
             )
             .await;
             started.elapsed()
@@ -1216,13 +1217,20 @@ async fn memory() {
     // Baseline: the operator with both backends and no mapping.
     let baseline = {
         let op = start_castellan(&kubeconfig).await;
-        wait_backend(&client, MEM_NS, "b", "True", backend_reason::VALIDATED).await;
+        wait_backend(
+            &client,
+            MEM_NS,
+            "b",
+            "True",
+            BackendReason::Validated.as_str(),
+        )
+        .await;
         wait_backend(
             &client,
             MEM_NS,
             "a",
             "False",
-            backend_reason::INVALID_ACCESS_KEY_ID,
+            BackendReason::InvalidAccessKeyId.as_str(),
         )
         .await;
         wait_idle(op.0.id(), Duration::from_secs(60)).await;

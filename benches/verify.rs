@@ -13,11 +13,11 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use castellan::digest::{Algorithm, Hasher};
-use castellan::storage::verify::verify_object;
+use castellan::digest::{Algorithm, Digest, Hasher};
 use castellan::storage::{
     layout, ObjectStore, PutBody, PutOptions, S3Config, S3Store, StaticCredentials,
 };
+use castellan::storage::{read_verified, ReadOptions, Sink, Verification};
 use futures::StreamExt;
 
 const MIB: u64 = 1024 * 1024;
@@ -100,6 +100,22 @@ fn main() {
     runtime.block_on(run());
 }
 
+/// `castellan verify`'s read: one GET streamed through the digest, the bytes discarded.
+async fn verify(store: &S3Store, key: &str, digest: &Digest, size: u64) -> Verification {
+    let read = read_verified(
+        store,
+        key,
+        digest,
+        Some(size),
+        Sink::Discard,
+        &ReadOptions::default(),
+    )
+    .await
+    .expect("discarding cannot fail");
+    assert!(read.verdict.is_verified(), "{:?}", read.verdict);
+    read
+}
+
 async fn run() {
     let mut config = S3Config::new(env("CASTELLAN_BENCH_BUCKET"));
     config.endpoint = Some(env("CASTELLAN_BENCH_ENDPOINT"));
@@ -126,10 +142,7 @@ async fn run() {
         let (n, secs) = raw_get(&store, &key).await;
         assert_eq!(n, 1024 * MIB);
         let raw_mibs = n as f64 / MIB as f64 / secs;
-        let report = verify_object(&store, &key, &digest, Some(1024 * MIB))
-            .await
-            .expect("verify");
-        assert!(report.outcome.is_verified(), "{:?}", report.outcome);
+        let report = verify(&store, &key, &digest, 1024 * MIB).await;
         let ver_mibs = report.mib_per_sec();
         println!(
             "round {round}: raw GET {raw_mibs:7.1} MiB/s   verify {ver_mibs:7.1} MiB/s   ratio {:.3}",
@@ -153,10 +166,7 @@ async fn run() {
     let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let before = status_kib("VmHWM:");
     let rss_before = status_kib("VmRSS:");
-    let report = verify_object(&store, &key2, &digest2, Some(2048 * MIB))
-        .await
-        .expect("verify 2 GiB");
-    assert!(report.outcome.is_verified(), "{:?}", report.outcome);
+    let report = verify(&store, &key2, &digest2, 2048 * MIB).await;
     let after = status_kib("VmHWM:");
     println!(
         "2 GiB verification: {:.1} MiB/s; RSS before {:.1} MiB, peak during {:.1} MiB, peak growth {:.1} MiB (target < 32 MiB){}",

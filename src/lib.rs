@@ -3,17 +3,15 @@
 
 pub mod api;
 pub mod backend;
-pub mod cli;
 pub mod clock;
 pub mod cluster;
-pub mod context;
-#[cfg(feature = "demo")]
-pub mod demo;
 pub mod digest;
 pub mod mapping;
 pub mod metrics;
 pub mod operator;
+pub mod placement;
 pub mod resolve;
 pub mod storage;
 pub mod telemetry;
 pub mod transfer;
+pub mod verifier;

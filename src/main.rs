@@ -1,4 +1,9 @@
-//! The `castellan` binary: thin clap wiring over the library.
+//! The `castellan` binary: thin clap wiring over the library ([`cli`]), and the embedded demo
+//! ([`demo`], only with the default `demo` feature: the operator image is built without it).
+
+mod cli;
+#[cfg(feature = "demo")]
+mod demo;
 
 use clap::{Parser, Subcommand};
 
@@ -22,22 +27,22 @@ enum Command {
         out_dir: Option<std::path::PathBuf>,
     },
     /// Run the operator: validate backends, reassign stranded mappings (until SIGTERM).
-    #[command(after_help = castellan::cli::run::EXIT_CODES_HELP)]
-    Run(castellan::cli::run::RunArgs),
+    #[command(after_help = cli::run::EXIT_CODES_HELP)]
+    Run(cli::run::RunArgs),
     /// Check one object in a bucket against a digest; print outcome, bytes and throughput.
-    #[command(after_help = castellan::cli::verify::EXIT_CODES_HELP)]
-    Verify(castellan::cli::verify::VerifyArgs),
+    #[command(after_help = cli::verify::EXIT_CODES_HELP)]
+    Verify(cli::verify::VerifyArgs),
     /// Upload a file to the namespace's default (or fallback) backend and create its mapping.
-    #[command(after_help = castellan::cli::put::EXIT_CODES_HELP)]
-    Put(castellan::cli::put::PutArgs),
+    #[command(after_help = cli::put::EXIT_CODES_HELP)]
+    Put(cli::put::PutArgs),
     /// Download a blob by digest, verified, falling back across backends.
-    #[command(after_help = castellan::cli::get::EXIT_CODES_HELP)]
-    Get(castellan::cli::get::GetArgs),
+    #[command(after_help = cli::get::EXIT_CODES_HELP)]
+    Get(cli::get::GetArgs),
     /// Play the credential-rotation story on this machine: an emulated Kubernetes API server,
     /// an S3 server on loopback and the operator, all in-process; no cluster needed.
     #[cfg(feature = "demo")]
-    #[command(after_help = castellan::cli::demo::EXIT_CODES_HELP)]
-    Demo(castellan::cli::demo::DemoArgs),
+    #[command(after_help = cli::demo::EXIT_CODES_HELP)]
+    Demo(cli::demo::DemoArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,28 +61,28 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
-            let code = runtime.block_on(castellan::cli::run::run(args));
+            let code = runtime.block_on(cli::run::run(args));
             std::process::exit(code)
         }
         Command::Verify(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
-            let code = runtime.block_on(castellan::cli::verify::run(args));
+            let code = runtime.block_on(cli::verify::run(args));
             std::process::exit(code)
         }
         Command::Put(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
-            let code = runtime.block_on(castellan::cli::put::run(args));
+            let code = runtime.block_on(cli::put::run(args));
             std::process::exit(code)
         }
         Command::Get(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
-            let code = runtime.block_on(castellan::cli::get::run(args));
+            let code = runtime.block_on(cli::get::run(args));
             std::process::exit(code)
         }
         #[cfg(feature = "demo")]
         Command::Demo(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
-            let code = runtime.block_on(castellan::cli::demo::run(args));
+            let code = runtime.block_on(cli::demo::run(args));
             std::process::exit(code)
         }
     }

@@ -184,6 +184,15 @@ impl Metrics {
         out
     }
 
+    /// Records how long one reconcile of `controller` took.
+    pub fn observe_reconcile(&self, controller: &str, elapsed: std::time::Duration) {
+        self.reconcile_duration
+            .get_or_create(&ControllerLabels {
+                controller: controller.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
     /// Sets `castellan_mappings{namespace, state}` from `(state label, count)` pairs; a namespace
     /// with no mappings left loses its series instead of reporting zeros forever.
     pub fn set_mapping_states(&self, namespace: &str, counts: &[(&str, i64)]) {
@@ -209,11 +218,11 @@ impl Metrics {
         };
         self.backend_ready.remove(&labels);
         self.validation_duration.remove(&labels);
-        for reason in crate::api::reasons::backend_reason::ALL {
+        for reason in crate::api::reasons::BackendReason::all() {
             self.validations.remove(&ValidationLabels {
                 namespace: namespace.to_string(),
                 backend: backend.to_string(),
-                reason: reason.to_string(),
+                reason: reason.as_str().to_string(),
             });
         }
         self.digest_mismatches.remove(&MismatchLabels {

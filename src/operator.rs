@@ -2,8 +2,8 @@
 //! `/metrics`, `/healthz` and `/readyz`, and optionally holds a Lease so that two replicas never
 //! both write.
 //!
-//! This module owns process lifecycle only; what a reconcile decides lives in `backend` and
-//! `mapping`.
+//! Owns: process lifecycle only — caches, feeds, controllers, leader election, HTTP endpoints.
+//! What a reconcile decides lives in `backend`, `mapping` and `placement`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,26 +11,28 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 use tokio::sync::watch as tokio_watch;
 use tracing::{info, warn};
 
 use crate::api::{ArtifactMapping, StorageBackend};
+use crate::backend::ProbeMemory;
 use crate::clock::{Clock, SystemClock};
-use crate::context::{Context, Settings};
+use crate::cluster::{self, ClusterError};
 use crate::mapping::decide::MappingState;
-use crate::mapping::index::MappingIndex;
-use crate::mapping::verify::Verifier;
+use crate::mapping::MappingIndex;
 use crate::metrics::Metrics;
 use crate::resolve::Resolver;
 use crate::telemetry::traced;
+use crate::verifier::Verifier;
 use crate::{backend, mapping};
 
 /// Name of the reporting controller on events (a qualified name, as the events API requires).
@@ -65,6 +67,27 @@ pub struct LeaderElection {
     pub renew_grace_seconds: u64,
 }
 
+/// Operator-wide settings (from `castellan run` flags).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Most digest verifications running at once.
+    pub verify_concurrency: usize,
+    /// Byte-rate budget of all verifications together; `None` = unlimited.
+    pub verify_bytes_per_second: Option<u64>,
+    /// Longest pause between retries of a mapping with no verified replica.
+    pub max_backoff: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            verify_concurrency: 16,
+            verify_bytes_per_second: None,
+            max_backoff: Duration::from_secs(300),
+        }
+    }
+}
+
 /// Readiness, as `/readyz` reports it.
 #[derive(Default)]
 pub struct Readiness {
@@ -84,16 +107,8 @@ impl Readiness {
 /// Errors that stop the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error(
-        "CustomResourceDefinition {name} is not established after {waited:?}; apply crds/ first"
-    )]
-    CrdsNotEstablished { name: String, waited: Duration },
-    #[error("waiting for CustomResourceDefinition {name}: {source}")]
-    CrdWait {
-        name: String,
-        #[source]
-        source: kube::runtime::wait::Error,
-    },
+    #[error(transparent)]
+    Crds(#[from] ClusterError),
     #[error("leader election: {0}")]
     LeaderElection(#[from] kube_lease_manager::LeaseManagerError),
     #[error("lost the leader lease {0}; stopping so that only the new leader writes")]
@@ -131,7 +146,7 @@ pub async fn run(
         }
     }
 
-    wait_for_crds(&client, config.crd_wait).await?;
+    cluster::wait_for_crds(&client, config.crd_wait).await?;
     readiness.crds_established.store(true, Ordering::Relaxed);
 
     let result = match &config.leader_election {
@@ -142,37 +157,6 @@ pub async fn run(
         server.abort();
     }
     result
-}
-
-/// Block until both CRDs report `Established=True`.
-pub async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<(), Error> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for name in [
-        "storagebackends.castellan.io",
-        "artifactmappings.castellan.io",
-    ] {
-        let established = kube::runtime::wait::await_condition(
-            crds.clone(),
-            name,
-            kube::runtime::conditions::is_crd_established(),
-        );
-        match tokio::time::timeout(timeout, established).await {
-            Ok(Ok(_)) => info!(crd = name, "CustomResourceDefinition established"),
-            Ok(Err(source)) => {
-                return Err(Error::CrdWait {
-                    name: name.to_string(),
-                    source,
-                })
-            }
-            Err(_) => {
-                return Err(Error::CrdsNotEstablished {
-                    name: name.to_string(),
-                    waited: timeout,
-                })
-            }
-        }
-    }
-    Ok(())
 }
 
 async fn run_as_leader(
@@ -242,6 +226,8 @@ async fn run_as_leader(
     }
 }
 
+/// The operator proper: shared caches fed by one watch per kind, both controllers, and the
+/// readiness flag, until `stop`.
 async fn run_controllers(
     client: Client,
     config: &RunConfig,
@@ -249,180 +235,203 @@ async fn run_controllers(
     readiness: Arc<Readiness>,
     stop: tokio_watch::Receiver<bool>,
 ) -> Result<(), Error> {
-    let (backend_api, mapping_api, secret_api): (
-        Api<StorageBackend>,
-        Api<ArtifactMapping>,
-        Api<Secret>,
-    ) = match &config.namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-        None => (
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-        ),
-    };
+    let (caches, writers) = Caches::new();
+    let common = Common::new(
+        &client,
+        &config.instance,
+        &config.settings,
+        metrics,
+        Arc::new(SystemClock),
+        Some(caches.secrets.clone()),
+    );
+    let backend_ctx =
+        Arc::new(common.backend_context(caches.backends.clone(), caches.mappings.clone()));
+    let mapping_ctx = Arc::new(common.mapping_context(caches.backends.clone()));
+    // Backend transitions re-place the mappings they affect (computed by the index in the
+    // backend feed, so no mapper mutates anything).
+    let (affected_tx, affected_rx) = futures::channel::mpsc::unbounded();
+    let feeds = Feeds::start(
+        &client,
+        config,
+        writers,
+        &backend_ctx,
+        &common.index,
+        affected_tx,
+    );
+    let stopped = stopped(stop);
+    let synced = caches.mark_synced(readiness);
+    let Caches {
+        backends,
+        mappings,
+        backend_changes,
+        mapping_changes,
+        secret_changes,
+        ..
+    } = caches;
+    let backends = run_backend_controller(
+        backends,
+        backend_changes,
+        secret_changes,
+        backend_ctx,
+        stopped.clone(),
+    );
+    let mappings = run_mapping_controller(
+        config,
+        mappings,
+        mapping_changes,
+        mapping_ctx,
+        affected_rx,
+        stopped,
+    );
+    info!(
+        namespace = config.namespace.as_deref().unwrap_or("<all>"),
+        "controllers starting"
+    );
+    tokio::select! {
+        _ = async { tokio::join!(backends, mappings, synced) } => {},
+        ended = feeds.run() => warn!(watch = ended, "a watch ended"),
+    }
+    info!("controllers stopped");
+    Ok(())
+}
 
-    // Shared caches: each kind is watched once and fans out to both controllers.
-    let (backend_reader, backend_writer) = reflector::store_shared::<StorageBackend>(1024);
-    let (mapping_reader, mapping_writer) = reflector::store_shared::<ArtifactMapping>(4096);
-    let (secret_reader, secret_writer) = reflector::store_shared::<Secret>(256);
-    let backend_for_backends = backend_writer.subscribe().expect("shared store subscribes");
-    let backend_for_mappings = backend_writer.subscribe().expect("shared store subscribes");
-    let mapping_for_mappings = mapping_writer.subscribe().expect("shared store subscribes");
-    let secret_for_backends = secret_writer.subscribe().expect("shared store subscribes");
-    // Shared streams only hand over applied objects; deletions reach the mapping controller here.
-    let (deleted_tx, deleted_rx) =
-        futures::channel::mpsc::unbounded::<ObjectRef<ArtifactMapping>>();
+/// What both controllers share, and the constructors of their contexts (the operator's wiring,
+/// also used by the tests so that they reconcile with what production builds).
+pub struct Common {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    pub clients: Arc<Resolver>,
+    pub verifier: Arc<Verifier>,
+    pub index: Arc<MappingIndex>,
+    pub max_backoff: Duration,
+}
 
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: CONTROLLER_NAME.to_string(),
-                instance: Some(config.instance.clone()),
-            },
-        ),
-        metrics: metrics.clone(),
-        clock: Arc::new(SystemClock) as Arc<dyn Clock>,
-        settings: config.settings.clone(),
-        backends: backend_reader.clone(),
-        mappings: mapping_reader.clone(),
-        index: MappingIndex::new(),
-        // Secrets come from the cache: no API call per reconcile, whatever the number of mappings.
-        resolver: Resolver::with_secret_store(client.clone(), secret_reader.clone()),
-        verifier: Verifier::new(
-            config.settings.verify_concurrency,
-            config.settings.verify_bytes_per_second,
-            metrics.clone(),
-        ),
-    });
-
-    // The watch streams that feed the caches; they must be polled for anything to happen.
-    let backend_feed = {
-        let ctx = ctx.clone();
-        watcher(backend_api, watcher::Config::default())
-            .default_backoff()
-            .modify(strip_managed_fields)
-            .inspect_ok(move |event| {
-                if let watcher::Event::Delete(backend) = event {
-                    backend::cleanup(backend, &ctx);
-                    for mapping in mapping::index::mappings_for_deleted_backend(backend, &ctx) {
-                        // The receiver lives as long as the mapping controller.
-                        let _ = deleted_tx.unbounded_send(mapping);
-                    }
-                }
-            })
-            .reflect_shared(backend_writer)
-            .for_each(|event| async move {
-                if let Err(err) = event {
-                    warn!(error = %err, "StorageBackend watch failed; retrying");
-                }
-            })
-    };
-    let mapping_feed = {
-        let ctx = ctx.clone();
-        watcher(mapping_api, watcher::Config::default())
-            .default_backoff()
-            // Nothing reads them, and they are most of a cached mapping (about 8.5 of 11.8 KB
-            // per mapping in benches/scale.rs).
-            .modify(strip_managed_fields)
-            .inspect_ok(move |event| {
-                ctx.index.apply_event(event);
-                // Reconciles keep the gauges current; a deletion has no reconcile.
-                if let watcher::Event::Delete(mapping) = event {
-                    if let Some(namespace) = mapping.metadata.namespace.as_deref() {
-                        let counts = MappingState::ALL
-                            .map(|state| (state.label(), ctx.index.count(namespace, state)));
-                        ctx.metrics.set_mapping_states(namespace, &counts);
-                    }
-                }
-            })
-            .reflect_shared(mapping_writer)
-            .for_each(|event| async move {
-                if let Err(err) = event {
-                    warn!(error = %err, "ArtifactMapping watch failed; retrying");
-                }
-            })
-    };
-
-    let secret_feed = watcher(secret_api, watcher::Config::default())
-        .default_backoff()
-        .modify(strip_secret_metadata)
-        .reflect_shared(secret_writer)
-        .for_each(|event| async move {
-            if let Err(err) = event {
-                warn!(error = %err, "Secret watch failed; retrying");
-            }
-        });
-
-    let stopped = {
-        let mut stop = stop.clone();
-        async move {
-            while !*stop.borrow_and_update() {
-                if stop.changed().await.is_err() {
-                    break;
-                }
-            }
+impl Common {
+    /// `secrets`: the Secret cache the clients read from (one GET per resolve without it).
+    pub fn new(
+        client: &Client,
+        instance: &str,
+        settings: &Settings,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+        secrets: Option<Store<Secret>>,
+    ) -> Common {
+        let clients = match secrets {
+            Some(store) => Resolver::with_secret_store(client.clone(), store),
+            None => Resolver::new(client.clone()),
+        };
+        Common {
+            client: client.clone(),
+            recorder: Recorder::new(
+                client.clone(),
+                Reporter {
+                    controller: CONTROLLER_NAME.to_string(),
+                    instance: Some(instance.to_owned()),
+                },
+            ),
+            clock,
+            clients: Arc::new(clients),
+            verifier: Arc::new(Verifier::new(
+                settings.verify_concurrency,
+                settings.verify_bytes_per_second,
+                metrics.clone(),
+            )),
+            index: Arc::new(MappingIndex::new()),
+            max_backoff: settings.max_backoff,
+            metrics,
         }
-        .shared()
-    };
+    }
 
-    let backend_controller = {
-        let backends = backend_reader.clone();
-        Controller::for_shared_stream(backend_for_backends, backend_reader.clone())
-            // A backend's status carries its serving/stranded counts, which change with every
-            // mapping that moves; its own status write triggers the next reconcile. Debouncing
-            // keeps that to about one write per second per backend during a mass reassignment
-            // (benches/scale.rs measured ~30/s without it) and delays nothing else by more.
-            .with_config(controller::Config::default().debounce(BACKEND_DEBOUNCE))
-            .watches_shared_stream(secret_for_backends, move |secret| {
-                backend::backends_for_secret(&secret, &backends)
-            })
-            .graceful_shutdown_on(stopped.clone())
-            .run(
-                |obj, ctx| {
-                    let object = ObjectRef::from_obj(obj.as_ref());
-                    traced("storagebackend", object, backend::reconcile(obj, ctx))
-                },
-                backend::error_policy,
-                ctx.clone(),
-            )
-            .for_each(|result| async move { log_outcome("storagebackend", result) })
-    };
-    let mapping_controller = {
-        let ctx_for_mapper = ctx.clone();
-        Controller::for_shared_stream(mapping_for_mappings, mapping_reader.clone())
-            .with_config(
-                controller::Config::default()
-                    .concurrency(config.settings.verify_concurrency as u16 * 2),
-            )
-            .watches_shared_stream(backend_for_mappings, move |backend| {
-                mapping::mappings_for_backend(&backend, &ctx_for_mapper)
-            })
-            .reconcile_on(deleted_rx)
-            .graceful_shutdown_on(stopped.clone())
-            .run(
-                |obj, ctx| {
-                    let object = ObjectRef::from_obj(obj.as_ref());
-                    traced("artifactmapping", object, mapping::reconcile(obj, ctx))
-                },
-                mapping::error_policy,
-                ctx.clone(),
-            )
-            .for_each(|result| async move { log_outcome("artifactmapping", result) })
-    };
+    pub fn backend_context(
+        &self,
+        backends: Store<StorageBackend>,
+        mappings: Store<ArtifactMapping>,
+    ) -> backend::Context {
+        backend::Context {
+            client: self.client.clone(),
+            recorder: self.recorder.clone(),
+            metrics: self.metrics.clone(),
+            clock: self.clock.clone(),
+            backends,
+            mappings,
+            clients: self.clients.clone(),
+            probes: ProbeMemory::default(),
+        }
+    }
 
-    let synced = {
-        let readiness = readiness.clone();
+    pub fn mapping_context(&self, backends: Store<StorageBackend>) -> mapping::Context {
+        mapping::Context {
+            client: self.client.clone(),
+            recorder: self.recorder.clone(),
+            metrics: self.metrics.clone(),
+            clock: self.clock.clone(),
+            backends,
+            index: self.index.clone(),
+            clients: self.clients.clone(),
+            verifier: self.verifier.clone(),
+            max_backoff: self.max_backoff,
+        }
+    }
+}
+
+/// The reflector caches, each shared by the controllers that read it, and the streams of their
+/// changes the controllers follow.
+struct Caches {
+    backends: Store<StorageBackend>,
+    mappings: Store<ArtifactMapping>,
+    secrets: Store<Secret>,
+    backend_changes: ChangeStream<StorageBackend>,
+    mapping_changes: ChangeStream<ArtifactMapping>,
+    secret_changes: ChangeStream<Secret>,
+}
+
+/// Changes of a shared cache, as a controller follows them.
+type ChangeStream<K> = reflector::ReflectHandle<K>;
+
+fn subscribe<K>(writer: &Writer<K>) -> ChangeStream<K>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    writer.subscribe().expect("a shared store subscribes")
+}
+
+/// The writing ends of the caches, consumed by the feeds.
+struct Writers {
+    backends: Writer<StorageBackend>,
+    mappings: Writer<ArtifactMapping>,
+    secrets: Writer<Secret>,
+}
+
+impl Caches {
+    fn new() -> (Caches, Writers) {
+        let (backends, backend_writer) = reflector::store_shared::<StorageBackend>(1024);
+        let (mappings, mapping_writer) = reflector::store_shared::<ArtifactMapping>(4096);
+        let (secrets, secret_writer) = reflector::store_shared::<Secret>(256);
+        let caches = Caches {
+            backend_changes: subscribe(&backend_writer),
+            mapping_changes: subscribe(&mapping_writer),
+            secret_changes: subscribe(&secret_writer),
+            backends,
+            mappings,
+            secrets,
+        };
+        let writers = Writers {
+            backends: backend_writer,
+            mappings: mapping_writer,
+            secrets: secret_writer,
+        };
+        (caches, writers)
+    }
+
+    /// Sets the readiness flag once every cache has completed its first list.
+    fn mark_synced(&self, readiness: Arc<Readiness>) -> impl Future<Output = ()> {
         let (backends, mappings, secrets) = (
-            backend_reader.clone(),
-            mapping_reader.clone(),
-            secret_reader.clone(),
+            self.backends.clone(),
+            self.mappings.clone(),
+            self.secrets.clone(),
         );
         async move {
             let _ = tokio::join!(
@@ -433,20 +442,168 @@ async fn run_controllers(
             readiness.caches_synced.store(true, Ordering::Relaxed);
             info!("caches synced");
         }
-    };
-
-    info!(
-        namespace = config.namespace.as_deref().unwrap_or("<all>"),
-        "controllers starting"
-    );
-    tokio::select! {
-        _ = async { tokio::join!(backend_controller, mapping_controller, synced) } => {},
-        _ = backend_feed => warn!("StorageBackend watch ended"),
-        _ = mapping_feed => warn!("ArtifactMapping watch ended"),
-        _ = secret_feed => warn!("Secret watch ended"),
     }
-    info!("controllers stopped");
-    Ok(())
+}
+
+/// The watch streams that feed the caches; they must be polled for anything to happen.
+struct Feeds {
+    backends: BoxFuture<'static, ()>,
+    mappings: BoxFuture<'static, ()>,
+    secrets: BoxFuture<'static, ()>,
+}
+
+impl Feeds {
+    fn start(
+        client: &Client,
+        config: &RunConfig,
+        writers: Writers,
+        backend_ctx: &Arc<backend::Context>,
+        index: &Arc<MappingIndex>,
+        affected: futures::channel::mpsc::UnboundedSender<ObjectRef<ArtifactMapping>>,
+    ) -> Feeds {
+        let scope = config.namespace.as_deref();
+        let backends = {
+            let (ctx, index) = (backend_ctx.clone(), index.clone());
+            watcher(api(client, scope), watcher::Config::default())
+                .default_backoff()
+                .modify(strip_managed_fields)
+                .inspect_ok(move |event| {
+                    if let watcher::Event::Delete(backend) = event {
+                        backend::cleanup(backend, &ctx);
+                    }
+                    for mapping in index.apply_backend_event(event) {
+                        // The receiver lives as long as the mapping controller.
+                        let _ = affected.unbounded_send(mapping);
+                    }
+                })
+                .reflect_shared(writers.backends)
+                .for_each(|event| log_watch_error("StorageBackend", event))
+                .boxed()
+        };
+        let mappings = {
+            let (index, metrics) = (index.clone(), backend_ctx.metrics.clone());
+            watcher(api(client, scope), watcher::Config::default())
+                .default_backoff()
+                .modify(strip_managed_fields)
+                .inspect_ok(move |event| {
+                    index.apply_event(event);
+                    // Reconciles keep the gauges current; a deletion has no reconcile.
+                    if let watcher::Event::Delete(mapping) = event {
+                        if let Some(namespace) = mapping.metadata.namespace.as_deref() {
+                            let counts = MappingState::ALL
+                                .map(|state| (state.label(), index.count(namespace, state)));
+                            metrics.set_mapping_states(namespace, &counts);
+                        }
+                    }
+                })
+                .reflect_shared(writers.mappings)
+                .for_each(|event| log_watch_error("ArtifactMapping", event))
+                .boxed()
+        };
+        let secrets = watcher(api::<Secret>(client, scope), watcher::Config::default())
+            .default_backoff()
+            .modify(strip_secret_metadata)
+            .reflect_shared(writers.secrets)
+            .for_each(|event| log_watch_error("Secret", event))
+            .boxed();
+        Feeds {
+            backends,
+            mappings,
+            secrets,
+        }
+    }
+
+    /// Polls every feed; returns the kind of the first whose watch ended (they never should).
+    async fn run(self) -> &'static str {
+        tokio::select! {
+            _ = self.backends => "StorageBackend",
+            _ = self.mappings => "ArtifactMapping",
+            _ = self.secrets => "Secret",
+        }
+    }
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+async fn log_watch_error<K>(kind: &'static str, event: Result<K, watcher::Error>) {
+    if let Err(err) = event {
+        warn!(kind, error = %err, "watch failed; retrying");
+    }
+}
+
+/// Resolves once `stop` says so (or its sender is gone); shareable between controllers.
+fn stopped(mut stop: tokio_watch::Receiver<bool>) -> Shared<BoxFuture<'static, ()>> {
+    async move {
+        while !*stop.borrow_and_update() {
+            if stop.changed().await.is_err() {
+                break;
+            }
+        }
+    }
+    .boxed()
+    .shared()
+}
+
+fn run_backend_controller(
+    backends: Store<StorageBackend>,
+    backend_changes: ChangeStream<StorageBackend>,
+    secret_changes: ChangeStream<Secret>,
+    ctx: Arc<backend::Context>,
+    stopped: Shared<BoxFuture<'static, ()>>,
+) -> impl Future<Output = ()> {
+    let referencing = backends.clone();
+    Controller::for_shared_stream(backend_changes, backends)
+        // A backend's status carries its serving/stranded counts, which change with every
+        // mapping that moves, and its own status write triggers the next reconcile: debouncing
+        // keeps that to about one write per second per backend during a mass reassignment and
+        // delays nothing else by more.
+        .with_config(controller::Config::default().debounce(BACKEND_DEBOUNCE))
+        .watches_shared_stream(secret_changes, move |secret| {
+            backend::backends_for_secret(&secret, &referencing)
+        })
+        .graceful_shutdown_on(stopped)
+        .run(
+            |obj, ctx| {
+                let object = ObjectRef::from_obj(obj.as_ref());
+                traced(backend::CONTROLLER, object, backend::reconcile(obj, ctx))
+            },
+            backend::error_policy,
+            ctx,
+        )
+        .for_each(|result| async move { log_outcome(backend::CONTROLLER, result) })
+}
+
+fn run_mapping_controller(
+    config: &RunConfig,
+    mappings: Store<ArtifactMapping>,
+    mapping_changes: ChangeStream<ArtifactMapping>,
+    ctx: Arc<mapping::Context>,
+    affected: futures::channel::mpsc::UnboundedReceiver<ObjectRef<ArtifactMapping>>,
+    stopped: Shared<BoxFuture<'static, ()>>,
+) -> impl Future<Output = ()> {
+    let concurrency =
+        u16::try_from(config.settings.verify_concurrency.saturating_mul(2)).unwrap_or(u16::MAX);
+    Controller::for_shared_stream(mapping_changes, mappings)
+        .with_config(controller::Config::default().concurrency(concurrency))
+        .reconcile_on(affected)
+        .graceful_shutdown_on(stopped)
+        .run(
+            |obj, ctx| {
+                let object = ObjectRef::from_obj(obj.as_ref());
+                traced(mapping::CONTROLLER, object, mapping::reconcile(obj, ctx))
+            },
+            mapping::error_policy,
+            ctx,
+        )
+        .for_each(|result| async move { log_outcome(mapping::CONTROLLER, result) })
 }
 
 /// Trailing-edge debounce of StorageBackend reconciles.

@@ -4,8 +4,7 @@
 //! Owns: reading the referenced Secrets (only in the backend's own namespace), mapping the spec
 //! onto [`S3Config`] (the pure [`s3_config`]), the client cache keyed by [`Inputs`] (backend
 //! uid, generation and the referenced Secrets' resourceVersions: a change of any rebuilds the
-//! client), the resolved location ([`location_of`]), and the backend controller's memory of which inputs it
-//! last probed with (so a rotated Secret restarts the counters).
+//! client).
 //!
 //! Must not: log, store (outside the client it builds) or emit credential material. Errors name
 //! the Secret and the key, never a value; `Debug` of everything here is redacted. Must not read a
@@ -21,7 +20,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
 
 use crate::api::backend::{S3Spec, SseType, StorageBackend};
-use crate::api::reasons::backend_reason;
+use crate::api::reasons::BackendReason;
 use crate::storage::{
     layout, ObjectStore, S3Config, S3Store, Sse, StaticCredentials, StorageError,
 };
@@ -85,15 +84,24 @@ impl fmt::Display for KeyProblem {
 }
 
 impl ResolveError {
+    /// This failure as a storage failure of the backend: its reason, or `InvalidSpec` when the
+    /// failure is not the backend's (a reader trying backends in turn treats both alike).
+    pub fn as_storage_error(&self) -> StorageError {
+        StorageError::new(
+            self.reason().unwrap_or(BackendReason::InvalidSpec),
+            self.to_string(),
+        )
+    }
+
     /// The backend condition reason, or `None` when the failure is not the backend's (reading
     /// the Secret failed, or the object is incomplete): such errors fail the reconcile instead.
-    pub fn reason(&self) -> Option<&'static str> {
+    pub fn reason(&self) -> Option<BackendReason> {
         match self {
-            ResolveError::SecretNotFound { .. } => Some(backend_reason::SECRET_NOT_FOUND),
-            ResolveError::SecretKeyMissing { .. } => Some(backend_reason::SECRET_KEY_MISSING),
-            ResolveError::InvalidSpec(_) => Some(backend_reason::INVALID_SPEC),
+            ResolveError::SecretNotFound { .. } => Some(BackendReason::SecretNotFound),
+            ResolveError::SecretKeyMissing { .. } => Some(BackendReason::SecretKeyMissing),
+            ResolveError::InvalidSpec(_) => Some(BackendReason::InvalidSpec),
             ResolveError::Storage(e) => {
-                Some(e.backend_reason().unwrap_or(backend_reason::INVALID_SPEC))
+                Some(e.backend_reason().unwrap_or(BackendReason::InvalidSpec))
             }
             ResolveError::ReadSecret { .. }
             | ResolveError::SecretCacheNotSynced
@@ -111,14 +119,6 @@ pub struct Inputs {
     /// `(Secret name, resourceVersion)` of each referenced Secret, in reference order
     /// (credentials, then CA bundle); `None` when the Secret does not exist.
     pub secrets: Vec<(String, Option<String>)>,
-}
-
-/// The backend controller's memory of its last probe of one backend (kept here, next to the
-/// client built from the same inputs, because both are per-backend and die with the backend).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LastProbe {
-    pub inputs: Inputs,
-    pub at: k8s_openapi::jiff::Timestamp,
 }
 
 /// The result of [`Resolver::resolve`]: the inputs seen, and the client or why there is none.
@@ -149,7 +149,6 @@ pub struct Resolver {
     /// ready before the first resolve (a Secret not yet in the cache reads as missing).
     secrets: Option<Store<Secret>>,
     cache: Mutex<HashMap<String, Entry>>,
-    probed: Mutex<HashMap<String, LastProbe>>,
 }
 
 impl fmt::Debug for Resolver {
@@ -169,7 +168,6 @@ impl Resolver {
             client,
             secrets: None,
             cache: Mutex::new(HashMap::new()),
-            probed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -188,11 +186,6 @@ impl Resolver {
         backend: &StorageBackend,
     ) -> Result<Arc<dyn ObjectStore>, ResolveError> {
         self.resolve(backend).await?.store
-    }
-
-    /// The resolved location of `backend` (see [`location_of`]).
-    pub fn location_of(&self, backend: &StorageBackend) -> String {
-        location_of(backend)
     }
 
     /// Reads the referenced Secrets and returns the inputs with the client (cached while the
@@ -266,31 +259,15 @@ impl Resolver {
         Ok(Resolved { inputs, store })
     }
 
-    /// What the backend controller last probed `uid` with, and when, in this process.
-    pub fn last_probe(&self, uid: &str) -> Option<LastProbe> {
-        self.lock_probed().get(uid).cloned()
-    }
-
-    /// Records that the backend controller probed with `probe.inputs` at `probe.at` (or adopted
-    /// them as its baseline after a restart).
-    pub fn record_probe(&self, probe: LastProbe) {
-        self.lock_probed().insert(probe.inputs.uid.clone(), probe);
-    }
-
-    /// Drops everything kept for a deleted backend (its client and probe memory).
+    /// Drops the client kept for a deleted backend.
     pub fn forget(&self, uid: &str) {
         self.lock_cache().remove(uid);
-        self.lock_probed().remove(uid);
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         // A panic while holding the lock cannot leave the map inconsistent (single insert or
         // remove), so a poisoned lock is still usable.
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn lock_probed(&self) -> std::sync::MutexGuard<'_, HashMap<String, LastProbe>> {
-        self.probed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn secret(
@@ -318,22 +295,6 @@ impl Resolver {
                 }),
         }
     }
-}
-
-/// The replication group of a backend: `spec.location` when set, otherwise
-/// `<endpoint>|<bucket>|<keyPrefix>` with the endpoint without trailing `/`, and
-/// `s3.<region>.amazonaws.com` for AWS (no endpoint).
-pub fn location_of(backend: &StorageBackend) -> String {
-    if let Some(location) = backend.spec.location.as_deref().filter(|l| !l.is_empty()) {
-        return location.to_owned();
-    }
-    let s3 = &backend.spec.s3;
-    let endpoint = match s3.endpoint.as_deref() {
-        Some(e) => e.trim_end_matches('/').to_owned(),
-        None => format!("s3.{}.amazonaws.com", s3.region),
-    };
-    let prefix = s3.key_prefix.as_deref().unwrap_or("").trim_end_matches('/');
-    format!("{endpoint}|{}|{prefix}", s3.bucket)
 }
 
 /// Maps the spec and the (already fetched) referenced Secrets onto an [`S3Config`]. Pure.
@@ -482,46 +443,6 @@ mod tests {
     }
 
     #[test]
-    fn locations_are_derived_from_endpoint_bucket_and_prefix() {
-        let mut rgw = spec();
-        rgw.endpoint = Some("https://rgw.internal:7480/".into());
-        rgw.key_prefix = Some("cas".into());
-        let mut aws = spec();
-        aws.region = "eu-west-1".into();
-        aws.key_prefix = Some("p".into());
-        let cases = [
-            (
-                "an endpoint, bucket and prefix are joined with bars",
-                backend(rgw.clone(), None),
-                "https://rgw.internal:7480|my-bucket|cas",
-            ),
-            (
-                "AWS is named by its regional endpoint",
-                backend(aws, None),
-                "s3.eu-west-1.amazonaws.com|my-bucket|p",
-            ),
-            (
-                "no prefix leaves the last part empty",
-                backend(spec(), None),
-                "s3.us-east-1.amazonaws.com|my-bucket|",
-            ),
-            (
-                "an explicit location wins",
-                backend(rgw.clone(), Some("group-a")),
-                "group-a",
-            ),
-            (
-                "an empty location is derived",
-                backend(rgw, Some("")),
-                "https://rgw.internal:7480|my-bucket|cas",
-            ),
-        ];
-        for (name, b, want) in cases {
-            assert_eq!(location_of(&b), want, "{name}");
-        }
-    }
-
-    #[test]
     fn the_spec_maps_onto_the_client_configuration() {
         let mut s = with_creds(spec());
         s.region = "eu-west-1".into();
@@ -650,7 +571,11 @@ mod tests {
         ];
         for (name, s, creds, ca, reason, message) in cases {
             let err = s3_config(&s, creds.as_ref(), ca.as_ref()).expect_err(name);
-            assert_eq!(err.reason(), Some(reason), "{name}");
+            assert_eq!(
+                err.reason().map(BackendReason::as_str),
+                Some(reason),
+                "{name}"
+            );
             let text = err.to_string();
             assert_eq!(text, message, "{name}");
             assert!(
@@ -684,7 +609,11 @@ mod tests {
         ];
         for (name, s) in cases {
             let err = s3_config(&s, None, None).expect_err(name);
-            assert_eq!(err.reason(), Some("InvalidSpec"), "{name}: {err}");
+            assert_eq!(
+                err.reason(),
+                Some(BackendReason::InvalidSpec),
+                "{name}: {err}"
+            );
         }
     }
 

@@ -4,28 +4,21 @@
 //! Nothing is mocked; the clock is injected so that intervals pass without waiting.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+mod support;
+
 use castellan::api::{ArtifactMapping, StorageBackend};
-use castellan::backend;
-use castellan::clock::Clock;
-use castellan::context::{Context, Settings};
-use castellan::mapping::index::MappingIndex;
-use castellan::mapping::verify::Verifier;
-use castellan::metrics::Metrics;
-use castellan::resolve::Resolver;
+use castellan::backend::{self, Context};
 use castellan_apiserver::ApiServer;
 use castellan_s3server::{Fault, S3Server, ServerOptions};
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use k8s_openapi::ByteString;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
+use support::{client_for, common, install_crds, store_of, TestClock};
 
 const NS: &str = "default";
 const BUCKET: &str = "artifacts";
@@ -34,22 +27,6 @@ const SECRET_KEY: &str = "castellan-test-secret-key-1";
 const OTHER_KEY_ID: &str = "AKIDCASTELLANTEST2";
 const OTHER_SECRET_KEY: &str = "castellan-test-secret-key-2";
 
-/// A clock the test moves.
-struct TestClock(Mutex<Timestamp>);
-
-impl Clock for TestClock {
-    fn now(&self) -> Timestamp {
-        *self.0.lock().unwrap()
-    }
-}
-
-impl TestClock {
-    fn advance(&self, by: Duration) {
-        let mut t = self.0.lock().unwrap();
-        *t += SignedDuration::try_from(by).unwrap();
-    }
-}
-
 struct Harness {
     apiserver: ApiServer,
     s3: S3Server,
@@ -57,44 +34,6 @@ struct Harness {
     clock: Arc<TestClock>,
     ctx: Arc<Context>,
     backends: Store<StorageBackend>,
-}
-
-async fn client_for(apiserver: &ApiServer) -> Client {
-    castellan::cluster::client_from_kubeconfig(apiserver.kubeconfig_path())
-        .await
-        .expect("client")
-}
-
-async fn install_crds(client: &Client) {
-    castellan::cluster::install_crds(client, Duration::from_secs(10))
-        .await
-        .expect("CRDs created and established");
-}
-
-/// A reflector store fed by a real watch against the emulator.
-async fn store_of<K>(client: &Client) -> Store<K>
-where
-    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, writer) = reflector::store::<K>();
-    let api: Api<K> = Api::all(client.clone());
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-        .default_backoff()
-        .applied_objects();
-    tokio::spawn(async move {
-        stream.for_each(|_| async {}).await;
-    });
-    tokio::time::timeout(Duration::from_secs(10), store.wait_until_ready())
-        .await
-        .expect("the reflector syncs")
-        .unwrap();
-    store
 }
 
 impl Harness {
@@ -112,28 +51,11 @@ impl Harness {
         })
         .await
         .unwrap();
-        let clock = Arc::new(TestClock(Mutex::new(Timestamp::now())));
+        let clock = TestClock::now();
         let backends = store_of::<StorageBackend>(&client).await;
         let mappings = store_of::<ArtifactMapping>(&client).await;
-        let metrics = Arc::new(Metrics::new());
-        let ctx = Arc::new(Context {
-            client: client.clone(),
-            recorder: Recorder::new(
-                client.clone(),
-                Reporter {
-                    controller: "castellan".into(),
-                    instance: None,
-                },
-            ),
-            metrics: metrics.clone(),
-            clock: clock.clone(),
-            settings: Settings::default(),
-            backends: backends.clone(),
-            mappings,
-            index: MappingIndex::new(),
-            resolver: Resolver::new(client.clone()),
-            verifier: Verifier::new(4, None, metrics),
-        });
+        let ctx =
+            Arc::new(common(&client, clock.clone()).backend_context(backends.clone(), mappings));
         Harness {
             apiserver,
             s3,

@@ -6,27 +6,26 @@
 //! controller would, with its own field manager.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use castellan::api::reasons::{backend_condition, mapping_condition, mapping_reason};
+use castellan::api::reasons::{backend_condition, mapping_condition, MappingReason};
 use castellan::api::{ArtifactMapping, StorageBackend};
-use castellan::clock::{Clock, SystemClock};
-use castellan::context::{Context, Settings};
+use castellan::clock::SystemClock;
 use castellan::digest::{Algorithm, Digest};
-use castellan::mapping::{self, MappingIndex, Verifier};
-use castellan::metrics::Metrics;
-use castellan::resolve::Resolver;
+use castellan::mapping::{self, Context};
 use castellan::storage::layout;
 use castellan_apiserver::ApiServer;
 use castellan_s3server::{S3Server, ServerOptions};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use kube::Client;
 use serde_json::json;
+
+mod support;
+
+use support::{client_for, common, install_crds};
 
 const NS: &str = "org";
 const SHARED: &str = "shared";
@@ -46,18 +45,6 @@ struct Env {
     client: Client,
     ctx: Arc<Context>,
     backends: Writer<StorageBackend>,
-}
-
-async fn client_for(api: &ApiServer) -> Client {
-    castellan::cluster::client_from_kubeconfig(api.kubeconfig_path())
-        .await
-        .expect("client")
-}
-
-async fn install_crds(client: &Client) {
-    castellan::cluster::install_crds(client, Duration::from_secs(10))
-        .await
-        .expect("CRDs created and established");
 }
 
 async fn setup() -> Env {
@@ -94,27 +81,8 @@ async fn setup() -> Env {
             .await
             .expect("secret");
     }
-    let metrics = Arc::new(Metrics::new());
     let writer = Writer::<StorageBackend>::default();
-    let mappings = Writer::<ArtifactMapping>::default();
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "castellan-test".into(),
-                instance: None,
-            },
-        ),
-        metrics: metrics.clone(),
-        clock: Arc::new(SystemClock) as Arc<dyn Clock>,
-        settings: Settings::default(),
-        backends: writer.as_reader(),
-        mappings: mappings.as_reader(),
-        index: MappingIndex::new(),
-        resolver: Resolver::new(client.clone()),
-        verifier: Verifier::new(4, None, metrics),
-    });
+    let ctx = Arc::new(common(&client, Arc::new(SystemClock)).mapping_context(writer.as_reader()));
     Env {
         s3,
         api,
@@ -270,17 +238,20 @@ async fn a_stranded_mapping_moves_to_a_same_bucket_backend_after_its_digest_veri
     );
     assert_eq!(
         condition(&m, mapping_condition::READY),
-        ("True".into(), mapping_reason::DIGEST_VERIFIED.into())
+        ("True".into(), MappingReason::DigestVerified.as_str().into())
     );
     assert_eq!(
         condition(&m, mapping_condition::REASSIGNED),
-        ("True".into(), mapping_reason::DIGEST_VERIFIED.into())
+        ("True".into(), MappingReason::DigestVerified.as_str().into())
     );
     assert_eq!(condition(&m, mapping_condition::VERIFIED).0, "True");
     assert_eq!(status.history.len(), 1, "{:?}", status.history);
     assert_eq!(status.history[0].from.as_deref(), Some("old"));
     assert_eq!(status.history[0].to, "new");
-    assert_eq!(status.history[0].reason, mapping_reason::DIGEST_VERIFIED);
+    assert_eq!(
+        status.history[0].reason,
+        MappingReason::DigestVerified.as_str()
+    );
     assert!(status.last_verified_time.is_some());
     assert_eq!(
         status.short_digest.as_deref(),
@@ -344,14 +315,14 @@ async fn a_corrupt_replica_on_a_higher_priority_backend_is_never_chosen() {
     );
     assert_eq!(
         condition(&m, mapping_condition::READY),
-        ("True".into(), mapping_reason::DIGEST_VERIFIED.into())
+        ("True".into(), MappingReason::DigestVerified.as_str().into())
     );
     let events = env.events_for("m2").await;
     let warnings: Vec<_> = events
         .iter()
         .filter(|e| {
             e.type_.as_deref() == Some("Warning")
-                && e.reason.as_deref() == Some(mapping_reason::DIGEST_MISMATCH)
+                && e.reason.as_deref() == Some(MappingReason::DigestMismatch.as_str())
         })
         .collect();
     assert_eq!(
@@ -397,11 +368,14 @@ async fn a_mapping_with_no_verified_replica_is_not_ready_and_retried() {
     let m = env.get("m3").await;
     assert_eq!(
         condition(&m, mapping_condition::READY),
-        ("False".into(), mapping_reason::NO_VERIFIED_REPLICA.into())
+        (
+            "False".into(),
+            MappingReason::NoVerifiedReplica.as_str().into()
+        )
     );
     assert_eq!(
         condition(&m, mapping_condition::STRANDED),
-        ("True".into(), mapping_reason::BACKEND_INVALID.into())
+        ("True".into(), MappingReason::BackendInvalid.as_str().into())
     );
     assert_eq!(m.status.unwrap().backend, None);
 

@@ -9,12 +9,10 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use castellan::api::reasons::{
-    backend_condition, backend_reason, mapping_condition, mapping_reason,
-};
+use castellan::api::reasons::{backend_condition, mapping_condition, BackendReason, MappingReason};
 use castellan::api::{ArtifactMapping, StorageBackend};
-use castellan::context::Settings;
 use castellan::digest::{Algorithm, Digest};
+use castellan::operator::Settings;
 use castellan::operator::{self, LeaderElection, RunConfig};
 use castellan::storage::layout;
 use castellan_apiserver::ApiServer;
@@ -377,7 +375,7 @@ async fn rotate(env: &Env) {
     revoke_k1_and_wait(env).await;
     env.wait_all_served(
         "b",
-        mapping_reason::DIGEST_VERIFIED,
+        MappingReason::DigestVerified.as_str(),
         N_MAPPINGS,
         Duration::from_secs(90),
     )
@@ -399,12 +397,17 @@ async fn prepare_rotation(env: &Env, n: usize) {
 
     env.wait_backend(
         "a",
-        ("True", backend_reason::VALIDATED),
+        ("True", BackendReason::Validated.as_str()),
         Duration::from_secs(20),
     )
     .await;
-    env.wait_all_served("a", mapping_reason::DECLARED, n, Duration::from_secs(60))
-        .await;
+    env.wait_all_served(
+        "a",
+        MappingReason::Declared.as_str(),
+        n,
+        Duration::from_secs(60),
+    )
+    .await;
 
     // Rotation as teams do it: a new backend, same bucket, new keys, becomes the default.
     env.patch_backend_spec("a", json!({"default": false})).await;
@@ -416,7 +419,7 @@ async fn prepare_rotation(env: &Env, n: usize) {
     .await;
     env.wait_backend(
         "b",
-        ("True", backend_reason::VALIDATED),
+        ("True", BackendReason::Validated.as_str()),
         Duration::from_secs(20),
     )
     .await;
@@ -427,14 +430,14 @@ async fn revoke_k1_and_wait(env: &Env) {
     assert!(env.s3.keys().revoke(K1.0));
     env.wait_backend(
         "a",
-        ("False", backend_reason::INVALID_ACCESS_KEY_ID),
+        ("False", BackendReason::InvalidAccessKeyId.as_str()),
         Duration::from_secs(20),
     )
     .await;
     let a = env.backend("a").await;
     assert_eq!(
         backend_cond(&a, backend_condition::STALLED),
-        pair("True", backend_reason::INVALID_ACCESS_KEY_ID),
+        pair("True", BackendReason::InvalidAccessKeyId.as_str()),
         "an auth failure stalls: {:?}",
         a.status
     );
@@ -452,7 +455,7 @@ async fn rotation_moves_every_mapping_to_the_new_backend_and_home_again() {
         let status = m.status.as_ref().unwrap();
         assert_eq!(
             mapping_cond(m, mapping_condition::REASSIGNED),
-            pair("True", mapping_reason::DIGEST_VERIFIED),
+            pair("True", MappingReason::DigestVerified.as_str()),
             "{}: {status:?}",
             m.name_any()
         );
@@ -465,7 +468,10 @@ async fn rotation_moves_every_mapping_to_the_new_backend_and_home_again() {
         );
         assert_eq!(status.history[0].from.as_deref(), Some("a"));
         assert_eq!(status.history[0].to, "b");
-        assert_eq!(status.history[0].reason, mapping_reason::DIGEST_VERIFIED);
+        assert_eq!(
+            status.history[0].reason,
+            MappingReason::DigestVerified.as_str()
+        );
     }
     // One Normal event per mapping for the move (events are published after the status write,
     // so give the last ones a moment to land).
@@ -480,7 +486,7 @@ async fn rotation_moves_every_mapping_to_the_new_backend_and_home_again() {
                     .filter(|e| {
                         regarding(e) == Some(m.name_any().as_str())
                             && e.type_.as_deref() == Some("Normal")
-                            && e.reason.as_deref() == Some(mapping_reason::DIGEST_VERIFIED)
+                            && e.reason.as_deref() == Some(MappingReason::DigestVerified.as_str())
                     })
                     .collect();
                 if normal.len() != 1 {
@@ -540,7 +546,7 @@ async fn rotation_moves_every_mapping_to_the_new_backend_and_home_again() {
     );
     env.wait_all_served(
         "a",
-        mapping_reason::DECLARED,
+        MappingReason::Declared.as_str(),
         N_MAPPINGS,
         Duration::from_secs(60),
     )
@@ -593,7 +599,7 @@ async fn deleting_the_declared_backend_moves_its_mappings_to_a_verified_replica(
         .expect("delete backend a");
     env.wait_all_served(
         "b",
-        mapping_reason::DIGEST_VERIFIED,
+        MappingReason::DigestVerified.as_str(),
         N,
         Duration::from_secs(30),
     )
@@ -658,13 +664,13 @@ async fn a_corrupt_replica_on_a_higher_priority_backend_is_never_chosen() {
     // validations) decides which one is tried first.
     env.wait_backend(
         "corrupt-fast",
-        ("True", backend_reason::VALIDATED),
+        ("True", BackendReason::Validated.as_str()),
         Duration::from_secs(20),
     )
     .await;
     env.wait_backend(
         "good-slow",
-        ("True", backend_reason::VALIDATED),
+        ("True", BackendReason::Validated.as_str()),
         Duration::from_secs(20),
     )
     .await;
@@ -697,7 +703,7 @@ async fn a_corrupt_replica_on_a_higher_priority_backend_is_never_chosen() {
                 }
                 if backend != Some("good-slow")
                     || mapping_cond(m, mapping_condition::READY)
-                        != pair("True", mapping_reason::DIGEST_VERIFIED)
+                        != pair("True", MappingReason::DigestVerified.as_str())
                 {
                     off += 1;
                 }
@@ -723,7 +729,7 @@ async fn a_corrupt_replica_on_a_higher_priority_backend_is_never_chosen() {
                     .filter(|e| {
                         regarding(e) == Some(name.as_str())
                             && e.type_.as_deref() == Some("Warning")
-                            && e.reason.as_deref() == Some(mapping_reason::DIGEST_MISMATCH)
+                            && e.reason.as_deref() == Some(MappingReason::DigestMismatch.as_str())
                     })
                     .count();
                 if n == 0 {
@@ -755,7 +761,7 @@ async fn keys_rotated_inside_the_secret_are_validated_within_seconds() {
     let _op = env.operator("castellan-0", None);
     env.wait_backend(
         "r",
-        ("True", backend_reason::VALIDATED),
+        ("True", BackendReason::Validated.as_str()),
         Duration::from_secs(20),
     )
     .await;
@@ -770,7 +776,7 @@ async fn keys_rotated_inside_the_secret_are_validated_within_seconds() {
     let t = Instant::now();
     env.wait_backend(
         "r",
-        ("False", backend_reason::INVALID_ACCESS_KEY_ID),
+        ("False", BackendReason::InvalidAccessKeyId.as_str()),
         Duration::from_secs(5),
     )
     .await;
@@ -824,10 +830,14 @@ async fn configuration_failures_have_stable_reasons_and_no_hot_loop() {
     let _op = env.operator("castellan-0", None);
 
     for (name, reason, stalled) in [
-        ("no-secret", backend_reason::SECRET_NOT_FOUND, "True"),
-        ("no-key", backend_reason::SECRET_KEY_MISSING, "True"),
-        ("unreachable", backend_reason::ENDPOINT_UNREACHABLE, "False"),
-        ("no-bucket", backend_reason::NO_SUCH_BUCKET, "True"),
+        ("no-secret", BackendReason::SecretNotFound.as_str(), "True"),
+        ("no-key", BackendReason::SecretKeyMissing.as_str(), "True"),
+        (
+            "unreachable",
+            BackendReason::EndpointUnreachable.as_str(),
+            "False",
+        ),
+        ("no-bucket", BackendReason::NoSuchBucket.as_str(), "True"),
     ] {
         env.wait_backend(name, ("False", reason), Duration::from_secs(20))
             .await;
@@ -896,13 +906,13 @@ async fn transient_503s_below_the_threshold_strand_nothing_and_above_it_do_not_s
     let _op = env.operator("castellan-0", None);
     env.wait_backend(
         "t",
-        ("True", backend_reason::VALIDATED),
+        ("True", BackendReason::Validated.as_str()),
         Duration::from_secs(20),
     )
     .await;
     env.wait_all_served(
         "t",
-        mapping_reason::DECLARED,
+        MappingReason::Declared.as_str(),
         digests.len(),
         Duration::from_secs(30),
     )
@@ -970,7 +980,7 @@ async fn transient_503s_below_the_threshold_strand_nothing_and_above_it_do_not_s
         .fail_fraction(1.0, castellan_s3server::Fault::SlowDown);
     env.wait_backend(
         "t",
-        ("False", backend_reason::THROTTLED),
+        ("False", BackendReason::Throttled.as_str()),
         Duration::from_secs(20),
     )
     .await;
@@ -1039,7 +1049,7 @@ async fn an_operator_killed_mid_reassignment_converges_after_restart_without_dup
     let _op = env.operator("castellan-1", None);
     env.wait_all_served(
         "b",
-        mapping_reason::DIGEST_VERIFIED,
+        MappingReason::DigestVerified.as_str(),
         n,
         Duration::from_secs(60),
     )
@@ -1054,7 +1064,7 @@ async fn an_operator_killed_mid_reassignment_converges_after_restart_without_dup
             .filter(|e| {
                 regarding(e) == Some(m.name_any().as_str())
                     && e.type_.as_deref() == Some("Normal")
-                    && e.reason.as_deref() == Some(mapping_reason::DIGEST_VERIFIED)
+                    && e.reason.as_deref() == Some(MappingReason::DigestVerified.as_str())
             })
             .count();
         assert!(normal <= 1, "{}: {normal} Normal events", m.name_any());
@@ -1084,7 +1094,7 @@ async fn dropped_watches_and_compaction_still_converge() {
     revoke_k1_and_wait(&env).await;
     env.wait_all_served(
         "b",
-        mapping_reason::DIGEST_VERIFIED,
+        MappingReason::DigestVerified.as_str(),
         n,
         Duration::from_secs(60),
     )
@@ -1105,7 +1115,7 @@ async fn dropped_watches_and_compaction_still_converge() {
                 .ok_or(format!("{name} missing"))?;
             if m.status.as_ref().and_then(|s| s.backend.as_deref()) != Some("b")
                 || mapping_cond(m, mapping_condition::READY)
-                    != pair("True", mapping_reason::DECLARED)
+                    != pair("True", MappingReason::Declared.as_str())
             {
                 return Err(format!("{name}: {:?}", m.status));
             }
@@ -1188,7 +1198,7 @@ async fn with_leader_election_only_one_instance_writes() {
     let odd = status_writes.iter().find(|r| {
         !r.query
             .split('&')
-            .any(|kv| kv == format!("fieldManager={}", castellan::context::FIELD_MANAGER))
+            .any(|kv| kv == format!("fieldManager={}", castellan::cluster::FIELD_MANAGER))
     });
     assert_eq!(odd, None, "a status write by another field manager");
 
@@ -1204,7 +1214,7 @@ async fn with_leader_election_only_one_instance_writes() {
     env.s3.keys().add(K1.0, K1.1);
     env.wait_all_served(
         "a",
-        mapping_reason::DECLARED,
+        MappingReason::Declared.as_str(),
         N_MAPPINGS,
         Duration::from_secs(60),
     )

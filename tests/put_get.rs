@@ -11,7 +11,7 @@ use bytes::Bytes;
 use castellan::api::reasons::backend_condition;
 use castellan::api::{ArtifactMapping, StorageBackend};
 use castellan::digest::{Algorithm, Digest};
-use castellan::storage::layout;
+use castellan::storage::{layout, Verdict};
 use castellan::transfer::{
     get_to_path, put_bytes, put_file, AttemptResult, FoundBy, GetOptions, PutOptions, TransferError,
 };
@@ -509,7 +509,7 @@ async fn a_corrupt_replica_is_skipped_for_the_correct_one() {
     assert_eq!(std::fs::read(&out).unwrap(), data, "the correct bytes");
     assert_eq!(got.backend, "a");
     assert!(
-        matches!(&got.attempts[0].result, AttemptResult::DigestMismatch { actual } if *actual == Digest::of_bytes(Algorithm::Sha256, &wrong)),
+        matches!(&got.attempts[0].result, AttemptResult::Read { verdict: Verdict::DigestMismatch { actual }, .. } if *actual == Digest::of_bytes(Algorithm::Sha256, &wrong)),
         "{:?}",
         got.attempts
     );
@@ -601,7 +601,10 @@ async fn a_body_cut_mid_stream_moves_on_and_never_writes_partial_bytes() {
     assert_eq!(got.backend, "a");
     assert_eq!(std::fs::read(&out).unwrap(), data);
     match &got.attempts[0].result {
-        AttemptResult::Truncated { expected, received } => {
+        AttemptResult::Read {
+            verdict: Verdict::Truncated { expected, received },
+            ..
+        } => {
             assert_eq!(*expected, data.len() as u64);
             assert!(*received < *expected, "{received}");
         }

@@ -5,9 +5,11 @@
 //! Needs `moto_server` on the PATH (`pip install 'moto[server]'`); without it these tests fail
 //! with that instruction, they do not skip.
 
+mod support;
+use support::verify_object;
+
 use bytes::Bytes;
 use castellan::digest::{Algorithm, Digest};
-use castellan::storage::verify::verify_object;
 use castellan::storage::{
     layout, ByteRange, ErrorKind, ObjectStore, ProbeMode, PutBody, PutOptions, S3Config, S3Store,
     StaticCredentials, StorageError,
@@ -151,7 +153,7 @@ async fn moto_every_operation_works_with_valid_credentials() {
         let report = verify_object(&store, key, digest, Some(len as u64))
             .await
             .unwrap();
-        assert!(report.outcome.is_verified(), "{key}: {:?}", report.outcome);
+        assert!(report.verdict.is_verified(), "{key}: {:?}", report.verdict);
     }
 
     // moto 5.2 with auth on rejects (SignatureDoesNotMatch) query values containing '/'
@@ -215,7 +217,7 @@ async fn moto_multipart_upload() {
     let report = verify_object(&store, &big_key, &big_digest, Some(big.len() as u64))
         .await
         .unwrap();
-    assert!(report.outcome.is_verified(), "{:?}", report.outcome);
+    assert!(report.verdict.is_verified(), "{:?}", report.verdict);
 }
 
 #[tokio::test]
@@ -249,17 +251,17 @@ async fn moto_credential_failures_and_missing_bucket_are_classified() {
         (
             "an unknown key is InvalidAccessKeyId",
             &unknown,
-            ErrorKind::InvalidAccessKeyId,
+            ErrorKind::Backend(castellan::api::reasons::BackendReason::InvalidAccessKeyId),
         ),
         (
             "a wrong secret is SignatureDoesNotMatch",
             &wrong,
-            ErrorKind::SignatureDoesNotMatch,
+            ErrorKind::Backend(castellan::api::reasons::BackendReason::SignatureDoesNotMatch),
         ),
         (
             "a missing bucket is NoSuchBucket",
             &no_bucket,
-            ErrorKind::NoSuchBucket,
+            ErrorKind::Backend(castellan::api::reasons::BackendReason::NoSuchBucket),
         ),
     ];
     for (name, store, kind) in cases {
@@ -303,9 +305,17 @@ async fn moto_rotation_revoked_key_fails_terminally_and_the_other_verifies() {
         .probe(ProbeMode::Read, Some(&key))
         .await
         .expect_err("revoked");
-    assert_eq!(e.kind(), ErrorKind::InvalidAccessKeyId, "{e}");
+    assert_eq!(
+        e.kind(),
+        ErrorKind::Backend(castellan::api::reasons::BackendReason::InvalidAccessKeyId),
+        "{e}"
+    );
     assert!(e.is_terminal());
-    assert_eq!(e.backend_reason(), Some("InvalidAccessKeyId"));
+    assert_eq!(
+        e.backend_reason()
+            .map(castellan::api::reasons::BackendReason::as_str),
+        Some("InvalidAccessKeyId")
+    );
     assert_redacted(&e, &[&w.bob.secret_access_key]);
 
     new.probe(ProbeMode::Read, Some(&key))
@@ -314,5 +324,5 @@ async fn moto_rotation_revoked_key_fails_terminally_and_the_other_verifies() {
     let report = verify_object(&new, &key, &digest, Some(data.len() as u64))
         .await
         .unwrap();
-    assert!(report.outcome.is_verified(), "{:?}", report.outcome);
+    assert!(report.verdict.is_verified(), "{:?}", report.verdict);
 }

@@ -14,14 +14,17 @@
 //! Every test works under its own key prefix and creates the keys and users it revokes or
 //! suspends, so the tests run in parallel and the env file's K1/K2 stay valid for the next run.
 
+mod support;
+use support::verify_object;
+
 use std::collections::{BTreeSet, HashMap};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
-use castellan::digest::{Algorithm, Digest, VerifyOutcome};
-use castellan::storage::verify::verify_object;
+use castellan::digest::{Algorithm, Digest};
+use castellan::storage::Verdict;
 use castellan::storage::{
     layout, ByteRange, ErrorKind, ObjectStore, ProbeMode, PutBody, PutOptions, S3Config, S3Store,
     StaticCredentials, StorageError,
@@ -428,7 +431,7 @@ async fn rgw_multipart_uploads_from_files_and_streams() {
     let report = verify_object(&store, &key, &digest, Some(data.len() as u64))
         .await
         .unwrap();
-    assert!(report.outcome.is_verified(), "{:?}", report.outcome);
+    assert!(report.verdict.is_verified(), "{:?}", report.verdict);
     assert_eq!(report.bytes, data.len() as u64);
 
     // A range across the first part boundary.
@@ -471,7 +474,11 @@ async fn rgw_multipart_uploads_from_files_and_streams() {
         )
         .await
         .expect_err("a short body fails");
-    assert_eq!(err.kind(), ErrorKind::InvalidSpec, "{err}");
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Backend(castellan::api::reasons::BackendReason::InvalidSpec),
+        "{err}"
+    );
     assert_eq!(
         store.head(&short_key).await.unwrap(),
         None,
@@ -633,13 +640,13 @@ async fn rgw_verification_matches_and_mismatches() {
         .await
         .expect("verify");
     assert!(
-        matches!(report.outcome, VerifyOutcome::Verified { bytes } if bytes == good.len() as u64),
+        matches!(report.verdict, Verdict::Verified { bytes } if bytes == good.len() as u64),
         "{:?}",
-        report.outcome
+        report.verdict
     );
     assert_eq!(report.bytes, good.len() as u64);
     let report = verify_object(&store, &key, &digest, None).await.unwrap();
-    assert!(report.outcome.is_verified(), "without a declared size too");
+    assert!(report.verdict.is_verified(), "without a declared size too");
 
     // The same key now holds other bytes of the same length: a digest mismatch.
     let mut corrupt = good.clone();
@@ -648,8 +655,8 @@ async fn rgw_verification_matches_and_mismatches() {
     let report = verify_object(&store, &key, &digest, Some(good.len() as u64))
         .await
         .unwrap();
-    match report.outcome {
-        VerifyOutcome::DigestMismatch { actual } => {
+    match report.verdict {
+        Verdict::DigestMismatch { actual } => {
             assert_eq!(actual, Digest::of_bytes(Algorithm::Sha256, &corrupt))
         }
         other => panic!("expected DigestMismatch, got {other:?}"),
@@ -660,9 +667,9 @@ async fn rgw_verification_matches_and_mismatches() {
         .await
         .unwrap();
     assert!(
-        matches!(report.outcome, VerifyOutcome::SizeMismatch { expected: 42, actual } if actual == good.len() as u64),
+        matches!(report.verdict, Verdict::SizeMismatch { expected: 42, actual } if actual == good.len() as u64),
         "a declared size is checked before downloading: {:?}",
-        report.outcome
+        report.verdict
     );
     assert_eq!(report.bytes, 0);
 
@@ -709,19 +716,19 @@ async fn rgw_credential_failures_and_a_missing_bucket_are_terminal() {
         (
             "an unknown key is InvalidAccessKeyId",
             &unknown,
-            ErrorKind::InvalidAccessKeyId,
+            ErrorKind::Backend(castellan::api::reasons::BackendReason::InvalidAccessKeyId),
             "InvalidAccessKeyId",
         ),
         (
             "a wrong secret is SignatureDoesNotMatch",
             &wrong_secret,
-            ErrorKind::SignatureDoesNotMatch,
+            ErrorKind::Backend(castellan::api::reasons::BackendReason::SignatureDoesNotMatch),
             "SignatureDoesNotMatch",
         ),
         (
             "a missing bucket is NoSuchBucket",
             &no_bucket,
-            ErrorKind::NoSuchBucket,
+            ErrorKind::Backend(castellan::api::reasons::BackendReason::NoSuchBucket),
             "NoSuchBucket",
         ),
     ];
@@ -729,7 +736,12 @@ async fn rgw_credential_failures_and_a_missing_bucket_are_terminal() {
         let e = store.probe(ProbeMode::Read, None).await.expect_err(name);
         assert_eq!(e.kind(), kind, "{name}: {e}");
         assert!(e.is_terminal(), "{name}");
-        assert_eq!(e.backend_reason(), Some(reason), "{name}");
+        assert_eq!(
+            e.backend_reason()
+                .map(castellan::api::reasons::BackendReason::as_str),
+            Some(reason),
+            "{name}"
+        );
         assert!(
             e.message().contains(reason),
             "{name}: the server's code is kept: {e}"
@@ -748,7 +760,11 @@ async fn rgw_credential_failures_and_a_missing_bucket_are_terminal() {
         .head(&format!("{prefix}/x"))
         .await
         .expect_err("HEAD with an unknown key");
-    assert_eq!(e.kind(), ErrorKind::AccessDenied, "{e}");
+    assert_eq!(
+        e.kind(),
+        ErrorKind::Backend(castellan::api::reasons::BackendReason::AccessDenied),
+        "{e}"
+    );
     assert!(e.is_terminal());
 }
 
@@ -772,15 +788,27 @@ async fn rgw_a_key_removed_while_running_is_invalid_access_key_id() {
         .probe(ProbeMode::Read, None)
         .await
         .expect_err("removed key");
-    assert_eq!(e.kind(), ErrorKind::InvalidAccessKeyId, "{e}");
+    assert_eq!(
+        e.kind(),
+        ErrorKind::Backend(castellan::api::reasons::BackendReason::InvalidAccessKeyId),
+        "{e}"
+    );
     assert!(e.is_terminal());
-    assert_eq!(e.backend_reason(), Some("InvalidAccessKeyId"));
+    assert_eq!(
+        e.backend_reason()
+            .map(castellan::api::reasons::BackendReason::as_str),
+        Some("InvalidAccessKeyId")
+    );
     assert_redacted(&e, &[&key.1]);
     let e = store
         .get(&format!("{prefix}/x"), None)
         .await
         .expect_err("GET with the removed key");
-    assert_eq!(e.kind(), ErrorKind::InvalidAccessKeyId, "{e}");
+    assert_eq!(
+        e.kind(),
+        ErrorKind::Backend(castellan::api::reasons::BackendReason::InvalidAccessKeyId),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -837,9 +865,17 @@ async fn rgw_a_suspended_user_is_terminal_access_denied() {
         .probe(ProbeMode::Read, Some(&object))
         .await
         .expect_err("suspended user");
-    assert_eq!(e.kind(), ErrorKind::AccessDenied, "{e}");
+    assert_eq!(
+        e.kind(),
+        ErrorKind::Backend(castellan::api::reasons::BackendReason::AccessDenied),
+        "{e}"
+    );
     assert!(e.is_terminal());
-    assert_eq!(e.backend_reason(), Some("AccessDenied"));
+    assert_eq!(
+        e.backend_reason()
+            .map(castellan::api::reasons::BackendReason::as_str),
+        Some("AccessDenied")
+    );
     assert!(
         e.message().contains("UserSuspended"),
         "RGW's code is kept in the message: {e}"
@@ -849,7 +885,11 @@ async fn rgw_a_suspended_user_is_terminal_access_denied() {
         .get(&object, None)
         .await
         .expect_err("GET while suspended");
-    assert_eq!(e.kind(), ErrorKind::AccessDenied, "{e}");
+    assert_eq!(
+        e.kind(),
+        ErrorKind::Backend(castellan::api::reasons::BackendReason::AccessDenied),
+        "{e}"
+    );
     let e = verify_object(&store, &object, &digest, None)
         .await
         .expect_err("verification while suspended");
@@ -860,7 +900,7 @@ async fn rgw_a_suspended_user_is_terminal_access_denied() {
     let report = verify_object(&store, &object, &digest, Some(data.len() as u64))
         .await
         .expect("enabled again");
-    assert!(report.outcome.is_verified(), "{:?}", report.outcome);
+    assert!(report.verdict.is_verified(), "{:?}", report.verdict);
 
     store.delete(&object).await.unwrap();
     store
@@ -903,7 +943,11 @@ async fn rgw_rotation_the_removed_key_fails_and_the_other_key_still_reads() {
         .probe(ProbeMode::Read, Some(&key))
         .await
         .expect_err("A is removed");
-    assert_eq!(e.kind(), ErrorKind::InvalidAccessKeyId, "{e}");
+    assert_eq!(
+        e.kind(),
+        ErrorKind::Backend(castellan::api::reasons::BackendReason::InvalidAccessKeyId),
+        "{e}"
+    );
     assert!(e.is_terminal());
     let e = verify_object(&backend_a, &key, &digest, Some(data.len() as u64))
         .await
@@ -917,7 +961,7 @@ async fn rgw_rotation_the_removed_key_fails_and_the_other_key_still_reads() {
     let report = verify_object(&backend_b, &key, &digest, Some(data.len() as u64))
         .await
         .expect("B reads the object A wrote");
-    assert!(report.outcome.is_verified(), "{:?}", report.outcome);
+    assert!(report.verdict.is_verified(), "{:?}", report.verdict);
     assert_eq!(report.bytes, data.len() as u64);
     backend_b.delete(&key).await.unwrap();
 }

@@ -3,11 +3,14 @@
 //! a stopped server, 5xx answers, a body cut off mid-stream, a corrupt object, and the
 //! credential-rotation scenario.
 
+mod support;
+use support::verify_object;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
-use castellan::digest::{Algorithm, Digest, VerifyOutcome};
-use castellan::storage::verify::verify_object;
+use castellan::digest::{Algorithm, Digest};
+use castellan::storage::Verdict;
 use castellan::storage::{
     layout, ByteRange, ErrorKind, ObjectStore, ProbeMode, PutBody, PutOptions, S3Config, S3Store,
     StaticCredentials, StorageError,
@@ -209,9 +212,7 @@ async fn every_operation_works_with_valid_credentials() {
     let report = verify_object(store.as_ref(), &key, &digest, Some(data.len() as u64))
         .await
         .expect("verify");
-    assert!(
-        matches!(report.outcome, VerifyOutcome::Verified { bytes } if bytes == data.len() as u64)
-    );
+    assert!(matches!(report.verdict, Verdict::Verified { bytes } if bytes == data.len() as u64));
 
     store.delete(&key).await.expect("delete");
     assert_eq!(store.head(&key).await.expect("head after delete"), None);
@@ -260,7 +261,7 @@ async fn large_objects_are_uploaded_in_parts_from_files_and_streams() {
     let report = verify_object(&store, &key, &digest, Some(data.len() as u64))
         .await
         .unwrap();
-    assert!(report.outcome.is_verified(), "{:?}", report.outcome);
+    assert!(report.verdict.is_verified(), "{:?}", report.verdict);
 
     let key2 = "cas/streamed".to_owned();
     let chunks: Vec<std::io::Result<Bytes>> = data
@@ -290,7 +291,10 @@ async fn large_objects_are_uploaded_in_parts_from_files_and_streams() {
         )
         .await
         .expect_err("a short body fails");
-    assert_eq!(err.kind(), ErrorKind::InvalidSpec);
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Backend(castellan::api::reasons::BackendReason::InvalidSpec)
+    );
     assert_eq!(
         store.head("cas/short").await.unwrap(),
         None,
@@ -308,13 +312,13 @@ async fn credential_failures_are_terminal_with_the_right_reason() {
         (
             "an unknown key (s3s: NotSignedUp) is InvalidAccessKeyId",
             &unknown,
-            ErrorKind::InvalidAccessKeyId,
+            ErrorKind::Backend(castellan::api::reasons::BackendReason::InvalidAccessKeyId),
             "InvalidAccessKeyId",
         ),
         (
             "a wrong secret is SignatureDoesNotMatch",
             &wrong_secret,
-            ErrorKind::SignatureDoesNotMatch,
+            ErrorKind::Backend(castellan::api::reasons::BackendReason::SignatureDoesNotMatch),
             "SignatureDoesNotMatch",
         ),
     ];
@@ -322,7 +326,12 @@ async fn credential_failures_are_terminal_with_the_right_reason() {
         let e = store.probe(ProbeMode::Read, None).await.expect_err(name);
         assert_eq!(e.kind(), kind, "{name}: {e}");
         assert!(e.is_terminal(), "{name}");
-        assert_eq!(e.backend_reason(), Some(reason), "{name}");
+        assert_eq!(
+            e.backend_reason()
+                .map(castellan::api::reasons::BackendReason::as_str),
+            Some(reason),
+            "{name}"
+        );
         assert_redacted(&e);
         // Object calls report the same classification (GET carries an error body).
         let e = store.get("cas/x", None).await.expect_err(name);
@@ -340,7 +349,11 @@ async fn credential_failures_are_terminal_with_the_right_reason() {
         .probe(ProbeMode::Read, None)
         .await
         .expect_err("revoked key");
-    assert_eq!(e.kind(), ErrorKind::InvalidAccessKeyId, "{e}");
+    assert_eq!(
+        e.kind(),
+        ErrorKind::Backend(castellan::api::reasons::BackendReason::InvalidAccessKeyId),
+        "{e}"
+    );
     assert!(e.is_terminal());
     assert_redacted(&e);
     server.keys().add(KEY_A.0, KEY_A.1);
@@ -359,9 +372,17 @@ async fn a_missing_bucket_is_terminal_no_such_bucket() {
         .probe(ProbeMode::Read, None)
         .await
         .expect_err("missing bucket");
-    assert_eq!(e.kind(), ErrorKind::NoSuchBucket, "{e}");
+    assert_eq!(
+        e.kind(),
+        ErrorKind::Backend(castellan::api::reasons::BackendReason::NoSuchBucket),
+        "{e}"
+    );
     assert!(e.is_terminal());
-    assert_eq!(e.backend_reason(), Some("NoSuchBucket"));
+    assert_eq!(
+        e.backend_reason()
+            .map(castellan::api::reasons::BackendReason::as_str),
+        Some("NoSuchBucket")
+    );
 }
 
 #[tokio::test]
@@ -374,7 +395,11 @@ async fn a_stopped_server_is_unreachable_and_transient() {
         .probe(ProbeMode::Read, None)
         .await
         .expect_err("stopped");
-    assert_eq!(e.kind(), ErrorKind::EndpointUnreachable, "{e}");
+    assert_eq!(
+        e.kind(),
+        ErrorKind::Backend(castellan::api::reasons::BackendReason::EndpointUnreachable),
+        "{e}"
+    );
     assert!(e.is_transient());
     assert_redacted(&e);
     server.restart().await.expect("restart on the same port");
@@ -393,19 +418,19 @@ async fn server_errors_and_throttling_are_transient() {
         (
             "500 InternalError is ServerError",
             Fault::InternalError,
-            ErrorKind::ServerError,
+            ErrorKind::Backend(castellan::api::reasons::BackendReason::ServerError),
             "ServerError",
         ),
         (
             "503 SlowDown is Throttled",
             Fault::SlowDown,
-            ErrorKind::Throttled,
+            ErrorKind::Backend(castellan::api::reasons::BackendReason::Throttled),
             "Throttled",
         ),
         (
             "503 ServiceUnavailable is ServerError",
             Fault::ServiceUnavailable,
-            ErrorKind::ServerError,
+            ErrorKind::Backend(castellan::api::reasons::BackendReason::ServerError),
             "ServerError",
         ),
     ];
@@ -414,7 +439,12 @@ async fn server_errors_and_throttling_are_transient() {
         let e = store.probe(ProbeMode::Read, None).await.expect_err(name);
         assert_eq!(e.kind(), kind, "{name}: {e}");
         assert!(e.is_transient(), "{name}");
-        assert_eq!(e.backend_reason(), Some(reason), "{name}");
+        assert_eq!(
+            e.backend_reason()
+                .map(castellan::api::reasons::BackendReason::as_str),
+            Some(reason),
+            "{name}"
+        );
         store
             .probe(ProbeMode::Read, None)
             .await
@@ -436,7 +466,10 @@ async fn server_errors_and_throttling_are_transient() {
         .probe(ProbeMode::Read, None)
         .await
         .expect_err("always failing");
-    assert_eq!(e.kind(), ErrorKind::ServerError);
+    assert_eq!(
+        e.kind(),
+        ErrorKind::Backend(castellan::api::reasons::BackendReason::ServerError)
+    );
     server.faults().clear();
 }
 
@@ -461,8 +494,8 @@ async fn a_body_cut_off_mid_stream_is_truncated_never_a_mismatch() {
     let report = verify_object(&store, &key, &digest, Some(data.len() as u64))
         .await
         .expect("headers arrive");
-    match report.outcome {
-        VerifyOutcome::Truncated { expected, received } => {
+    match report.verdict {
+        Verdict::Truncated { expected, received } => {
             assert_eq!(expected, data.len() as u64);
             assert!(received <= 1_000_000, "received {received}");
         }
@@ -470,11 +503,11 @@ async fn a_body_cut_off_mid_stream_is_truncated_never_a_mismatch() {
     }
     // Also without a declared size: the server's Content-Length is the expectation.
     let report = verify_object(&store, &key, &digest, None).await.unwrap();
-    assert_eq!(report.outcome.label(), "Truncated", "{:?}", report.outcome);
+    assert_eq!(report.verdict.label(), "Truncated", "{:?}", report.verdict);
 
     server.faults().clear();
     let report = verify_object(&store, &key, &digest, None).await.unwrap();
-    assert!(report.outcome.is_verified(), "{:?}", report.outcome);
+    assert!(report.verdict.is_verified(), "{:?}", report.verdict);
 }
 
 #[tokio::test]
@@ -498,8 +531,8 @@ async fn an_object_whose_bytes_differ_from_its_digest_is_a_mismatch() {
     let report = verify_object(&store, &key, &digest, Some(good.len() as u64))
         .await
         .unwrap();
-    match report.outcome {
-        VerifyOutcome::DigestMismatch { actual } => {
+    match report.verdict {
+        Verdict::DigestMismatch { actual } => {
             assert_eq!(actual, Digest::of_bytes(Algorithm::Sha256, &corrupt))
         }
         other => panic!("expected DigestMismatch, got {other:?}"),
@@ -510,9 +543,9 @@ async fn an_object_whose_bytes_differ_from_its_digest_is_a_mismatch() {
         .await
         .unwrap();
     assert!(
-        matches!(report.outcome, VerifyOutcome::SizeMismatch { expected: 42, actual } if actual == good.len() as u64),
+        matches!(report.verdict, Verdict::SizeMismatch { expected: 42, actual } if actual == good.len() as u64),
         "a declared size is checked before downloading: {:?}",
-        report.outcome
+        report.verdict
     );
     assert_eq!(report.bytes, 0);
 }
@@ -542,7 +575,10 @@ async fn after_rotation_the_revoked_backend_fails_and_the_other_still_verifies()
         .probe(ProbeMode::Read, Some(&key))
         .await
         .expect_err("A is revoked");
-    assert_eq!(e.kind(), ErrorKind::InvalidAccessKeyId);
+    assert_eq!(
+        e.kind(),
+        ErrorKind::Backend(castellan::api::reasons::BackendReason::InvalidAccessKeyId)
+    );
     assert!(e.is_terminal());
     let e = verify_object(backend_a.as_ref(), &key, &digest, Some(data.len() as u64))
         .await
@@ -556,7 +592,7 @@ async fn after_rotation_the_revoked_backend_fails_and_the_other_still_verifies()
     let report = verify_object(backend_b.as_ref(), &key, &digest, Some(data.len() as u64))
         .await
         .expect("B reads the same object");
-    assert!(report.outcome.is_verified(), "{:?}", report.outcome);
+    assert!(report.verdict.is_verified(), "{:?}", report.verdict);
     assert_eq!(report.bytes, data.len() as u64);
 }
 
@@ -585,11 +621,14 @@ async fn two_servers_on_one_data_directory_serve_the_same_bytes() {
     .await
     .unwrap();
     let report = verify_object(&b, &key, &digest, None).await.unwrap();
-    assert!(report.outcome.is_verified());
+    assert!(report.verdict.is_verified());
     let e = store(&two, KEY_A)
         .await
         .probe(ProbeMode::Read, None)
         .await
         .expect_err("server two does not know key A");
-    assert_eq!(e.kind(), ErrorKind::InvalidAccessKeyId);
+    assert_eq!(
+        e.kind(),
+        ErrorKind::Backend(castellan::api::reasons::BackendReason::InvalidAccessKeyId)
+    );
 }

@@ -1,5 +1,15 @@
-//! Condition types and reasons: stable CamelCase constants that dashboards, alerts and
+//! Condition types and reasons: the stable CamelCase vocabulary that dashboards, alerts and
 //! `kubectl wait` depend on. Renaming one is an API change.
+//!
+//! Owns: every reason a condition can carry, and everything the code needs to know about a
+//! backend reason (terminal or transient, what it proves about the credentials and the endpoint,
+//! its short condition message). Adding a reason is one variant here plus its row in
+//! [`BackendReason::traits`]: the compiler points at every other place that must decide about it,
+//! and [`BackendReason::all`] (metric series clean-up) follows by itself.
+//!
+//! Must not: depend on Kubernetes or storage types; it is the vocabulary they share.
+
+use strum::{EnumCount, EnumIter, EnumString, IntoEnumIterator, IntoStaticStr};
 
 /// Condition types of a `StorageBackend`.
 pub mod backend_condition {
@@ -21,79 +31,352 @@ pub mod mapping_condition {
     pub const REASSIGNED: &str = "Reassigned";
 }
 
-/// Reasons a `StorageBackend` condition carries.
-pub mod backend_reason {
-    /// The last probe succeeded.
-    pub const VALIDATED: &str = "Validated";
-    /// Waiting for the first probe, or for `successThreshold` consecutive good probes.
-    pub const PENDING: &str = "Pending";
-    /// Probing is disabled (`validation.interval: 0`) and nothing is known yet.
-    pub const NOT_VALIDATED: &str = "NotValidated";
-
-    // Terminal until the spec or the Secret changes (Ready=False, Stalled=True).
-    pub const INVALID_ACCESS_KEY_ID: &str = "InvalidAccessKeyId";
-    pub const SIGNATURE_DOES_NOT_MATCH: &str = "SignatureDoesNotMatch";
-    pub const EXPIRED_TOKEN: &str = "ExpiredToken";
-    pub const ACCESS_DENIED: &str = "AccessDenied";
-    pub const NO_SUCH_BUCKET: &str = "NoSuchBucket";
-    pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
-    pub const SECRET_KEY_MISSING: &str = "SecretKeyMissing";
-    pub const INVALID_SPEC: &str = "InvalidSpec";
-
-    // Transient: obey failureThreshold, never set Stalled.
-    pub const ENDPOINT_UNREACHABLE: &str = "EndpointUnreachable";
-    pub const TLS_HANDSHAKE_FAILED: &str = "TLSHandshakeFailed";
-    pub const TIMEOUT: &str = "Timeout";
-    pub const THROTTLED: &str = "Throttled";
-    pub const SERVER_ERROR: &str = "ServerError";
-
-    // Reasons of the DefaultConflict / FallbackConflict conditions (not validation outcomes).
+/// Reasons of the `DefaultConflict` / `FallbackConflict` conditions (not validation outcomes).
+pub mod conflict_reason {
     /// `DefaultConflict=True`: the other defaults are named in the message.
     pub const MULTIPLE_DEFAULTS: &str = "MultipleDefaults";
     /// `FallbackConflict=True`: the other fallbacks are named in the message.
     pub const MULTIPLE_FALLBACKS: &str = "MultipleFallbacks";
     /// A conflict condition that is False (the conflict was resolved).
     pub const NO_CONFLICT: &str = "NoConflict";
-
-    /// Every validation-outcome reason above, for code that must visit all of them (e.g.
-    /// removing metric series); the conflict reasons are not validation outcomes.
-    pub const ALL: &[&str] = &[
-        VALIDATED,
-        PENDING,
-        NOT_VALIDATED,
-        INVALID_ACCESS_KEY_ID,
-        SIGNATURE_DOES_NOT_MATCH,
-        EXPIRED_TOKEN,
-        ACCESS_DENIED,
-        NO_SUCH_BUCKET,
-        SECRET_NOT_FOUND,
-        SECRET_KEY_MISSING,
-        INVALID_SPEC,
-        ENDPOINT_UNREACHABLE,
-        TLS_HANDSHAKE_FAILED,
-        TIMEOUT,
-        THROTTLED,
-        SERVER_ERROR,
-    ];
 }
 
-/// Reasons an `ArtifactMapping` condition carries.
-pub mod mapping_reason {
+/// How a backend reason affects readiness and retries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// The backend works.
+    Healthy,
+    /// Nothing conclusive yet (first probe pending, success threshold not reached).
+    Waiting,
+    /// Does not heal by retrying: `Ready=False` and `Stalled=True` at once, until the spec or a
+    /// Secret changes (or a probe succeeds again).
+    Terminal,
+    /// Retried; obeys `failureThreshold`; never sets `Stalled`.
+    Transient,
+}
+
+/// What a validation outcome proves about the credentials (`CredentialsValid`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialsVerdict {
+    /// The server accepted them.
+    Valid,
+    /// The server (or the Secret) says they are unusable.
+    Invalid,
+    /// Nothing: keep what was known.
+    Unproven,
+}
+
+/// What a validation outcome proves about the endpoint (`Reachable`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// The server answered (with success or with an error of its own).
+    Answered,
+    /// Nobody answered: refused, TLS failure, timeout.
+    NoAnswer,
+    /// Nothing was sent, or the answer proves nothing about reachability.
+    Unproven,
+}
+
+/// Everything the controllers need to know about a backend reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Traits {
+    pub class: Class,
+    pub credentials: CredentialsVerdict,
+    pub reach: Reach,
+    /// The cause is local configuration (a Secret or the spec), not the server: a backend that
+    /// failed only for such a reason needs no hysteresis once it works (nothing flapped).
+    pub local_config: bool,
+    /// The short, stable condition message (no server text, no request ids, no times).
+    pub summary: &'static str,
+}
+
+/// The reason of a `StorageBackend`'s `Ready` condition: the outcome of its validation.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, EnumCount, EnumString, IntoStaticStr,
+)]
+pub enum BackendReason {
+    /// The last probe succeeded.
+    Validated,
+    /// Waiting for the first probe, or for `successThreshold` consecutive good probes.
+    Pending,
+    /// Probing is disabled (`validation.interval: 0`) and nothing is known yet.
+    NotValidated,
+    InvalidAccessKeyId,
+    SignatureDoesNotMatch,
+    ExpiredToken,
+    AccessDenied,
+    NoSuchBucket,
+    SecretNotFound,
+    SecretKeyMissing,
+    InvalidSpec,
+    EndpointUnreachable,
+    #[strum(serialize = "TLSHandshakeFailed")]
+    TlsHandshakeFailed,
+    Timeout,
+    Throttled,
+    ServerError,
+}
+
+impl BackendReason {
+    /// The reason as written in conditions, events and metric labels.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// The reason a condition carries, if it is one of ours.
+    pub fn parse(text: &str) -> Option<BackendReason> {
+        text.parse().ok()
+    }
+
+    /// The one table of what each reason means.
+    pub const fn traits(self) -> Traits {
+        use BackendReason::*;
+        use Class::*;
+        use CredentialsVerdict::{Invalid, Unproven as CredUnproven, Valid};
+        use Reach::{Answered, NoAnswer, Unproven as ReachUnproven};
+        let (class, credentials, reach, local_config, summary) = match self {
+            Validated => (
+                Healthy,
+                Valid,
+                Answered,
+                false,
+                "the last validation succeeded",
+            ),
+            Pending => (
+                Waiting,
+                CredUnproven,
+                ReachUnproven,
+                false,
+                "waiting for validation",
+            ),
+            NotValidated => (
+                Waiting,
+                CredUnproven,
+                ReachUnproven,
+                false,
+                "periodic validation is disabled and the backend was never validated",
+            ),
+            InvalidAccessKeyId => (
+                Terminal,
+                Invalid,
+                Answered,
+                false,
+                "the server does not know the access key id",
+            ),
+            SignatureDoesNotMatch => (
+                Terminal,
+                Invalid,
+                Answered,
+                false,
+                "the server rejected the request signature (wrong secret access key)",
+            ),
+            ExpiredToken => (
+                Terminal,
+                Invalid,
+                Answered,
+                false,
+                "the session token has expired",
+            ),
+            AccessDenied => (
+                Terminal,
+                Invalid,
+                Answered,
+                false,
+                "the credentials are not allowed to read the bucket",
+            ),
+            NoSuchBucket => (
+                Terminal,
+                CredUnproven,
+                Answered,
+                false,
+                "the bucket does not exist on the server",
+            ),
+            SecretNotFound => (
+                Terminal,
+                Invalid,
+                ReachUnproven,
+                true,
+                "the referenced Secret does not exist",
+            ),
+            SecretKeyMissing => (
+                Terminal,
+                Invalid,
+                ReachUnproven,
+                true,
+                "a referenced Secret key is missing or empty",
+            ),
+            InvalidSpec => (
+                Terminal,
+                CredUnproven,
+                ReachUnproven,
+                true,
+                "the server rejected the request as configured",
+            ),
+            EndpointUnreachable => (
+                Transient,
+                CredUnproven,
+                NoAnswer,
+                false,
+                "the endpoint could not be reached",
+            ),
+            TlsHandshakeFailed => (
+                Transient,
+                CredUnproven,
+                NoAnswer,
+                false,
+                "the TLS handshake with the endpoint failed",
+            ),
+            Timeout => (
+                Transient,
+                CredUnproven,
+                NoAnswer,
+                false,
+                "the probe timed out",
+            ),
+            Throttled => (
+                Transient,
+                CredUnproven,
+                Answered,
+                false,
+                "the server is throttling requests",
+            ),
+            ServerError => (
+                Transient,
+                CredUnproven,
+                Answered,
+                false,
+                "the server answered with an internal error",
+            ),
+        };
+        Traits {
+            class,
+            credentials,
+            reach,
+            local_config,
+            summary,
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        self.traits().class == Class::Terminal
+    }
+
+    /// The short, stable condition message.
+    pub fn summary(self) -> &'static str {
+        self.traits().summary
+    }
+
+    /// Every reason, for code that must visit all of them (e.g. removing metric series).
+    pub fn all() -> impl Iterator<Item = BackendReason> {
+        BackendReason::iter()
+    }
+}
+
+impl std::fmt::Display for BackendReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The reasons an `ArtifactMapping` condition carries.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, EnumCount, EnumString, IntoStaticStr,
+)]
+pub enum MappingReason {
     /// Served by the backend it was written to.
-    pub const DECLARED: &str = "Declared";
+    Declared,
     /// Served by another backend whose bytes re-verified against the digest.
-    pub const DIGEST_VERIFIED: &str = "DigestVerified";
+    DigestVerified,
     /// Kept on a previously verified backend while the declared one is unusable.
-    pub const STICKY: &str = "Sticky";
-    pub const BACKEND_INVALID: &str = "BackendInvalid";
-    pub const BACKEND_MISSING: &str = "BackendMissing";
-    pub const BACKEND_QUARANTINED: &str = "BackendQuarantined";
-    pub const OBJECT_MISSING: &str = "ObjectMissing";
-    pub const NO_VERIFIED_REPLICA: &str = "NoVerifiedReplica";
-    pub const DIGEST_MISMATCH: &str = "DigestMismatch";
-    pub const SIZE_MISMATCH: &str = "SizeMismatch";
+    Sticky,
+    BackendInvalid,
+    BackendMissing,
+    BackendQuarantined,
+    ObjectMissing,
+    NoVerifiedReplica,
+    DigestMismatch,
+    SizeMismatch,
     /// `reassignment: Never`: stranded, and left where it is on purpose.
-    pub const REASSIGNMENT_DISABLED: &str = "ReassignmentDisabled";
-    pub const NOT_STRANDED: &str = "NotStranded";
-    pub const NOT_REASSIGNED: &str = "NotReassigned";
+    ReassignmentDisabled,
+    NotStranded,
+    NotReassigned,
+}
+
+impl MappingReason {
+    /// The reason as written in conditions, events and metric labels.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// The reason a condition carries, if it is one of ours.
+    pub fn parse(text: &str) -> Option<MappingReason> {
+        text.parse().ok()
+    }
+}
+
+impl std::fmt::Display for MappingReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_strings_are_the_documented_camel_case_names() {
+        let cases = [
+            (BackendReason::Validated, "Validated"),
+            (BackendReason::TlsHandshakeFailed, "TLSHandshakeFailed"),
+            (BackendReason::InvalidAccessKeyId, "InvalidAccessKeyId"),
+            (BackendReason::SecretKeyMissing, "SecretKeyMissing"),
+        ];
+        for (reason, wire) in cases {
+            assert_eq!(reason.as_str(), wire);
+            assert_eq!(
+                BackendReason::parse(wire),
+                Some(reason),
+                "{wire} parses back"
+            );
+        }
+        assert_eq!(
+            MappingReason::NoVerifiedReplica.as_str(),
+            "NoVerifiedReplica"
+        );
+        assert_eq!(BackendReason::parse("Nonsense"), None);
+    }
+
+    #[test]
+    fn auth_and_config_failures_are_terminal_and_network_failures_transient() {
+        use BackendReason::*;
+        for r in [
+            InvalidAccessKeyId,
+            SignatureDoesNotMatch,
+            ExpiredToken,
+            AccessDenied,
+            NoSuchBucket,
+            SecretNotFound,
+            SecretKeyMissing,
+            InvalidSpec,
+        ] {
+            assert!(r.is_terminal(), "{r} is terminal");
+        }
+        for r in [
+            EndpointUnreachable,
+            TlsHandshakeFailed,
+            Timeout,
+            Throttled,
+            ServerError,
+        ] {
+            assert_eq!(r.traits().class, Class::Transient, "{r} is transient");
+        }
+    }
+
+    #[test]
+    fn every_failure_has_its_own_summary() {
+        let summaries: std::collections::HashSet<_> =
+            BackendReason::all().map(BackendReason::summary).collect();
+        assert_eq!(summaries.len(), BackendReason::COUNT);
+    }
 }

@@ -1,7 +1,8 @@
-//! The StorageBackend reconciler: a short driver of named steps —
-//! observe (resolve the client, read the caches) → probe (when due, under `validation.timeout`)
-//! → decide (pure, [`super::decide`]) → apply (server-side apply on `/status` only when the status
-//! differs; Events only on transitions; metrics) → requeue (interval ± jitter).
+//! The acting layer of the StorageBackend controller: a short driver of named steps —
+//! observe (resolve the client, read the caches, the baseline of the last validation) → probe
+//! (when due, under `validation.timeout`) → decide (pure, [`super::decide`]) → apply
+//! (server-side apply on `/status` only when the status differs; events only on transitions;
+//! metrics) → remember the probe → requeue (interval ± jitter).
 //!
 //! Owns: the I/O around the pure decision. Must not: write anything but `/status` (the spec is
 //! the user's and GitOps'), log or emit credential material (errors arrive redacted from the
@@ -13,25 +14,25 @@
 //! reconcile itself calls when it sees a deletion timestamp).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
-use kube::runtime::events::Event;
-use kube::{Resource, ResourceExt};
-use tracing::{debug, info, instrument, warn};
+use kube::ResourceExt;
+use tracing::{debug, info, warn};
 
 use super::decide::{self, Decision, Facts, Failure, Outcome, Thresholds};
 use super::duration;
-use super::error::Error;
 use super::observe;
-use super::schedule::{self, Due};
+use super::schedule::{self, Baseline, Due};
+use super::{Context, Error};
 use crate::api::backend::{ProbeMode as SpecProbeMode, StorageBackend, StorageBackendStatus};
-use crate::api::reasons::backend_reason;
-use crate::context::{Context, FIELD_MANAGER};
-use crate::metrics::{BackendLabels, ControllerLabels, ErrorLabels, ValidationLabels};
-use crate::resolve::{LastProbe, ResolveError};
-use crate::storage::{ErrorKind, ObjectStore, ProbeMode, StorageError};
+use crate::api::reasons::BackendReason;
+use crate::cluster;
+use crate::metrics::{BackendLabels, ErrorLabels, ValidationLabels};
+use crate::resolve::{ResolveError, Resolved};
+use crate::storage::{ObjectStore, ProbeMode, StorageError};
 
 /// The `controller` label of this controller's metrics.
 pub const CONTROLLER: &str = "storagebackend";
@@ -78,8 +79,7 @@ fn validation_of(backend: &StorageBackend) -> Result<Validation, ResolveError> {
 fn config_error(e: &ResolveError) -> Outcome {
     let text = e.to_string();
     Outcome::ConfigError(Failure {
-        reason: e.reason().unwrap_or(backend_reason::INVALID_SPEC),
-        terminal: true,
+        reason: e.reason().unwrap_or(BackendReason::InvalidSpec),
         message: text.clone(),
         detail: text,
     })
@@ -88,18 +88,16 @@ fn config_error(e: &ResolveError) -> Outcome {
 /// A probe failure as a decision outcome. Object-level kinds say nothing about the backend and
 /// never reach here as such (see [`probe`]); a body cut mid-stream is a server problem.
 fn probe_failure(e: &StorageError) -> Outcome {
-    let reason = e.backend_reason().unwrap_or(backend_reason::SERVER_ERROR);
+    let reason = e.backend_reason().unwrap_or(BackendReason::ServerError);
     Outcome::ProbeFailed(Failure {
         reason,
-        terminal: e.is_terminal(),
-        message: decide::summary(reason).to_owned(),
+        message: reason.summary().to_owned(),
         detail: e.to_string(),
     })
 }
 
-/// Runs the probe under `timeout`. A known mapped object that is missing is the mapping
-/// controller's business (`ObjectMissing`), not a backend failure: the probe is then repeated
-/// without it, so that the bucket and the credentials are still judged.
+/// Runs the probe under `timeout`, once more without the known key when
+/// [`observe::probe_again_without_key`] says so.
 async fn probe(
     store: &dyn ObjectStore,
     mode: ProbeMode,
@@ -108,7 +106,7 @@ async fn probe(
 ) -> Outcome {
     let run = async {
         match store.probe(mode, known_key).await {
-            Err(e) if e.kind() == ErrorKind::NotFound && known_key.is_some() => {
+            Err(e) if observe::probe_again_without_key(&e, known_key) => {
                 debug!("the known mapped object is missing; probing the bucket without it");
                 store.probe(mode, None).await
             }
@@ -119,7 +117,7 @@ async fn probe(
         Ok(Ok(_report)) => Outcome::Success,
         Ok(Err(e)) => probe_failure(&e),
         Err(_) => probe_failure(&StorageError::new(
-            ErrorKind::Timeout,
+            BackendReason::Timeout,
             format!(
                 "the probe did not finish within {}",
                 humantime::format_duration(timeout)
@@ -129,16 +127,10 @@ async fn probe(
 }
 
 /// Reconciles one StorageBackend: validates it when due and records the outcome in its status.
-#[instrument(skip(obj, ctx), fields(namespace = %obj.namespace().unwrap_or_default(), backend = %obj.name_any()))]
 pub async fn reconcile(obj: Arc<StorageBackend>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
+    let started = tokio::time::Instant::now();
     let result = reconcile_steps(&obj, &ctx).await;
-    ctx.metrics
-        .reconcile_duration
-        .get_or_create(&ControllerLabels {
-            controller: CONTROLLER.to_owned(),
-        })
-        .observe(started.elapsed().as_secs_f64());
+    ctx.metrics.observe_reconcile(CONTROLLER, started.elapsed());
     result
 }
 
@@ -168,7 +160,8 @@ pub fn cleanup(obj: &StorageBackend, ctx: &Context) {
         ctx.metrics.forget_backend(&namespace, &obj.name_any());
     }
     if let Some(uid) = obj.uid() {
-        ctx.resolver.forget(&uid);
+        ctx.clients.forget(&uid);
+        ctx.probes.forget(&uid);
     }
 }
 
@@ -187,75 +180,97 @@ async fn reconcile_steps(obj: &StorageBackend, ctx: &Context) -> Result<Action, 
     let name = obj.name_any();
     let now = ctx.clock.now();
 
-    // Observe.
-    let resolved = ctx.resolver.resolve(obj).await.map_err(Error::Resolve)?;
+    let resolved = ctx.clients.resolve(obj).await.map_err(Error::Resolve)?;
     let validation = validation_of(obj);
-    let previous = obj.status.as_ref();
-    let last_probe = ctx.resolver.last_probe(&resolved.inputs.uid);
-    // Our own memory knows generation and Secret versions (and is never older than our last
-    // write); after a restart only the generation can be compared, against the status.
-    let inputs_changed = match &last_probe {
-        Some(p) => p.inputs != resolved.inputs,
-        None => previous.and_then(|s| s.observed_generation) != obj.metadata.generation,
-    };
-    let status_time = previous
-        .and_then(|s| s.last_validation_time.as_ref())
-        .map(|t| t.0);
-    let own_time = last_probe
-        .as_ref()
-        .filter(|p| p.inputs == resolved.inputs)
-        .map(|p| p.at);
-    let last_validation = status_time.max(own_time);
+    let own = ctx.probes.get(&resolved.inputs.uid);
+    let baseline = schedule::baseline(
+        own.as_ref(),
+        &resolved.inputs,
+        obj.status.as_ref().and_then(|s| s.observed_generation),
+        obj.status
+            .as_ref()
+            .and_then(|s| s.last_validation_time.as_ref())
+            .map(|t| t.0),
+    );
     let interval = validation.as_ref().map(|v| v.interval).unwrap_or_default();
     let due = schedule::probe_due(&Due {
-        inputs_changed,
-        last_validation,
+        inputs_changed: baseline.inputs_changed,
+        last_validation: baseline.last_validation,
         interval,
         now,
     });
-
-    // Probe.
-    let outcome = if due {
-        let started = Instant::now();
-        let outcome = match (&validation, &resolved.store) {
-            (Err(e), _) | (_, Err(e)) => config_error(e),
-            (Ok(v), Ok(store)) => {
-                let key = observe::known_key(obj, &ctx.mappings.state());
-                probe(store.as_ref(), v.mode, key.as_deref(), v.timeout).await
-            }
-        };
-        let labels = BackendLabels {
-            namespace: namespace.clone(),
-            backend: name.clone(),
-        };
-        ctx.metrics
-            .validation_duration
-            .get_or_create(&labels)
-            .observe(started.elapsed().as_secs_f64());
-        let reason = match &outcome {
-            Outcome::Success => backend_reason::VALIDATED,
-            Outcome::ProbeFailed(f) | Outcome::ConfigError(f) => f.reason,
-        };
-        ctx.metrics
-            .validations
-            .get_or_create(&ValidationLabels {
-                namespace: namespace.clone(),
-                backend: name.clone(),
-                reason: reason.to_owned(),
-            })
-            .inc();
-        Some(outcome)
-    } else {
-        None
+    let outcome = match due {
+        true => Some(validate(obj, ctx, &namespace, &name, &validation, &resolved).await),
+        false => None,
     };
+    let decision = decide_status(obj, ctx, &baseline, &validation, outcome.as_ref(), now);
+    apply(obj, ctx, &namespace, &name, &decision).await?;
+    // Remembered only once the outcome is written: a failed write is probed again.
+    let probed_at = outcome.is_some().then_some(now);
+    if let Some(memory) =
+        schedule::remember_after(probed_at, own.as_ref(), &resolved.inputs, &baseline)
+    {
+        ctx.probes.record(memory);
+    }
+    let last = probed_at.or(baseline.last_validation);
+    Ok(
+        match schedule::requeue_after(interval, last, now, jitter()) {
+            Some(after) => Action::requeue(after),
+            None => Action::await_change(),
+        },
+    )
+}
 
-    // Decide.
+/// Probes the backend (or reports why it cannot be probed), with latency and outcome metrics.
+async fn validate(
+    obj: &StorageBackend,
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    validation: &Result<Validation, ResolveError>,
+    resolved: &Resolved,
+) -> Outcome {
+    let started = tokio::time::Instant::now();
+    let outcome = match (validation, &resolved.store) {
+        (Err(e), _) | (_, Err(e)) => config_error(e),
+        (Ok(v), Ok(store)) => {
+            let key = observe::known_key(obj, &ctx.mappings.state());
+            probe(store.as_ref(), v.mode, key.as_deref(), v.timeout).await
+        }
+    };
+    let labels = BackendLabels {
+        namespace: namespace.to_owned(),
+        backend: name.to_owned(),
+    };
+    ctx.metrics
+        .validation_duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .validations
+        .get_or_create(&ValidationLabels {
+            namespace: namespace.to_owned(),
+            backend: name.to_owned(),
+            reason: outcome.reason().as_str().to_owned(),
+        })
+        .inc();
+    outcome
+}
+
+fn decide_status(
+    obj: &StorageBackend,
+    ctx: &Context,
+    baseline: &Baseline,
+    validation: &Result<Validation, ResolveError>,
+    outcome: Option<&Outcome>,
+    now: Timestamp,
+) -> Decision {
     let (other_defaults, other_fallbacks) = observe::conflicts(obj, &ctx.backends.state());
-    let decision = decide::decide(&Facts {
+    decide::decide(&Facts {
         generation: obj.metadata.generation,
-        previous,
-        inputs_changed,
-        outcome: outcome.as_ref(),
+        previous: obj.status.as_ref(),
+        inputs_changed: baseline.inputs_changed,
+        outcome,
         thresholds: validation
             .as_ref()
             .map(|v| v.thresholds)
@@ -263,45 +278,12 @@ async fn reconcile_steps(obj: &StorageBackend, ctx: &Context) -> Result<Action, 
                 success: 1,
                 failure: 1,
             }),
-        location: ctx.resolver.location_of(obj),
+        location: crate::placement::location_of(obj),
         mappings: observe::mapping_counts(obj, &ctx.mappings.state()),
         other_defaults,
         other_fallbacks,
-        now: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now),
-        ),
-    });
-
-    // Apply.
-    apply(obj, ctx, &namespace, &name, &decision).await?;
-    // Remembered only once the outcome is written: a failed write is probed again.
-    if outcome.is_some() {
-        ctx.resolver.record_probe(LastProbe {
-            inputs: resolved.inputs.clone(),
-            at: now,
-        });
-    } else if last_probe.is_none() {
-        // After a restart: adopt what we see as the baseline (see `schedule`).
-        if let Some(at) = last_validation {
-            ctx.resolver.record_probe(LastProbe {
-                inputs: resolved.inputs.clone(),
-                at,
-            });
-        }
-    }
-
-    // Requeue.
-    let last = if outcome.is_some() {
-        Some(now)
-    } else {
-        last_validation
-    };
-    Ok(
-        match schedule::requeue_after(interval, last, now, jitter()) {
-            Some(after) => Action::requeue(after),
-            None => Action::await_change(),
-        },
-    )
+        now: Time(Timestamp::from_second(now.as_second()).unwrap_or(now)),
+    })
 }
 
 async fn apply(
@@ -318,29 +300,16 @@ async fn apply(
             backend: name.to_owned(),
         })
         .set(i64::from(decision.ready));
-
-    let unchanged = obj.status.as_ref() == Some(&decision.status);
-    if unchanged {
+    if obj.status.as_ref() == Some(&decision.status) {
         debug!("status unchanged; nothing to write");
     } else {
         write_status(ctx, namespace, name, &decision.status).await?;
     }
     // Events after the write: a failed write is retried, and the transition with it.
-    let reference = obj.object_ref(&());
-    for transition in &decision.events {
-        info!(reason = %transition.reason, "StorageBackend transition");
-        let event = Event {
-            type_: transition.type_,
-            reason: transition.reason.clone(),
-            note: Some(truncate(&transition.note, 1000)),
-            action: "Validate".to_owned(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-            // An event is best effort; the status already says it.
-            warn!(error = %e, "publishing an event failed");
-        }
+    for event in &decision.events {
+        info!(reason = event.reason, "StorageBackend transition");
     }
+    cluster::publish(&ctx.recorder, obj, &decision.events).await;
     Ok(())
 }
 
@@ -350,31 +319,9 @@ async fn write_status(
     name: &str,
     status: &StorageBackendStatus,
 ) -> Result<(), Error> {
-    let api: Api<StorageBackend> = Api::namespaced(ctx.client.clone(), namespace);
-    let patch = serde_json::json!({
-        "apiVersion": StorageBackend::api_version(&()),
-        "kind": StorageBackend::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::PatchStatus)?;
-    Ok(())
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut cut = max;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…", &text[..cut])
+    cluster::apply_status::<StorageBackend, _>(&ctx.client, namespace, name, status)
+        .await
+        .map_err(Error::PatchStatus)
 }
 
 #[cfg(test)]
@@ -427,23 +374,23 @@ mod tests {
         ];
         for (name, v) in cases {
             let err = validation_of(&backend(v)).expect_err(name);
-            assert_eq!(err.reason(), Some("InvalidSpec"), "{name}");
+            assert_eq!(err.reason(), Some(BackendReason::InvalidSpec), "{name}");
         }
     }
 
     #[test]
     fn outcomes_carry_stable_messages_and_redacted_details() {
         let e = StorageError::new(
-            ErrorKind::InvalidAccessKeyId,
+            BackendReason::InvalidAccessKeyId,
             "HeadBucket: HTTP 403 InvalidAccessKeyId: no such key AKID",
         );
         match probe_failure(&e) {
             Outcome::ProbeFailed(f) => {
-                assert_eq!(f.reason, "InvalidAccessKeyId");
-                assert!(f.terminal);
+                assert_eq!(f.reason, BackendReason::InvalidAccessKeyId);
+                assert!(f.reason.is_terminal());
                 assert_eq!(
                     f.message,
-                    decide::summary("InvalidAccessKeyId"),
+                    BackendReason::InvalidAccessKeyId.summary(),
                     "the condition message is the stable summary"
                 );
                 assert!(
@@ -453,10 +400,13 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        match probe_failure(&StorageError::new(ErrorKind::BodyInterrupted, "cut")) {
+        match probe_failure(&StorageError::new(
+            crate::storage::ErrorKind::BodyInterrupted,
+            "cut",
+        )) {
             Outcome::ProbeFailed(f) => assert_eq!(
-                (f.reason, f.terminal),
-                ("ServerError", false),
+                (f.reason, f.reason.is_terminal()),
+                (BackendReason::ServerError, false),
                 "a cut body is a transient server problem"
             ),
             other => panic!("unexpected {other:?}"),
@@ -465,17 +415,14 @@ mod tests {
             name: "creds".into(),
         }) {
             Outcome::ConfigError(f) => assert_eq!(
-                (f.reason, f.terminal, f.message.as_str()),
-                ("SecretNotFound", true, "Secret \"creds\" not found")
+                (f.reason, f.reason.is_terminal(), f.message.as_str()),
+                (
+                    BackendReason::SecretNotFound,
+                    true,
+                    "Secret \"creds\" not found"
+                )
             ),
             other => panic!("unexpected {other:?}"),
         }
-    }
-
-    #[test]
-    fn long_event_notes_are_cut_on_a_character_boundary() {
-        assert_eq!(truncate("short", 10), "short");
-        let cut = truncate(&"é".repeat(10), 5);
-        assert_eq!(cut, "éé…");
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! Owns: thresholds and hysteresis, the meaning of every condition, conflict reporting, and the
 //! decision of which changes deserve an Event. Takes no client, no clock (the time is a field of
-//! [`Facts`]) and does no I/O, so every rule below is a table test.
+//! [`Facts`]) and does no I/O, so every rule below is a table test. What a reason *means*
+//! (terminal or transient, what it proves about credentials and reachability) comes from the one
+//! table in [`crate::api::reasons`].
 //!
 //! Must not: talk to the API server or a bucket, read the clock, or see credential material
 //! (failures arrive already classified and redacted).
@@ -16,25 +18,18 @@
 //!   (`SecretNotFound`, `SecretKeyMissing`, `InvalidSpec`: nothing ever reached the server, so
 //!   there is no flapping to guard against — the usual GitOps case of a backend applied before its
 //!   Secret) is Ready on its first good probe.
-//! - A transient failure (`EndpointUnreachable`, `TLSHandshakeFailed`, `Timeout`, `Throttled`,
-//!   `ServerError`): `consecutiveFailures + 1`. A Ready backend stays Ready (reason `Validated`,
-//!   message counting the tolerated failures) until `failureThreshold` consecutive failures. A
-//!   backend that is not Ready has nothing to keep and is `Ready=False` at once. Never sets
-//!   `Stalled`; does not clear it either, unless the inputs (generation, Secrets) changed — a
+//! - A transient failure: `consecutiveFailures + 1`. A Ready backend stays Ready (reason
+//!   `Validated`, message counting the tolerated failures) until `failureThreshold` consecutive
+//!   failures. A backend that is not Ready has nothing to keep and is `Ready=False` at once. Never
+//!   sets `Stalled`; does not clear it either, unless the inputs (generation, Secrets) changed — a
 //!   timeout proves nothing about the key that was rejected before.
-//! - A terminal failure (auth and configuration reasons): `Ready=False` and `Stalled=True` at once,
-//!   whatever the thresholds. Stalled clears on the next good probe or when the inputs change (the
-//!   reconciler keeps probing at the interval, so a key restored server-side is noticed).
+//! - A terminal failure: `Ready=False` and `Stalled=True` at once, whatever the thresholds.
+//!   Stalled clears on the next good probe or when the inputs change.
 //! - When the inputs changed since the last probe (spec generation, or a referenced Secret's
 //!   resourceVersion), both counters restart from zero before the outcome is folded in.
-//! - `CredentialsValid`: True on success; False on auth failures and on a missing Secret or key;
-//!   otherwise (NoSuchBucket, InvalidSpec, transient failures) *unchanged* — the outcome proves
-//!   nothing about the credentials — or Unknown when there is nothing valid to keep (no previous
-//!   value, or the inputs changed).
-//! - `Reachable`: True on success and on any failure the server itself answered (auth errors,
-//!   NoSuchBucket, Throttled, ServerError); False on EndpointUnreachable, TLSHandshakeFailed,
-//!   Timeout; unchanged/Unknown (as above) when nothing was sent (Secret or spec problems) or the
-//!   request could not be built.
+//! - `CredentialsValid` and `Reachable` say what the outcome proves; when it proves nothing they
+//!   are kept, or Unknown when there is nothing valid to keep (no previous value, or the inputs
+//!   changed). `Reachable` is only set from a probe that was sent.
 //! - Every condition carries the current `observedGeneration`; messages are short and stable
 //!   (no request ids, no timestamps, no server text — that goes to the Warning Event only).
 //! - Duplicate `default: true` (or `fallback: true`) backends in a namespace: a `DefaultConflict`
@@ -49,9 +44,10 @@ use kube::runtime::events::EventType;
 
 use crate::api::backend::{MappingCounts, StorageBackendStatus};
 use crate::api::condition::{self, Desired, Status};
-use crate::api::reasons::backend_condition::{DEFAULT_CONFLICT, FALLBACK_CONFLICT};
-use crate::api::reasons::backend_reason::{MULTIPLE_DEFAULTS, MULTIPLE_FALLBACKS, NO_CONFLICT};
-use crate::api::reasons::{backend_condition as cond, backend_reason as reason};
+use crate::api::reasons::backend_condition::{self as cond, DEFAULT_CONFLICT, FALLBACK_CONFLICT};
+use crate::api::reasons::conflict_reason::{MULTIPLE_DEFAULTS, MULTIPLE_FALLBACKS, NO_CONFLICT};
+use crate::api::reasons::{BackendReason, Class, CredentialsVerdict, Reach};
+use crate::cluster::EventNote;
 
 /// `successThreshold` and `failureThreshold` of the spec (both at least 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,16 +56,21 @@ pub struct Thresholds {
     pub failure: i32,
 }
 
-/// A classified failure: the reason constant, whether it is terminal, a short stable message for
-/// the conditions, and the redacted detail for the Warning Event.
+/// A classified failure: its reason, a short stable message for the conditions, and the
+/// redacted detail for the Warning Event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
-    pub reason: &'static str,
-    pub terminal: bool,
+    pub reason: BackendReason,
     /// Short and stable: goes into condition messages.
     pub message: String,
     /// Redacted, possibly server-provided text: goes into the Warning Event only.
     pub detail: String,
+}
+
+impl Failure {
+    fn terminal(&self) -> bool {
+        self.reason.is_terminal()
+    }
 }
 
 /// What the validation found out this time.
@@ -81,6 +82,16 @@ pub enum Outcome {
     ProbeFailed(Failure),
     /// Nothing could be sent: the Secret or the spec is unusable.
     ConfigError(Failure),
+}
+
+impl Outcome {
+    /// The reason this outcome reports (`Validated` for a success).
+    pub fn reason(&self) -> BackendReason {
+        match self {
+            Outcome::Success => BackendReason::Validated,
+            Outcome::ProbeFailed(f) | Outcome::ConfigError(f) => f.reason,
+        }
+    }
 }
 
 /// Everything [`decide`] looks at.
@@ -106,79 +117,144 @@ pub struct Facts<'a> {
     pub now: Time,
 }
 
-/// An Event to emit because something transitioned.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transition {
-    pub type_: EventType,
-    /// CamelCase, a reason constant.
-    pub reason: String,
-    /// Human readable, redacted.
-    pub note: String,
-}
-
 /// The next status and the events to emit.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decision {
     pub status: StorageBackendStatus,
-    pub events: Vec<Transition>,
+    pub events: Vec<EventNote>,
     /// Whether the backend is Ready after this decision (for the readiness gauge).
     pub ready: bool,
 }
 
-/// The short, stable condition message of a probe failure reason.
-pub fn summary(reason_: &str) -> &'static str {
-    match reason_ {
-        reason::INVALID_ACCESS_KEY_ID => "the server does not know the access key id",
-        reason::SIGNATURE_DOES_NOT_MATCH => {
-            "the server rejected the request signature (wrong secret access key)"
-        }
-        reason::EXPIRED_TOKEN => "the session token has expired",
-        reason::ACCESS_DENIED => "the credentials are not allowed to read the bucket",
-        reason::NO_SUCH_BUCKET => "the bucket does not exist on the server",
-        reason::INVALID_SPEC => "the server rejected the request as configured",
-        reason::ENDPOINT_UNREACHABLE => "the endpoint could not be reached",
-        reason::TLS_HANDSHAKE_FAILED => "the TLS handshake with the endpoint failed",
-        reason::TIMEOUT => "the probe timed out",
-        reason::THROTTLED => "the server is throttling requests",
-        reason::SERVER_ERROR => "the server answered with an internal error",
-        _ => "the probe failed",
+/// What one condition becomes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cell {
+    Set(Status, &'static str, String),
+    /// Set only when the condition is absent; otherwise kept.
+    SetIfAbsent(Status, &'static str, String),
+    /// The outcome proves nothing about it: kept, unless the inputs changed or it was never set,
+    /// then Unknown with this reason.
+    KeepOrUnknown(&'static str),
+}
+
+/// Every validation condition after one outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub ready: Cell,
+    pub credentials_valid: Cell,
+    pub reachable: Cell,
+    pub stalled: Cell,
+}
+
+/// The counters before the outcome is folded in: restarted when the inputs changed.
+fn counters_before(f: &Facts<'_>, previous: &StorageBackendStatus) -> (i32, i32) {
+    if f.inputs_changed {
+        (0, 0)
+    } else {
+        (
+            previous.consecutive_successes,
+            previous.consecutive_failures,
+        )
     }
-}
-
-fn is_auth_reason(r: &str) -> bool {
-    matches!(
-        r,
-        reason::INVALID_ACCESS_KEY_ID
-            | reason::SIGNATURE_DOES_NOT_MATCH
-            | reason::EXPIRED_TOKEN
-            | reason::ACCESS_DENIED
-            | reason::SECRET_NOT_FOUND
-            | reason::SECRET_KEY_MISSING
-    )
-}
-
-fn is_no_answer_reason(r: &str) -> bool {
-    matches!(
-        r,
-        reason::ENDPOINT_UNREACHABLE | reason::TLS_HANDSHAKE_FAILED | reason::TIMEOUT
-    )
-}
-
-fn is_local_config_reason(r: &str) -> bool {
-    matches!(
-        r,
-        reason::SECRET_NOT_FOUND | reason::SECRET_KEY_MISSING | reason::INVALID_SPEC
-    )
 }
 
 /// Whether a backend that is not Ready must collect `successThreshold` good probes: it must
 /// when the server itself has failed before (a restart of a flapping server must not instantly
 /// re-trust it).
-fn needs_hysteresis(previous_ready: Option<&Condition>) -> bool {
+pub fn needs_hysteresis(previous_ready: Option<&Condition>) -> bool {
     match previous_ready {
         None => false,
         Some(c) if c.status != Status::False.as_str() => false,
-        Some(c) => !is_local_config_reason(&c.reason),
+        Some(c) => !BackendReason::parse(&c.reason).is_some_and(|r| r.traits().local_config),
+    }
+}
+
+/// The condition table: what each condition becomes after `outcome`, given whether the backend
+/// was Ready, whether it needs hysteresis, and the counters after the outcome.
+pub fn row(
+    outcome: &Outcome,
+    was_ready: bool,
+    hysteresis: bool,
+    (successes, failures): (i32, i32),
+    thresholds: Thresholds,
+    inputs_changed: bool,
+) -> Row {
+    let validated = BackendReason::Validated.as_str();
+    let failure = match outcome {
+        Outcome::Success => {
+            let trusted = was_ready || !hysteresis || successes >= thresholds.success;
+            return Row {
+                ready: if trusted {
+                    Cell::Set(
+                        Status::True,
+                        validated,
+                        "the last validation succeeded".into(),
+                    )
+                } else {
+                    Cell::Set(
+                        Status::False,
+                        BackendReason::Pending.as_str(),
+                        format!(
+                            "{successes} of {} consecutive good validations before Ready",
+                            thresholds.success
+                        ),
+                    )
+                },
+                credentials_valid: Cell::Set(
+                    Status::True,
+                    validated,
+                    "the server accepted the credentials".into(),
+                ),
+                reachable: Cell::Set(Status::True, validated, "the endpoint answered".into()),
+                stalled: Cell::Set(
+                    Status::False,
+                    validated,
+                    "the last validation succeeded".into(),
+                ),
+            };
+        }
+        Outcome::ProbeFailed(f) | Outcome::ConfigError(f) => f,
+    };
+    let why = failure.reason.as_str();
+    let traits = failure.reason.traits();
+    let failed = || Cell::Set(Status::False, why, failure.message.clone());
+    let ready = if failure.terminal() || !was_ready || failures >= thresholds.failure {
+        failed()
+    } else {
+        Cell::Set(
+            Status::True,
+            validated,
+            format!(
+                "the last validation failed ({why}); {failures} of {} consecutive failures tolerated",
+                thresholds.failure
+            ),
+        )
+    };
+    let stalled = if failure.terminal() {
+        Cell::Set(Status::True, why, failure.message.clone())
+    } else if inputs_changed {
+        Cell::Set(Status::False, why, "transient failures are retried".into())
+    } else {
+        Cell::SetIfAbsent(Status::False, why, "transient failures are retried".into())
+    };
+    let credentials_valid = match traits.credentials {
+        CredentialsVerdict::Invalid => failed(),
+        CredentialsVerdict::Valid | CredentialsVerdict::Unproven => Cell::KeepOrUnknown(why),
+    };
+    let sent = matches!(outcome, Outcome::ProbeFailed(_));
+    let reachable = match traits.reach {
+        Reach::NoAnswer => failed(),
+        Reach::Answered if sent => {
+            Cell::Set(Status::True, why, format!("the endpoint answered ({why})"))
+        }
+        Reach::Answered | Reach::Unproven => Cell::KeepOrUnknown(why),
+    };
+    debug_assert!(traits.class != Class::Healthy);
+    Row {
+        ready,
+        credentials_valid,
+        reachable,
+        stalled,
     }
 }
 
@@ -186,332 +262,221 @@ fn needs_hysteresis(previous_ready: Option<&Condition>) -> bool {
 pub fn decide(f: &Facts<'_>) -> Decision {
     let previous = f.previous.cloned().unwrap_or_default();
     let mut status = previous.clone();
-    let generation = f.generation;
-    let now = &f.now;
-    status.observed_generation = generation;
+    status.observed_generation = f.generation;
     status.location = Some(f.location.clone());
     status.mappings = Some(f.mappings);
-
     let previous_ready = condition::find(&previous.conditions, cond::READY).cloned();
-    let was_ready = previous_ready.as_ref().is_some_and(|c| c.status == "True");
+    let was_ready = previous_ready
+        .as_ref()
+        .is_some_and(|c| c.status == Status::True.as_str());
 
-    let set =
-        |conditions: &mut Vec<Condition>, type_: &str, st: Status, why: &str, message: String| {
-            condition::set(
-                conditions,
-                Desired {
-                    type_,
-                    status: st,
-                    reason: why,
-                    message,
-                    observed_generation: generation,
-                },
-                now,
-            )
-        };
-    // Keep a condition when the outcome proves nothing about it, or make it Unknown when what
-    // it says belongs to other inputs (or it was never set).
-    let keep_or_unknown = |conditions: &mut Vec<Condition>, type_: &str, why: &str| {
-        let keep = !f.inputs_changed && condition::find(conditions, type_).is_some();
-        if !keep {
-            set(
-                conditions,
-                type_,
-                Status::Unknown,
-                why,
-                format!("not proven by the last validation ({why})"),
-            );
-        }
-    };
-
-    let mut failure_event: Option<&Failure> = None;
     match f.outcome {
         None => {
             if previous_ready.is_none() {
-                set(
-                    &mut status.conditions,
-                    cond::READY,
+                let pending = Cell::Set(
                     Status::Unknown,
-                    reason::PENDING,
-                    "waiting for the first validation".to_owned(),
+                    BackendReason::Pending.as_str(),
+                    "waiting for the first validation".into(),
                 );
+                apply(&mut status.conditions, cond::READY, &pending, f);
             }
         }
         Some(outcome) => {
-            let (successes, failures) = if f.inputs_changed {
-                (0, 0)
-            } else {
-                (
-                    previous.consecutive_successes,
-                    previous.consecutive_failures,
-                )
-            };
-            status.last_validation_time = Some(now.clone());
-            match outcome {
-                Outcome::Success => {
-                    let successes = successes.saturating_add(1);
-                    status.consecutive_successes = successes;
-                    status.consecutive_failures = 0;
-                    status.last_successful_validation_time = Some(now.clone());
-                    let trusted = was_ready
-                        || !needs_hysteresis(previous_ready.as_ref())
-                        || successes >= f.thresholds.success;
-                    if trusted {
-                        set(
-                            &mut status.conditions,
-                            cond::READY,
-                            Status::True,
-                            reason::VALIDATED,
-                            "the last validation succeeded".to_owned(),
-                        );
-                    } else {
-                        set(
-                            &mut status.conditions,
-                            cond::READY,
-                            Status::False,
-                            reason::PENDING,
-                            format!(
-                                "{successes} of {} consecutive good validations before Ready",
-                                f.thresholds.success
-                            ),
-                        );
-                    }
-                    set(
-                        &mut status.conditions,
-                        cond::CREDENTIALS_VALID,
-                        Status::True,
-                        reason::VALIDATED,
-                        "the server accepted the credentials".to_owned(),
-                    );
-                    set(
-                        &mut status.conditions,
-                        cond::REACHABLE,
-                        Status::True,
-                        reason::VALIDATED,
-                        "the endpoint answered".to_owned(),
-                    );
-                    set(
-                        &mut status.conditions,
-                        cond::STALLED,
-                        Status::False,
-                        reason::VALIDATED,
-                        "the last validation succeeded".to_owned(),
-                    );
-                }
-                Outcome::ProbeFailed(failure) | Outcome::ConfigError(failure) => {
-                    let failures = failures.saturating_add(1);
-                    status.consecutive_failures = failures;
-                    status.consecutive_successes = 0;
-                    let why = failure.reason;
-                    if failure.terminal {
-                        set(
-                            &mut status.conditions,
-                            cond::READY,
-                            Status::False,
-                            why,
-                            failure.message.clone(),
-                        );
-                        set(
-                            &mut status.conditions,
-                            cond::STALLED,
-                            Status::True,
-                            why,
-                            failure.message.clone(),
-                        );
-                    } else {
-                        if was_ready && failures < f.thresholds.failure {
-                            set(
-                                &mut status.conditions,
-                                cond::READY,
-                                Status::True,
-                                reason::VALIDATED,
-                                format!(
-                                    "the last validation failed ({why}); {failures} of {} consecutive failures tolerated",
-                                    f.thresholds.failure
-                                ),
-                            );
-                        } else {
-                            set(
-                                &mut status.conditions,
-                                cond::READY,
-                                Status::False,
-                                why,
-                                failure.message.clone(),
-                            );
-                        }
-                        let stalled = condition::find(&status.conditions, cond::STALLED);
-                        if f.inputs_changed || stalled.is_none() {
-                            set(
-                                &mut status.conditions,
-                                cond::STALLED,
-                                Status::False,
-                                why,
-                                "transient failures are retried".to_owned(),
-                            );
-                        }
-                    }
-                    if is_auth_reason(why) {
-                        set(
-                            &mut status.conditions,
-                            cond::CREDENTIALS_VALID,
-                            Status::False,
-                            why,
-                            failure.message.clone(),
-                        );
-                    } else {
-                        keep_or_unknown(&mut status.conditions, cond::CREDENTIALS_VALID, why);
-                    }
-                    let server_answered = matches!(outcome, Outcome::ProbeFailed(_))
-                        && why != reason::INVALID_SPEC
-                        && !is_no_answer_reason(why);
-                    if is_no_answer_reason(why) {
-                        set(
-                            &mut status.conditions,
-                            cond::REACHABLE,
-                            Status::False,
-                            why,
-                            failure.message.clone(),
-                        );
-                    } else if server_answered {
-                        set(
-                            &mut status.conditions,
-                            cond::REACHABLE,
-                            Status::True,
-                            why,
-                            format!("the endpoint answered ({why})"),
-                        );
-                    } else {
-                        keep_or_unknown(&mut status.conditions, cond::REACHABLE, why);
-                    }
-                    failure_event = Some(failure);
-                }
+            let counters = fold_counters(&mut status, outcome, counters_before(f, &previous), f);
+            let row = row(
+                outcome,
+                was_ready,
+                needs_hysteresis(previous_ready.as_ref()),
+                counters,
+                f.thresholds,
+                f.inputs_changed,
+            );
+            for (type_, cell) in [
+                (cond::READY, &row.ready),
+                (cond::CREDENTIALS_VALID, &row.credentials_valid),
+                (cond::REACHABLE, &row.reachable),
+                (cond::STALLED, &row.stalled),
+            ] {
+                apply(&mut status.conditions, type_, cell, f);
             }
         }
     }
 
     let mut events = Vec::new();
-    conflict(
-        &mut status.conditions,
-        &previous.conditions,
-        DEFAULT_CONFLICT,
-        MULTIPLE_DEFAULTS,
-        "default",
-        &f.other_defaults,
-        generation,
-        now,
-        &mut events,
-    );
-    conflict(
-        &mut status.conditions,
-        &previous.conditions,
-        FALLBACK_CONFLICT,
-        MULTIPLE_FALLBACKS,
-        "fallback",
-        &f.other_fallbacks,
-        generation,
-        now,
-        &mut events,
-    );
-
+    for (type_, why, role, others) in [
+        (
+            DEFAULT_CONFLICT,
+            MULTIPLE_DEFAULTS,
+            "default",
+            &f.other_defaults,
+        ),
+        (
+            FALLBACK_CONFLICT,
+            MULTIPLE_FALLBACKS,
+            "fallback",
+            &f.other_fallbacks,
+        ),
+    ] {
+        let conflict = Conflict {
+            type_,
+            why,
+            role,
+            others,
+        };
+        events.extend(conflict.apply(&mut status.conditions, &previous.conditions, f));
+    }
     // Every condition describes the generation it was evaluated against.
     for c in &mut status.conditions {
-        c.observed_generation = generation;
+        c.observed_generation = f.generation;
     }
 
     let next_ready = condition::find(&status.conditions, cond::READY);
-    let ready = next_ready.is_some_and(|c| c.status == "True");
-    if let (Some(next), Some(failure)) = (next_ready, failure_event) {
-        let newly_failed = next.status == "False"
-            && next.reason == failure.reason
-            && previous_ready
-                .as_ref()
-                .is_none_or(|p| p.status != "False" || p.reason != next.reason);
-        if newly_failed {
-            events.insert(
-                0,
-                Transition {
-                    type_: EventType::Warning,
-                    reason: failure.reason.to_owned(),
-                    note: failure.detail.clone(),
-                },
-            );
-        }
-    }
-    if ready && !was_ready {
-        events.insert(
-            0,
-            Transition {
-                type_: EventType::Normal,
-                reason: reason::VALIDATED.to_owned(),
-                note: "the backend is Ready".to_owned(),
-            },
-        );
-    }
-
+    let ready = next_ready.is_some_and(|c| c.status == Status::True.as_str());
+    let mut transitions = readiness_events(previous_ready.as_ref(), next_ready, f.outcome);
+    transitions.append(&mut events);
     Decision {
         status,
-        events,
+        events: transitions,
         ready,
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn conflict(
-    conditions: &mut Vec<Condition>,
-    previous: &[Condition],
-    type_: &str,
-    why: &str,
-    role: &str,
-    others: &[String],
-    generation: Option<i64>,
-    now: &Time,
-    events: &mut Vec<Transition>,
-) {
-    let mut others = others.to_vec();
-    others.sort();
-    others.dedup();
-    if others.is_empty() {
-        if condition::find(conditions, type_).is_some() {
-            condition::set(
-                conditions,
-                Desired {
-                    type_,
-                    status: Status::False,
-                    reason: NO_CONFLICT,
-                    message: format!("no other {role} backend in this namespace"),
-                    observed_generation: generation,
-                },
-                now,
-            );
+/// Records the validation in the status fields and returns the counters after it.
+fn fold_counters(
+    status: &mut StorageBackendStatus,
+    outcome: &Outcome,
+    (successes, failures): (i32, i32),
+    f: &Facts<'_>,
+) -> (i32, i32) {
+    status.last_validation_time = Some(f.now.clone());
+    let after = match outcome {
+        Outcome::Success => {
+            status.last_successful_validation_time = Some(f.now.clone());
+            (successes.saturating_add(1), 0)
         }
-        return;
-    }
-    let message = format!(
-        "other {role} backends in this namespace: {}",
-        others.join(", ")
-    );
-    let before = condition::find(previous, type_);
-    if before.is_none_or(|c| c.status != "True" || c.message != message) {
-        events.push(Transition {
-            type_: EventType::Warning,
-            reason: type_.to_owned(),
-            note: format!(
-                "more than one backend of this namespace has {role}: true ({}); the operator does not choose, fix the specs",
-                others.join(", ")
-            ),
-        });
-    }
+        Outcome::ProbeFailed(_) | Outcome::ConfigError(_) => (0, failures.saturating_add(1)),
+    };
+    (status.consecutive_successes, status.consecutive_failures) = after;
+    after
+}
+
+fn apply(conditions: &mut Vec<Condition>, type_: &'static str, cell: &Cell, f: &Facts<'_>) {
+    let present = condition::find(conditions, type_).is_some();
+    let (status, reason, message) = match cell {
+        Cell::Set(s, r, m) => (*s, *r, m.clone()),
+        Cell::SetIfAbsent(_, _, _) if present && !f.inputs_changed => return,
+        Cell::SetIfAbsent(s, r, m) => (*s, *r, m.clone()),
+        Cell::KeepOrUnknown(_) if present && !f.inputs_changed => return,
+        Cell::KeepOrUnknown(why) => (
+            Status::Unknown,
+            *why,
+            format!("not proven by the last validation ({why})"),
+        ),
+    };
     condition::set(
         conditions,
         Desired {
             type_,
-            status: Status::True,
-            reason: why,
+            status,
+            reason,
             message,
-            observed_generation: generation,
+            observed_generation: f.generation,
         },
-        now,
+        &f.now,
     );
+}
+
+/// The Normal event of a backend becoming Ready, and the Warning of one failing (or failing for
+/// another reason than before), with the redacted detail.
+fn readiness_events(
+    previous: Option<&Condition>,
+    next: Option<&Condition>,
+    outcome: Option<&Outcome>,
+) -> Vec<EventNote> {
+    let was_ready = previous.is_some_and(|c| c.status == Status::True.as_str());
+    let is_ready = next.is_some_and(|c| c.status == Status::True.as_str());
+    let mut events = Vec::new();
+    if is_ready && !was_ready {
+        events.push(EventNote {
+            type_: EventType::Normal,
+            reason: BackendReason::Validated.as_str(),
+            action: "Validate",
+            note: "the backend is Ready".to_owned(),
+        });
+    }
+    let failure = match outcome {
+        Some(Outcome::ProbeFailed(f) | Outcome::ConfigError(f)) => f,
+        _ => return events,
+    };
+    let newly_failed = next.is_some_and(|n| {
+        n.status == Status::False.as_str()
+            && n.reason == failure.reason.as_str()
+            && previous.is_none_or(|p| p.status != Status::False.as_str() || p.reason != n.reason)
+    });
+    if newly_failed {
+        events.push(EventNote {
+            type_: EventType::Warning,
+            reason: failure.reason.as_str(),
+            action: "Validate",
+            note: failure.detail.clone(),
+        });
+    }
+    events
+}
+
+/// A `DefaultConflict` or `FallbackConflict` condition.
+struct Conflict<'a> {
+    type_: &'static str,
+    why: &'static str,
+    role: &'static str,
+    others: &'a [String],
+}
+
+impl Conflict<'_> {
+    /// Sets the condition (True naming the others, False once resolved, absent when there never
+    /// was a conflict) and returns the Warning to emit when the conflict appears or changes.
+    fn apply(
+        &self,
+        conditions: &mut Vec<Condition>,
+        previous: &[Condition],
+        f: &Facts<'_>,
+    ) -> Option<EventNote> {
+        let mut others = self.others.to_vec();
+        others.sort();
+        others.dedup();
+        let role = self.role;
+        if others.is_empty() {
+            if condition::find(conditions, self.type_).is_some() {
+                let cell = Cell::Set(
+                    Status::False,
+                    NO_CONFLICT,
+                    format!("no other {role} backend in this namespace"),
+                );
+                apply(conditions, self.type_, &cell, f);
+            }
+            return None;
+        }
+        let names = others.join(", ");
+        let message = format!("other {role} backends in this namespace: {names}");
+        let before = condition::find(previous, self.type_);
+        let event = before
+            .is_none_or(|c| c.status != Status::True.as_str() || c.message != message)
+            .then(|| EventNote {
+                type_: EventType::Warning,
+                reason: self.type_,
+                action: "Validate",
+                note: format!(
+                    "more than one backend of this namespace has {role}: true ({names}); the operator does not choose, fix the specs"
+                ),
+            });
+        apply(
+            conditions,
+            self.type_,
+            &Cell::Set(Status::True, self.why, message),
+            f,
+        );
+        event
+    }
 }
 
 #[cfg(test)]
@@ -526,31 +491,17 @@ mod tests {
         Thresholds { success, failure }
     }
 
-    fn failure(why: &'static str, terminal: bool) -> Failure {
-        Failure {
+    fn probe_failed(why: BackendReason) -> Outcome {
+        Outcome::ProbeFailed(Failure {
             reason: why,
-            terminal,
-            message: summary(why).to_owned(),
+            message: why.summary().to_owned(),
             detail: format!("HTTP 403 {why}: detail"),
-        }
+        })
     }
 
-    fn probe_failed(why: &'static str) -> Outcome {
-        let terminal = !matches!(
-            why,
-            reason::ENDPOINT_UNREACHABLE
-                | reason::TLS_HANDSHAKE_FAILED
-                | reason::TIMEOUT
-                | reason::THROTTLED
-                | reason::SERVER_ERROR
-        );
-        Outcome::ProbeFailed(failure(why, terminal))
-    }
-
-    fn config_error(why: &'static str) -> Outcome {
+    fn config_error(why: BackendReason) -> Outcome {
         Outcome::ConfigError(Failure {
             reason: why,
-            terminal: true,
             message: format!("Secret \"creds\": {why}"),
             detail: format!("Secret \"creds\": {why}"),
         })
@@ -611,10 +562,10 @@ mod tests {
     #[test]
     fn readiness_follows_thresholds_and_hysteresis() {
         let ok = || Success;
-        let timeout = || probe_failed(reason::TIMEOUT);
-        let bad_key = || probe_failed(reason::INVALID_ACCESS_KEY_ID);
-        let no_bucket = || probe_failed(reason::NO_SUCH_BUCKET);
-        let no_secret = || config_error(reason::SECRET_NOT_FOUND);
+        let timeout = || probe_failed(BackendReason::Timeout);
+        let bad_key = || probe_failed(BackendReason::InvalidAccessKeyId);
+        let no_bucket = || probe_failed(BackendReason::NoSuchBucket);
+        let no_secret = || config_error(BackendReason::SecretNotFound);
         // (sentence, outcomes, thresholds (success, failure), Ready after each step)
         type Case = (
             &'static str,
@@ -643,7 +594,7 @@ mod tests {
             ),
             (
                 "a failure threshold of one fails a Ready backend on the first transient failure",
-                vec![ok(), probe_failed(reason::SERVER_ERROR)],
+                vec![ok(), probe_failed(BackendReason::ServerError)],
                 thresholds(2, 1),
                 vec![("True", "Validated"), ("False", "ServerError")],
             ),
@@ -709,80 +660,80 @@ mod tests {
         let cases: Vec<(&str, Vec<Outcome>, (&str, &str))> = vec![
             (
                 "an unknown access key stalls the backend",
-                vec![probe_failed(reason::INVALID_ACCESS_KEY_ID)],
+                vec![probe_failed(BackendReason::InvalidAccessKeyId)],
                 ("True", "InvalidAccessKeyId"),
             ),
             (
                 "a wrong secret stalls the backend",
-                vec![probe_failed(reason::SIGNATURE_DOES_NOT_MATCH)],
+                vec![probe_failed(BackendReason::SignatureDoesNotMatch)],
                 ("True", "SignatureDoesNotMatch"),
             ),
             (
                 "an expired token stalls the backend",
-                vec![probe_failed(reason::EXPIRED_TOKEN)],
+                vec![probe_failed(BackendReason::ExpiredToken)],
                 ("True", "ExpiredToken"),
             ),
             (
                 "access denied stalls the backend",
-                vec![probe_failed(reason::ACCESS_DENIED)],
+                vec![probe_failed(BackendReason::AccessDenied)],
                 ("True", "AccessDenied"),
             ),
             (
                 "a missing bucket stalls the backend",
-                vec![probe_failed(reason::NO_SUCH_BUCKET)],
+                vec![probe_failed(BackendReason::NoSuchBucket)],
                 ("True", "NoSuchBucket"),
             ),
             (
                 "a missing Secret stalls the backend",
-                vec![config_error(reason::SECRET_NOT_FOUND)],
+                vec![config_error(BackendReason::SecretNotFound)],
                 ("True", "SecretNotFound"),
             ),
             (
                 "a missing Secret key stalls the backend",
-                vec![config_error(reason::SECRET_KEY_MISSING)],
+                vec![config_error(BackendReason::SecretKeyMissing)],
                 ("True", "SecretKeyMissing"),
             ),
             (
                 "an invalid spec stalls the backend",
-                vec![config_error(reason::INVALID_SPEC)],
+                vec![config_error(BackendReason::InvalidSpec)],
                 ("True", "InvalidSpec"),
             ),
             (
                 "a timeout never stalls",
-                vec![probe_failed(reason::TIMEOUT)],
+                vec![probe_failed(BackendReason::Timeout)],
                 ("False", "Timeout"),
             ),
             (
                 "throttling never stalls",
-                vec![probe_failed(reason::THROTTLED)],
+                vec![probe_failed(BackendReason::Throttled)],
                 ("False", "Throttled"),
             ),
             (
                 "an unreachable endpoint never stalls",
-                vec![probe_failed(reason::ENDPOINT_UNREACHABLE)],
+                vec![probe_failed(BackendReason::EndpointUnreachable)],
                 ("False", "EndpointUnreachable"),
             ),
             (
                 "a failed TLS handshake never stalls",
-                vec![probe_failed(reason::TLS_HANDSHAKE_FAILED)],
+                vec![probe_failed(BackendReason::TlsHandshakeFailed)],
                 ("False", "TLSHandshakeFailed"),
             ),
             (
                 "a server error never stalls",
-                vec![probe_failed(reason::SERVER_ERROR)],
+                vec![probe_failed(BackendReason::ServerError)],
                 ("False", "ServerError"),
             ),
             (
                 "a transient failure after a terminal one keeps the backend stalled",
                 vec![
-                    probe_failed(reason::INVALID_ACCESS_KEY_ID),
-                    probe_failed(reason::TIMEOUT),
+                    probe_failed(BackendReason::InvalidAccessKeyId),
+                    probe_failed(BackendReason::Timeout),
                 ],
                 ("True", "InvalidAccessKeyId"),
             ),
             (
                 "a good probe after a terminal failure clears Stalled",
-                vec![probe_failed(reason::INVALID_ACCESS_KEY_ID), Success],
+                vec![probe_failed(BackendReason::InvalidAccessKeyId), Success],
                 ("False", "Validated"),
             ),
         ];
@@ -794,7 +745,7 @@ mod tests {
 
     #[test]
     fn changed_inputs_restart_the_counters_and_clear_stalled() {
-        let bad = probe_failed(reason::INVALID_ACCESS_KEY_ID);
+        let bad = probe_failed(BackendReason::InvalidAccessKeyId);
         let first = decide(&facts(None, Some(&bad), 0));
         assert_eq!(first.status.consecutive_failures, 1);
         let again = decide(&facts(Some(&first.status), Some(&bad), 10));
@@ -803,7 +754,7 @@ mod tests {
             "the same inputs keep counting"
         );
 
-        let timeout = probe_failed(reason::TIMEOUT);
+        let timeout = probe_failed(BackendReason::Timeout);
         let mut f = facts(Some(&again.status), Some(&timeout), 20);
         f.inputs_changed = true;
         f.generation = Some(2);
@@ -854,7 +805,7 @@ mod tests {
             (
                 "an unknown key proves the endpoint reachable and the credentials invalid",
                 None,
-                probe_failed(reason::INVALID_ACCESS_KEY_ID),
+                probe_failed(BackendReason::InvalidAccessKeyId),
                 false,
                 ("False", "InvalidAccessKeyId"),
                 ("True", "InvalidAccessKeyId"),
@@ -862,7 +813,7 @@ mod tests {
             (
                 "a timeout keeps what was known about the credentials",
                 Some(Success),
-                probe_failed(reason::TIMEOUT),
+                probe_failed(BackendReason::Timeout),
                 false,
                 ("True", "Validated"),
                 ("False", "Timeout"),
@@ -870,15 +821,15 @@ mod tests {
             (
                 "a timeout on a new backend leaves the credentials unknown",
                 None,
-                probe_failed(reason::TIMEOUT),
+                probe_failed(BackendReason::Timeout),
                 false,
                 ("Unknown", "Timeout"),
                 ("False", "Timeout"),
             ),
             (
                 "a refused connection proves nothing about credentials",
-                Some(probe_failed(reason::SIGNATURE_DOES_NOT_MATCH)),
-                probe_failed(reason::ENDPOINT_UNREACHABLE),
+                Some(probe_failed(BackendReason::SignatureDoesNotMatch)),
+                probe_failed(BackendReason::EndpointUnreachable),
                 false,
                 ("False", "SignatureDoesNotMatch"),
                 ("False", "EndpointUnreachable"),
@@ -886,7 +837,7 @@ mod tests {
             (
                 "a server error proves the endpoint reachable",
                 None,
-                probe_failed(reason::SERVER_ERROR),
+                probe_failed(BackendReason::ServerError),
                 false,
                 ("Unknown", "ServerError"),
                 ("True", "ServerError"),
@@ -894,7 +845,7 @@ mod tests {
             (
                 "a missing bucket proves the endpoint reachable but not the credentials",
                 None,
-                probe_failed(reason::NO_SUCH_BUCKET),
+                probe_failed(BackendReason::NoSuchBucket),
                 false,
                 ("Unknown", "NoSuchBucket"),
                 ("True", "NoSuchBucket"),
@@ -902,7 +853,7 @@ mod tests {
             (
                 "a missing Secret makes the credentials invalid and says nothing of the endpoint",
                 Some(Success),
-                config_error(reason::SECRET_NOT_FOUND),
+                config_error(BackendReason::SecretNotFound),
                 false,
                 ("False", "SecretNotFound"),
                 ("True", "Validated"),
@@ -910,7 +861,7 @@ mod tests {
             (
                 "a missing Secret after an input change leaves reachability unknown",
                 Some(Success),
-                config_error(reason::SECRET_NOT_FOUND),
+                config_error(BackendReason::SecretNotFound),
                 true,
                 ("False", "SecretNotFound"),
                 ("Unknown", "SecretNotFound"),
@@ -918,7 +869,7 @@ mod tests {
             (
                 "an invalid spec proves nothing about either",
                 None,
-                config_error(reason::INVALID_SPEC),
+                config_error(BackendReason::InvalidSpec),
                 false,
                 ("Unknown", "InvalidSpec"),
                 ("Unknown", "InvalidSpec"),
@@ -941,7 +892,7 @@ mod tests {
     #[test]
     fn status_fields_record_the_validation() {
         let ok = Success;
-        let bad = probe_failed(reason::TIMEOUT);
+        let bad = probe_failed(BackendReason::Timeout);
         let first = decide(&facts(None, Some(&ok), 0));
         let s = &first.status;
         assert_eq!(
@@ -1034,13 +985,13 @@ mod tests {
     #[test]
     fn events_are_emitted_on_transitions_only() {
         let ok = Success;
-        let bad = probe_failed(reason::INVALID_ACCESS_KEY_ID);
-        let denied = probe_failed(reason::ACCESS_DENIED);
-        let timeout = probe_failed(reason::TIMEOUT);
+        let bad = probe_failed(BackendReason::InvalidAccessKeyId);
+        let denied = probe_failed(BackendReason::AccessDenied);
+        let timeout = probe_failed(BackendReason::Timeout);
         let kinds = |d: &Decision| -> Vec<(EventType, String)> {
             d.events
                 .iter()
-                .map(|e| (e.type_, e.reason.clone()))
+                .map(|e| (e.type_, e.reason.to_string()))
                 .collect()
         };
         type Case<'o> = (&'static str, Vec<&'o Outcome>, Vec<(EventType, String)>);
@@ -1168,7 +1119,7 @@ mod tests {
     #[test]
     fn the_readiness_flag_matches_the_ready_condition() {
         let ok = Success;
-        let bad = probe_failed(reason::NO_SUCH_BUCKET);
+        let bad = probe_failed(BackendReason::NoSuchBucket);
         assert!(decide(&facts(None, Some(&ok), 0)).ready);
         assert!(!decide(&facts(None, Some(&bad), 0)).ready);
         assert!(!decide(&facts(None, None, 0)).ready);

@@ -28,7 +28,7 @@ impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Error::Resolve(_) => "resolve",
-            Error::PatchStatus(_) => "patch_status",
+            Error::PatchStatus(_) => "status_patch",
             Error::IncompleteObject(_) => "incomplete_object",
         }
     }
@@ -46,6 +46,6 @@ mod tests {
             Error::IncompleteObject("metadata.namespace"),
         ];
         let labels: Vec<_> = errors.iter().map(Error::metric_label).collect();
-        assert_eq!(labels, ["resolve", "patch_status", "incomplete_object"]);
+        assert_eq!(labels, ["resolve", "status_patch", "incomplete_object"]);
     }
 }

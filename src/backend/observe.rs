@@ -1,7 +1,7 @@
 //! Facts the backend controller gathers from the shared reflector caches, as pure functions of
-//! the cached objects: which mapped object the probe HEADs, how many mappings a backend serves
-//! or strands, which other backends of the namespace also claim `default`/`fallback`, and which
-//! backends a Secret feeds.
+//! the cached objects: which mapped object the probe HEADs (and when to probe again without it),
+//! how many mappings a backend serves or strands, which other backends of the namespace also
+//! claim `default`/`fallback`, and which backends a Secret feeds.
 //!
 //! Owns: those derivations. Must not: call the API server (everything comes from the reflector
 //! stores the lead wires), or look outside the backend's namespace.
@@ -17,7 +17,14 @@ use crate::api::condition;
 use crate::api::reasons::mapping_condition;
 use crate::api::{ArtifactMapping, StorageBackend};
 use crate::digest::Digest;
-use crate::storage::layout;
+use crate::storage::{layout, ErrorKind, StorageError};
+
+/// Whether a failed probe is repeated without its known key: a mapped object that is missing is
+/// the mapping controller's business (`ObjectMissing`), not a backend failure, and the bucket
+/// and credentials must still be judged.
+pub fn probe_again_without_key(error: &StorageError, known_key: Option<&str>) -> bool {
+    error.kind() == ErrorKind::NotFound && known_key.is_some()
+}
 
 fn in_namespace<'m>(
     backend: &'m StorageBackend,
@@ -229,6 +236,31 @@ mod tests {
             ..ArtifactMappingStatus::default()
         });
         Arc::new(m)
+    }
+
+    #[test]
+    fn only_a_missing_known_object_is_probed_again_without_it() {
+        use crate::api::reasons::BackendReason;
+        let missing = StorageError::new(ErrorKind::NotFound, "no such key");
+        let denied = StorageError::new(BackendReason::AccessDenied, "denied");
+        let cases = [
+            (
+                "a missing known object is probed around",
+                &missing,
+                Some("k"),
+                true,
+            ),
+            (
+                "a probe without a known key is final",
+                &missing,
+                None,
+                false,
+            ),
+            ("a backend failure is final", &denied, Some("k"), false),
+        ];
+        for (name, error, key, want) in cases {
+            assert_eq!(probe_again_without_key(error, key), want, "{name}");
+        }
     }
 
     #[test]

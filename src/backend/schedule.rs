@@ -18,11 +18,17 @@
 //! Requeue: `interval × (1 ± 10%)` after the last validation; with `interval: 0` never (a
 //! spec or Secret change triggers the next probe through the watches).
 //!
-//! Owns: those two pure functions. Must not: read the clock or draw randomness (both are inputs).
+//! Owns: those pure functions, what this process remembers of its last probe of each backend
+//! ([`ProbeMemory`]), and how that memory and the status combine into a [`Baseline`]. Must not:
+//! read the clock or draw randomness (both are inputs).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+use crate::resolve::Inputs;
 
 /// The fraction by which requeues are spread (±10%), so backends never all probe at once.
 pub const JITTER: f64 = 0.1;
@@ -38,6 +44,87 @@ pub struct Due {
     /// `validation.interval`; zero disables periodic probes.
     pub interval: Duration,
     pub now: Timestamp,
+}
+
+/// This process's memory of its last probe of one backend: with which inputs, and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastProbe {
+    pub inputs: Inputs,
+    pub at: Timestamp,
+}
+
+/// The last probe of every backend this process validated, by backend uid.
+#[derive(Debug, Default)]
+pub struct ProbeMemory(Mutex<HashMap<String, LastProbe>>);
+
+impl ProbeMemory {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, LastProbe>> {
+        // Single inserts and removes cannot leave the map inconsistent: a poisoned lock is usable.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, uid: &str) -> Option<LastProbe> {
+        self.lock().get(uid).cloned()
+    }
+
+    pub fn record(&self, probe: LastProbe) {
+        self.lock().insert(probe.inputs.uid.clone(), probe);
+    }
+
+    /// Drops what is kept for a deleted backend.
+    pub fn forget(&self, uid: &str) {
+        self.lock().remove(uid);
+    }
+}
+
+/// What a reconcile knows about the last validation before it decides whether to probe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Baseline {
+    /// The inputs changed since the last validation.
+    pub inputs_changed: bool,
+    /// The later of the status' `lastValidationTime` and our own last probe with these inputs.
+    pub last_validation: Option<Timestamp>,
+}
+
+/// Combines this process's memory with the status. Our own memory knows the generation and the
+/// Secret versions (and is never older than our last write); after a restart only the generation
+/// can be compared, against `status.observedGeneration`.
+pub fn baseline(
+    own: Option<&LastProbe>,
+    inputs: &Inputs,
+    status_generation: Option<i64>,
+    status_time: Option<Timestamp>,
+) -> Baseline {
+    let inputs_changed = match own {
+        Some(p) => p.inputs != *inputs,
+        None => status_generation != inputs.generation,
+    };
+    let own_time = own.filter(|p| p.inputs == *inputs).map(|p| p.at);
+    Baseline {
+        inputs_changed,
+        last_validation: status_time.max(own_time),
+    }
+}
+
+/// What to remember after a reconcile whose status write succeeded: the probe it made, or, after
+/// a restart (no memory yet), what it saw as the baseline — so that a Secret changed while the
+/// operator was down is noticed at the next interval instead of every backend being probed at
+/// once. `None`: keep the memory as it is.
+pub fn remember_after(
+    probed_at: Option<Timestamp>,
+    own: Option<&LastProbe>,
+    inputs: &Inputs,
+    baseline: &Baseline,
+) -> Option<LastProbe> {
+    let at = match (probed_at, own) {
+        (Some(at), _) => at,
+        (None, None) => baseline.last_validation?,
+        (None, Some(_)) => return None,
+    };
+    Some(LastProbe {
+        inputs: inputs.clone(),
+        at,
+    })
 }
 
 /// Whether this reconcile must probe.
@@ -184,6 +271,139 @@ mod tests {
         for (name, due, want) in cases {
             assert_eq!(probe_due(&due), want, "{name}");
         }
+    }
+
+    fn inputs(generation: i64, secret_version: &str) -> Inputs {
+        Inputs {
+            uid: "uid-1".into(),
+            generation: Some(generation),
+            secrets: vec![("creds".into(), Some(secret_version.into()))],
+        }
+    }
+
+    #[test]
+    fn the_baseline_prefers_our_own_memory_and_falls_back_to_the_status() {
+        let now = inputs(2, "v1");
+        let cases = [
+            (
+                "after a restart a matching generation is unchanged, with the status time",
+                None,
+                Some(2),
+                Some(t(10)),
+                Baseline {
+                    inputs_changed: false,
+                    last_validation: Some(t(10)),
+                },
+            ),
+            (
+                "after a restart a new generation is a change",
+                None,
+                Some(1),
+                Some(t(10)),
+                Baseline {
+                    inputs_changed: true,
+                    last_validation: Some(t(10)),
+                },
+            ),
+            (
+                "our own probe with the same inputs is newer than a stale status",
+                Some(LastProbe {
+                    inputs: inputs(2, "v1"),
+                    at: t(50),
+                }),
+                Some(2),
+                Some(t(10)),
+                Baseline {
+                    inputs_changed: false,
+                    last_validation: Some(t(50)),
+                },
+            ),
+            (
+                "a rotated Secret is a change our memory sees and the status cannot",
+                Some(LastProbe {
+                    inputs: inputs(2, "v0"),
+                    at: t(50),
+                }),
+                Some(2),
+                Some(t(10)),
+                Baseline {
+                    inputs_changed: true,
+                    last_validation: Some(t(10)),
+                },
+            ),
+            (
+                "a backend never validated has no last validation",
+                None,
+                None,
+                None,
+                Baseline {
+                    inputs_changed: true,
+                    last_validation: None,
+                },
+            ),
+        ];
+        for (name, own, status_generation, status_time, want) in cases {
+            assert_eq!(
+                baseline(own.as_ref(), &now, status_generation, status_time),
+                want,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_memory_records_probes_and_adopts_a_baseline_once_after_a_restart() {
+        let now = inputs(2, "v1");
+        let seen = Baseline {
+            inputs_changed: false,
+            last_validation: Some(t(10)),
+        };
+        let mine = LastProbe {
+            inputs: inputs(2, "v0"),
+            at: t(5),
+        };
+        let cases = [
+            (
+                "a probe is remembered with its inputs and time",
+                Some(t(60)),
+                Some(mine.clone()),
+                Some(LastProbe {
+                    inputs: now.clone(),
+                    at: t(60),
+                }),
+            ),
+            (
+                "after a restart without a probe the status time is adopted",
+                None,
+                None,
+                Some(LastProbe {
+                    inputs: now.clone(),
+                    at: t(10),
+                }),
+            ),
+            (
+                "with a memory and no probe nothing changes",
+                None,
+                Some(mine),
+                None,
+            ),
+        ];
+        for (name, probed_at, own, want) in cases {
+            assert_eq!(
+                remember_after(probed_at, own.as_ref(), &now, &seen),
+                want,
+                "{name}"
+            );
+        }
+        let never = Baseline {
+            inputs_changed: true,
+            last_validation: None,
+        };
+        assert_eq!(
+            remember_after(None, None, &now, &never),
+            None,
+            "nothing to adopt from a backend never validated"
+        );
     }
 
     #[test]

@@ -3,13 +3,13 @@
 //! on stderr, with a line per backend that failed before.
 //!
 //! Owns: the subcommand's flags, output and exit codes ([`EXIT_CODES_HELP`]). The transfer is
-//! [`crate::transfer::get_to_path`].
+//! [`castellan::transfer::get_to_path`].
 
 use std::path::{Path, PathBuf};
 
 use super::transfer::{bars_if_terminal, connect, rate, ClusterArgs};
-use crate::digest::Digest;
-use crate::transfer::{get_to_path, AttemptResult, FoundBy, GetOptions, GetOutcome, TransferError};
+use castellan::digest::Digest;
+use castellan::transfer::{get_to_path, FoundBy, GetOptions, GetOutcome, TransferError};
 
 /// Verified and written.
 pub const EXIT_OK: i32 = 0;
@@ -17,6 +17,7 @@ pub const EXIT_OK: i32 = 0;
 /// failed.
 pub const EXIT_FAILED: i32 = 1;
 /// Bad flags or digest (clap's own exit code).
+#[allow(dead_code)] // clap itself exits with it; named for the help text and the tests
 pub const EXIT_USAGE: i32 = 2;
 /// Every backend that answered served other bytes (digest or size mismatch).
 pub const EXIT_MISMATCH: i32 = 3;
@@ -67,7 +68,7 @@ pub fn summary(o: &GetOutcome, shown_path: &str) -> Vec<String> {
     let mut lines: Vec<String> = o
         .attempts
         .iter()
-        .filter(|a| !matches!(a.result, AttemptResult::Verified { .. }))
+        .filter(|a| !a.result.is_verified())
         .map(|a| format!("tried {a}"))
         .collect();
     let found = match o.found_by {
@@ -142,8 +143,9 @@ pub async fn run(args: GetArgs) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::digest::Algorithm;
-    use crate::transfer::Attempt;
+    use castellan::digest::Algorithm;
+    use castellan::storage::Verdict;
+    use castellan::transfer::{Attempt, AttemptResult};
     use clap::Parser;
     use std::time::Duration;
 
@@ -151,6 +153,13 @@ mod tests {
     struct Harness {
         #[command(flatten)]
         args: GetArgs,
+    }
+
+    fn read(verdict: Verdict) -> AttemptResult {
+        AttemptResult::Read {
+            key: "k".into(),
+            verdict,
+        }
     }
 
     fn d(data: &[u8]) -> Digest {
@@ -190,17 +199,17 @@ mod tests {
             ),
             (
                 "mismatches everywhere exit 3",
-                nvr(vec![AttemptResult::DigestMismatch { actual: d(b"y") }]),
+                nvr(vec![read(Verdict::DigestMismatch { actual: d(b"y") })]),
                 3,
             ),
             (
                 "a failed backend among mismatches exits 1",
                 nvr(vec![
-                    AttemptResult::DigestMismatch { actual: d(b"y") },
-                    AttemptResult::Truncated {
+                    read(Verdict::DigestMismatch { actual: d(b"y") }),
+                    read(Verdict::Truncated {
                         expected: 2,
                         received: 1,
-                    },
+                    }),
                 ]),
                 1,
             ),
@@ -243,7 +252,7 @@ mod tests {
                 },
                 Attempt {
                     backend: "b".into(),
-                    result: AttemptResult::Verified { bytes: 1 << 20 },
+                    result: read(Verdict::Verified { bytes: 1 << 20 }),
                 },
             ],
         };

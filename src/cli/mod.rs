@@ -1,5 +1,5 @@
-//! Command-line subcommands whose logic lives in the library (the binary only wires clap).
-//! Each submodule owns one subcommand: its arguments, its output and its exit codes.
+//! The subcommands of the `castellan` binary, over the library's logic. Each submodule owns one
+//! subcommand: its arguments, its output and its exit codes.
 
 #[cfg(feature = "demo")]
 pub mod demo;

@@ -3,19 +3,20 @@
 //! one-line summary on stderr.
 //!
 //! Owns: the subcommand's flags, output and exit codes ([`EXIT_CODES_HELP`]). The transfer is
-//! [`crate::transfer::put_file`].
+//! [`castellan::transfer::put_file`].
 
 use std::path::PathBuf;
 
 use super::transfer::{bars_if_terminal, connect, human_bytes, rate, ClusterArgs};
-use crate::digest::Algorithm;
-use crate::transfer::{put_file, PutOptions, PutOutcome, TransferError};
+use castellan::digest::Algorithm;
+use castellan::transfer::{put_file, PutOptions, PutOutcome, TransferError};
 
 /// Stored and mapped (uploaded now, or already present).
 pub const EXIT_OK: i32 = 0;
 /// Failed: no writable backend, the upload failed, or the Kubernetes API failed.
 pub const EXIT_FAILED: i32 = 1;
 /// Bad flags (clap's own exit code).
+#[allow(dead_code)] // clap itself exits with it; named for the help text and the tests
 pub const EXIT_USAGE: i32 = 2;
 /// The file does not exist.
 pub const EXIT_NOT_FOUND: i32 = 4;
@@ -132,7 +133,7 @@ pub async fn run(args: PutArgs) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::digest::Digest;
+    use castellan::digest::Digest;
     use std::time::Duration;
 
     fn outcome() -> PutOutcome {

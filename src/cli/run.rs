@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::context::Settings;
-use crate::operator::{self, LeaderElection, RunConfig};
-use crate::telemetry::{self, LogFormat};
+use castellan::operator::Settings;
+use castellan::operator::{self, LeaderElection, RunConfig};
+use castellan::telemetry::{self, LogFormat};
 
 /// Flags of `castellan run`.
 #[derive(Args, Debug)]

@@ -9,7 +9,8 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use kube::Client;
 
-use crate::transfer::{mib_per_sec, Phase, Progress};
+use castellan::storage::verify::mib_per_sec;
+use castellan::transfer::{Phase, Progress};
 
 /// Where the artifacts' mappings and backends live.
 #[derive(Debug, Clone, clap::Args)]
@@ -30,7 +31,7 @@ pub async fn connect(args: &ClusterArgs) -> Result<(Client, String), String> {
         None => Client::try_default()
             .await
             .map_err(|e| format!("connecting to Kubernetes: {e}"))?,
-        Some(path) => crate::cluster::client_from_kubeconfig(path)
+        Some(path) => castellan::cluster::client_from_kubeconfig(path)
             .await
             .map_err(|e| e.to_string())?,
     };

@@ -2,13 +2,13 @@
 //! the bytes received and the throughput.
 //!
 //! Owns: the subcommand's flags, its output format and its exit codes ([`EXIT_CODES_HELP`]).
-//! The verification itself is [`crate::storage::verify::verify_object`].
+//! The verification itself is [`castellan::storage::verify::read_verified`].
 
 use std::time::Duration;
 
-use crate::digest::{Digest, VerifyOutcome};
-use crate::storage::verify::verify_object;
-use crate::storage::{layout, ErrorKind, S3Config, S3Store, StaticCredentials};
+use castellan::digest::Digest;
+use castellan::storage::verify::{read_verified, ReadOptions, Sink, Verdict, Verification};
+use castellan::storage::{layout, S3Config, S3Store, StaticCredentials};
 
 /// The object's bytes hash to the digest (and have the expected size).
 pub const EXIT_VERIFIED: i32 = 0;
@@ -94,12 +94,14 @@ pub fn object_key(args: &VerifyArgs) -> Result<String, String> {
     }
 }
 
-/// Exit code for an outcome.
-pub fn exit_code<E>(outcome: &VerifyOutcome<E>) -> i32 {
-    match outcome {
-        VerifyOutcome::Verified { .. } => EXIT_VERIFIED,
-        VerifyOutcome::DigestMismatch { .. } | VerifyOutcome::SizeMismatch { .. } => EXIT_MISMATCH,
-        VerifyOutcome::Truncated { .. } | VerifyOutcome::Io(_) => EXIT_INTERRUPTED,
+/// Exit code for a verdict.
+pub fn exit_code(verdict: &Verdict) -> i32 {
+    match verdict {
+        Verdict::Verified { .. } => EXIT_VERIFIED,
+        Verdict::DigestMismatch { .. } | Verdict::SizeMismatch { .. } => EXIT_MISMATCH,
+        Verdict::Missing => EXIT_NOT_FOUND,
+        Verdict::Failed(_) => EXIT_BACKEND_ERROR,
+        Verdict::Truncated { .. } | Verdict::Interrupted(_) => EXIT_INTERRUPTED,
     }
 }
 
@@ -128,44 +130,53 @@ pub async fn run(args: VerifyArgs) -> i32 {
     };
     println!("object:     s3://{}/{}", args.bucket, key);
     println!("digest:     {}", args.digest);
-    match verify_object(&store, &key, &args.digest, args.size).await {
-        Ok(report) => {
-            println!("outcome:    {}", report.outcome.label());
-            match &report.outcome {
-                VerifyOutcome::DigestMismatch { actual } => println!("actual:     {actual}"),
-                VerifyOutcome::SizeMismatch { expected, actual } => {
-                    println!("size:       expected {expected}, actual {actual}")
-                }
-                VerifyOutcome::Truncated { expected, received } => {
-                    println!("size:       expected {expected}, received {received}")
-                }
-                VerifyOutcome::Io(e) => println!("error:      {e}"),
-                VerifyOutcome::Verified { .. } => {}
-            }
-            println!("bytes:      {}", report.bytes);
-            println!("elapsed:    {:.3} s", report.elapsed.as_secs_f64());
-            println!("throughput: {:.1} MiB/s", report.mib_per_sec());
-            exit_code(&report.outcome)
-        }
-        Err(e) if e.kind() == ErrorKind::NotFound => {
+    let read = read_verified(
+        &store,
+        &key,
+        &args.digest,
+        args.size,
+        Sink::Discard,
+        &ReadOptions::default(),
+    )
+    .await
+    .expect("discarding bytes cannot fail");
+    print_verification(&read);
+    exit_code(&read.verdict)
+}
+
+fn print_verification(read: &Verification) {
+    match &read.verdict {
+        Verdict::Missing => {
             println!("outcome:    NotFound");
-            EXIT_NOT_FOUND
+            return;
         }
-        Err(e) => {
+        Verdict::Failed(e) => {
             println!("outcome:    BackendError");
-            println!(
-                "reason:     {} ({})",
-                e.kind(),
-                if e.is_terminal() {
-                    "terminal"
-                } else {
-                    "transient"
-                }
-            );
+            let class = if e.is_terminal() {
+                "terminal"
+            } else {
+                "transient"
+            };
+            println!("reason:     {} ({class})", e.kind());
             println!("error:      {}", e.message());
-            EXIT_BACKEND_ERROR
+            return;
         }
+        verdict => println!("outcome:    {}", verdict.label()),
     }
+    match &read.verdict {
+        Verdict::DigestMismatch { actual } => println!("actual:     {actual}"),
+        Verdict::SizeMismatch { expected, actual } => {
+            println!("size:       expected {expected}, actual {actual}")
+        }
+        Verdict::Truncated { expected, received } => {
+            println!("size:       expected {expected}, received {received}")
+        }
+        Verdict::Interrupted(e) => println!("error:      {e}"),
+        _ => {}
+    }
+    println!("bytes:      {}", read.bytes);
+    println!("elapsed:    {:.3} s", read.elapsed.as_secs_f64());
+    println!("throughput: {:.1} MiB/s", read.mib_per_sec());
 }
 
 #[cfg(test)]
@@ -207,16 +218,26 @@ mod tests {
     #[test]
     fn exit_codes_are_distinct_per_outcome() {
         let d: Digest = D.parse().unwrap();
-        let cases: Vec<(&str, VerifyOutcome<()>, i32)> = vec![
-            ("verified exits 0", VerifyOutcome::Verified { bytes: 1 }, 0),
+        let cut = || {
+            castellan::storage::StorageError::new(
+                castellan::storage::ErrorKind::BodyInterrupted,
+                "cut",
+            )
+        };
+        let refused = castellan::storage::StorageError::new(
+            castellan::api::reasons::BackendReason::InvalidAccessKeyId,
+            "HTTP 403",
+        );
+        let cases: Vec<(&str, Verdict, i32)> = vec![
+            ("verified exits 0", Verdict::Verified { bytes: 1 }, 0),
             (
                 "a digest mismatch exits 3",
-                VerifyOutcome::DigestMismatch { actual: d },
+                Verdict::DigestMismatch { actual: d },
                 3,
             ),
             (
                 "a size mismatch exits 3",
-                VerifyOutcome::SizeMismatch {
+                Verdict::SizeMismatch {
                     expected: 1,
                     actual: 2,
                 },
@@ -224,13 +245,15 @@ mod tests {
             ),
             (
                 "a truncated body exits 6",
-                VerifyOutcome::Truncated {
+                Verdict::Truncated {
                     expected: 2,
                     received: 1,
                 },
                 6,
             ),
-            ("an I/O failure exits 6", VerifyOutcome::Io(()), 6),
+            ("an I/O failure exits 6", Verdict::Interrupted(cut()), 6),
+            ("no object exits 4", Verdict::Missing, 4),
+            ("a refused request exits 5", Verdict::Failed(refused), 5),
         ];
         for (name, outcome, code) in cases {
             assert_eq!(exit_code(&outcome), code, "{name}");

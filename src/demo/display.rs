@@ -192,6 +192,7 @@ impl<W: Write> Console<W> {
     }
 
     /// Gives the writer back (tests read what was printed).
+    #[cfg(test)]
     pub fn into_inner(mut self) -> W {
         self.finish_progress();
         self.out

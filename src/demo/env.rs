@@ -14,9 +14,9 @@ use kube::Client;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::cluster;
-use crate::context::Settings;
-use crate::operator::{self, RunConfig};
+use castellan::cluster;
+use castellan::operator::Settings;
+use castellan::operator::{self, RunConfig};
 
 /// Where the demo keeps its files: a temporary directory removed at the end, or one the user
 /// named with `--data-dir` (kept).

@@ -11,10 +11,10 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
 use tokio::task::JoinHandle;
 
-use crate::api::condition;
-use crate::api::reasons::{backend_condition, mapping_condition};
-use crate::api::{ArtifactMapping, StorageBackend};
-use crate::mapping::decide::MappingState;
+use castellan::api::condition;
+use castellan::api::reasons::{backend_condition, mapping_condition};
+use castellan::api::{ArtifactMapping, StorageBackend};
+use castellan::mapping::decide::MappingState;
 
 /// How often waits look at the caches again.
 pub const TICK: Duration = Duration::from_millis(50);

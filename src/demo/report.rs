@@ -6,9 +6,9 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use crate::api::condition;
-use crate::api::reasons::{backend_condition, mapping_condition};
-use crate::api::{ArtifactMapping, StorageBackend};
+use castellan::api::condition;
+use castellan::api::reasons::{backend_condition, mapping_condition};
+use castellan::api::{ArtifactMapping, StorageBackend};
 
 /// Columns of `kubectl get sbe`: the StorageBackend CRD's printer columns, in order.
 pub const BACKEND_COLUMNS: [&str; 9] = [
@@ -250,7 +250,7 @@ mod tests {
 
     #[test]
     fn the_columns_are_the_crds_printer_columns() {
-        let crds = crate::api::crds();
+        let crds = castellan::api::crds();
         let by_kind = |kind: &str| {
             crds.iter()
                 .find(|c| c.spec.names.kind == kind)

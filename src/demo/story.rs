@@ -17,12 +17,12 @@ use super::display::Console;
 use super::env::Environment;
 use super::observe::{BackendHealth, Counts, Observer};
 use super::{report, scrape, Download, Summary, BUCKET, NAMESPACE};
-use crate::api::condition;
-use crate::api::reasons::{backend_reason, mapping_condition, mapping_reason};
-use crate::api::StorageBackend;
-use crate::digest::Digest;
-use crate::mapping::decide::MappingState;
-use crate::transfer::{self, GetOptions, PutOptions};
+use castellan::api::condition;
+use castellan::api::reasons::{mapping_condition, BackendReason, MappingReason};
+use castellan::api::StorageBackend;
+use castellan::digest::Digest;
+use castellan::mapping::decide::MappingState;
+use castellan::transfer::{self, GetOptions, PutOptions};
 
 pub const BACKEND_A: &str = "backend-a";
 pub const BACKEND_B: &str = "backend-b";
@@ -175,7 +175,7 @@ impl<'e, W: std::io::Write> Story<'e, W> {
                 |o| {
                     let health = BackendHealth::of(&o.backend(name)?);
                     health
-                        .is_ready_with(backend_reason::VALIDATED)
+                        .is_ready_with(BackendReason::Validated.as_str())
                         .then_some(health)
                 },
                 |o| format!("{:?}", o.backend(name).and_then(|b| b.status)),
@@ -286,7 +286,7 @@ impl<'e, W: std::io::Write> Story<'e, W> {
         self.console.event(&format!(
             "{n}/{n} mappings Ready={} ({}), served by {}",
             s.status("True"),
-            mapping_reason::DECLARED,
+            MappingReason::Declared.as_str(),
             s.bold(BACKEND_A)
         ));
         Ok(())
@@ -343,7 +343,7 @@ impl<'e, W: std::io::Write> Story<'e, W> {
         self.console.event(&format!(
             "{n}/{n} mappings Ready={} ({}), served by {} {}",
             s.status("True"),
-            mapping_reason::DIGEST_VERIFIED,
+            MappingReason::DigestVerified.as_str(),
             s.bold(BACKEND_B),
             s.dim(&format!(
                 "({} after the revoke)",
@@ -466,7 +466,7 @@ impl<'e, W: std::io::Write> Story<'e, W> {
         self.console.event(&format!(
             "{n}/{n} mappings Ready={} ({}), served by {} again {}",
             s.status("True"),
-            mapping_reason::DECLARED,
+            MappingReason::Declared.as_str(),
             s.bold(BACKEND_A),
             s.dim(&format!(
                 "({} after the restore)",
@@ -498,7 +498,6 @@ impl<'e, W: std::io::Write> Story<'e, W> {
             .with_context(|| format!("reading {}", outcome.path.display()))?;
         let identical = written == uploaded;
         let _ = tokio::fs::remove_file(&outcome.path).await;
-        let attempts: Vec<String> = outcome.attempts.iter().map(|a| a.to_string()).collect();
         let s = self.console.style;
         self.console.event(&format!(
             "castellan get {}: {} from {} verified against the digest, {}",
@@ -512,6 +511,7 @@ impl<'e, W: std::io::Write> Story<'e, W> {
             }
         ));
         if outcome.attempts.len() > 1 {
+            let attempts: Vec<String> = outcome.attempts.iter().map(|a| a.to_string()).collect();
             self.console
                 .event(&format!("backends tried: {}", attempts.join("; ")));
         }
@@ -520,7 +520,6 @@ impl<'e, W: std::io::Write> Story<'e, W> {
             backend: outcome.backend,
             bytes: outcome.bytes,
             identical,
-            attempts,
         }))
     }
 
@@ -558,7 +557,7 @@ impl<'e, W: std::io::Write> Story<'e, W> {
             let events = events_api.list(&ListParams::default()).await?.items;
             let moved = events
                 .iter()
-                .filter(|e| e.reason.as_deref() == Some(mapping_reason::DIGEST_VERIFIED))
+                .filter(|e| e.reason.as_deref() == Some(MappingReason::DigestVerified.as_str()))
                 .count();
             if moved >= n || Instant::now() >= deadline {
                 break events;
@@ -613,7 +612,7 @@ impl<'e, W: std::io::Write> Story<'e, W> {
                     serving.is_some()
                         && serving != Some(m.spec.backend_ref.name.as_str())
                         && !st.is_some_and(|s| {
-                            crate::api::condition::is_true(
+                            castellan::api::condition::is_true(
                                 &s.conditions,
                                 mapping_condition::VERIFIED,
                             )

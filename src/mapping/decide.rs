@@ -1,307 +1,32 @@
-//! The pure heart of the ArtifactMapping controller: which backend serves a mapping, and what
-//! its status says about it.
+//! The pure heart of the ArtifactMapping controller: what a mapping's status says once
+//! placement ([`crate::placement::serve`]) has planned and the candidates were verified.
 //!
-//! Owns: the placement rules of DESIGN "Mapping resolution and reassignment" — declared first,
-//! then the sticky current backend, then verified candidates in a fixed order — and the status,
-//! history and events that follow from a plan and the verification results.
+//! Owns: the status, history and events that follow from a plan and the verification attempts
+//! — one table row per way a mapping can stand ([`Standing`] → [`Row`]), every condition given by
+//! the row — the retry schedule of stranded mappings, and the metric result of a reconcile.
 //!
 //! Must not: talk to a cluster or a bucket, read the clock, or log. Everything it needs arrives as
-//! plain values ([`BackendFacts`], [`Attempt`], `now`), so every rule is a table test.
+//! plain values (the plan, [`Attempt`]s, `now`), so every rule is a table test.
 
-use std::cmp::Reverse;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::events::EventType;
 
-use crate::api::backend::Trust;
 use crate::api::condition::{self, Desired, Status};
-use crate::api::mapping::{HistoryEntry, Reassignment, MAX_HISTORY};
-use crate::api::reasons::{backend_condition, mapping_condition, mapping_reason};
-use crate::api::{ArtifactMapping, ArtifactMappingStatus, StorageBackend};
+use crate::api::mapping::{HistoryEntry, MAX_HISTORY};
+use crate::api::reasons::{mapping_condition, MappingReason};
+use crate::api::{ArtifactMapping, ArtifactMappingStatus};
+use crate::cluster::EventNote;
+use crate::placement::{Plan, StrandedBy};
+use crate::storage::verify::Verdict;
 
-/// What is known about the mapping's object on one backend.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ObjectFact {
-    /// Nothing known yet (no HEAD, nothing cached).
-    Unknown,
-    /// HEAD found it, with this size.
-    Present { size: u64 },
-    /// HEAD found nothing under the key.
-    Missing,
-    /// Its bytes re-verified against the digest.
-    Verified,
-    /// Its bytes hash to something else: never served.
-    Mismatch,
-}
-
-/// One backend of the mapping's namespace, as the decision sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BackendFacts {
-    pub name: String,
-    /// `Ready=True` on the backend.
-    pub ready: bool,
-    pub trust: Trust,
-    /// The replication group: same location, same bytes.
-    pub location: String,
-    pub default: bool,
-    pub fallback: bool,
-    pub priority: i32,
-    /// The mapping's object key on this backend.
-    pub key: String,
-    pub object: ObjectFact,
-}
-
-impl BackendFacts {
-    /// Ready and not Quarantined: may serve and be a target.
-    pub fn usable(&self) -> bool {
-        self.ready && self.trust != Trust::Quarantined
-    }
-}
-
-/// A backend's placement-relevant state, without any object facts. Two states that compare
-/// equal place mappings identically, which is what the index uses to fan out only on real
-/// transitions.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct BackendState {
-    pub ready: bool,
-    pub trust: Trust,
-    pub location: String,
-    pub default: bool,
-    pub fallback: bool,
-    pub priority: i32,
-    pub key_prefix: String,
-}
-
-impl BackendState {
-    /// The state of `backend` as the API object says it. A backend being deleted is not ready.
-    pub fn of(backend: &StorageBackend) -> BackendState {
-        let ready = backend.metadata.deletion_timestamp.is_none()
-            && backend
-                .status
-                .as_ref()
-                .is_some_and(|s| condition::is_true(&s.conditions, backend_condition::READY));
-        BackendState {
-            ready,
-            trust: backend.spec.trust,
-            location: location_of(backend),
-            default: backend.spec.default,
-            fallback: backend.spec.fallback,
-            priority: backend.spec.priority,
-            key_prefix: backend.spec.s3.key_prefix.clone().unwrap_or_default(),
-        }
-    }
-
-    pub fn usable(&self) -> bool {
-        self.ready && self.trust != Trust::Quarantined
-    }
-}
-
-/// The replication group of a backend (the resolver's definition, so the verifier's sharing and
-/// the candidate order agree with the backend controller).
-pub fn location_of(backend: &StorageBackend) -> String {
-    crate::resolve::location_of(backend)
-}
-
-/// A backend to try, in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Candidate {
-    pub backend: String,
-    pub location: String,
-    pub key: String,
-    /// Already verified (cached): trying it costs no I/O.
-    pub known_verified: bool,
-}
-
-/// Why the declared backend does not serve.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StrandedBy {
-    /// `BackendMissing`, `BackendQuarantined`, `BackendInvalid`, `ObjectMissing`,
-    /// `SizeMismatch` or `DigestMismatch`.
-    pub reason: &'static str,
-    pub message: String,
-}
-
-/// What to do with a mapping.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Plan {
-    /// Rule 1: the declared backend is usable and holds the object.
-    Declared { backend: String, key: String },
-    /// Rule 2: the current backend is still usable and was verified.
-    Keep {
-        backend: String,
-        key: String,
-        stranded_by: StrandedBy,
-    },
-    /// Rule 3: stranded. Try `candidates` in order; empty with `reassignment: Never`.
-    Stranded {
-        by: StrandedBy,
-        reassignment_disabled: bool,
-        candidates: Vec<Candidate>,
-    },
-}
-
-/// Decides where `mapping` is served from, given the backends of its namespace (and only of its
-/// namespace) with what is known about the object on each.
-pub fn decide(mapping: &ArtifactMapping, backends: &[BackendFacts]) -> Plan {
-    let declared_name = &mapping.spec.backend_ref.name;
-    let declared = backends.iter().find(|b| &b.name == declared_name);
-    let want_size = mapping.spec.size.and_then(|s| u64::try_from(s).ok());
-
-    // Rule 1: declared backend usable and the object present there.
-    let by = match declared {
-        None => StrandedBy {
-            reason: mapping_reason::BACKEND_MISSING,
-            message: format!("declared backend {declared_name} does not exist in this namespace"),
-        },
-        Some(d) if d.trust == Trust::Quarantined => StrandedBy {
-            reason: mapping_reason::BACKEND_QUARANTINED,
-            message: format!("declared backend {declared_name} is quarantined"),
-        },
-        Some(d) if !d.ready => StrandedBy {
-            reason: mapping_reason::BACKEND_INVALID,
-            message: format!("declared backend {declared_name} is not ready"),
-        },
-        Some(d) => match &d.object {
-            ObjectFact::Verified => return serve_declared(d),
-            ObjectFact::Present { size } if want_size.is_none_or(|w| w == *size) => {
-                return serve_declared(d)
-            }
-            ObjectFact::Present { size } => StrandedBy {
-                reason: mapping_reason::SIZE_MISMATCH,
-                message: format!(
-                    "object on declared backend {declared_name} has {size} bytes, expected {}",
-                    want_size.unwrap_or_default()
-                ),
-            },
-            ObjectFact::Mismatch => StrandedBy {
-                reason: mapping_reason::DIGEST_MISMATCH,
-                message: format!(
-                    "object on declared backend {declared_name} does not match the digest"
-                ),
-            },
-            ObjectFact::Missing | ObjectFact::Unknown => StrandedBy {
-                reason: mapping_reason::OBJECT_MISSING,
-                message: format!("object not found on declared backend {declared_name}"),
-            },
-        },
-    };
-
-    // Rule 2: stickiness — the current backend is still usable and was verified.
-    let status = mapping.status.as_ref();
-    let verified =
-        status.is_some_and(|s| condition::is_true(&s.conditions, mapping_condition::VERIFIED));
-    if let Some(current) = status.and_then(|s| s.backend.as_deref()) {
-        if let Some(c) = backends.iter().find(|b| b.name == current) {
-            let still_good = !matches!(c.object, ObjectFact::Missing | ObjectFact::Mismatch);
-            if verified && c.usable() && still_good && current != declared_name {
-                return Plan::Keep {
-                    backend: c.name.clone(),
-                    key: c.key.clone(),
-                    stranded_by: by,
-                };
-            }
-        }
-    }
-
-    // Rule 3: stranded; candidates in order unless reassignment is disabled.
-    if mapping.spec.reassignment == Reassignment::Never {
-        return Plan::Stranded {
-            by,
-            reassignment_disabled: true,
-            candidates: Vec::new(),
-        };
-    }
-    let home_location = declared.map(|d| d.location.as_str());
-    let candidates = candidate_order(
-        home_location,
-        backends
-            .iter()
-            .filter(|b| &b.name != declared_name && b.usable())
-            .filter(|b| match b.object {
-                ObjectFact::Missing | ObjectFact::Mismatch => false,
-                ObjectFact::Present { size } => want_size.is_none_or(|w| w == size),
-                ObjectFact::Unknown | ObjectFact::Verified => true,
-            }),
-    );
-    Plan::Stranded {
-        by,
-        reassignment_disabled: false,
-        candidates: candidates
-            .into_iter()
-            .map(|b| Candidate {
-                backend: b.name.clone(),
-                location: b.location.clone(),
-                key: b.key.clone(),
-                known_verified: b.object == ObjectFact::Verified,
-            })
-            .collect(),
-    }
-}
-
-/// The order in which backends are tried for a mapping that its declared backend does not serve:
-/// same location as the declared backend (`home_location`) first, then `default`, then
-/// `fallback`, then higher `priority`, then name. The reassignment decision above and clients
-/// that fall back on their own (`castellan get`) share it, so both try replicas alike.
-pub fn candidate_order<'a>(
-    home_location: Option<&str>,
-    backends: impl IntoIterator<Item = &'a BackendFacts>,
-) -> Vec<&'a BackendFacts> {
-    let mut ordered: Vec<&BackendFacts> = backends.into_iter().collect();
-    ordered.sort_by_key(|b| {
-        (
-            Some(b.location.as_str()) != home_location,
-            !b.default,
-            !b.fallback,
-            Reverse(b.priority),
-            b.name.clone(),
-        )
-    });
-    ordered
-}
-
-fn serve_declared(d: &BackendFacts) -> Plan {
-    Plan::Declared {
-        backend: d.name.clone(),
-        key: d.key.clone(),
-    }
-}
-
-/// What verifying one candidate gave.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AttemptResult {
-    /// The bytes match the digest; `at` is when they were verified (possibly earlier, cached).
-    Verified { at: Time },
-    /// All bytes arrived and hash to `actual`.
-    DigestMismatch { actual: String },
-    /// The object has another size than declared.
-    SizeMismatch { expected: u64, actual: u64 },
-    /// No object under the key.
-    Missing,
-    /// Could not tell (truncated after retries, I/O, credentials): says nothing about the bytes.
-    Failed { message: String },
-}
-
-/// One verified (or failed) candidate, in the order tried.
+/// What verifying one candidate gave, and when (for a remembered verdict: when it was reached).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attempt {
     pub backend: String,
-    pub result: AttemptResult,
-}
-
-/// Event severity, mirroring kube's without depending on the recorder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventKind {
-    Normal,
-    Warning,
-}
-
-/// An event to publish about the mapping.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EventSpec {
-    pub kind: EventKind,
-    pub reason: &'static str,
-    pub action: &'static str,
-    pub note: String,
+    pub verdict: Verdict,
+    pub at: Time,
 }
 
 /// Where a mapping stands, for metrics and the index.
@@ -342,7 +67,7 @@ impl MappingState {
         };
         match condition::find(&status.conditions, mapping_condition::READY) {
             None => MappingState::Pending,
-            Some(c) if c.status == "True" => {
+            Some(c) if c.status == Status::True.as_str() => {
                 if status.backend.as_deref() == Some(mapping.spec.backend_ref.name.as_str()) {
                     MappingState::Declared
                 } else {
@@ -359,14 +84,14 @@ impl MappingState {
 pub struct Move {
     pub from: Option<String>,
     pub to: String,
-    pub reason: &'static str,
+    pub reason: MappingReason,
 }
 
 /// The new status and what to tell the world about it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Outcome {
     pub status: ArtifactMappingStatus,
-    pub events: Vec<EventSpec>,
+    pub events: Vec<EventNote>,
     pub state: MappingState,
     pub moved: Option<Move>,
 }
@@ -376,6 +101,191 @@ pub fn short_digest(digest: &str) -> String {
     match digest.split_once(':') {
         Some((algo, hex)) => format!("{algo}:{}", &hex[..hex.len().min(12)]),
         None => digest.chars().take(19).collect(),
+    }
+}
+
+/// How a mapping stands after this reconcile: one row of the condition table each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Served by its declared backend.
+    Declared { backend: String, key: String },
+    /// Kept on the verified backend that already served it.
+    Kept {
+        backend: String,
+        key: String,
+        reason: MappingReason,
+        by: StrandedBy,
+    },
+    /// Moved to a backend whose bytes just verified.
+    Reassigned {
+        backend: String,
+        key: String,
+        at: Time,
+        by: StrandedBy,
+    },
+    /// Served by nothing: no replica verified, or reassignment is disabled.
+    Unserved { by: StrandedBy, disabled: bool },
+}
+
+/// One condition of a row: `None` leaves the condition as it is.
+type Cell = Option<(Status, MappingReason, String)>;
+
+/// Every condition of one standing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub ready: Cell,
+    pub stranded: Cell,
+    pub verified: Cell,
+    pub reassigned: Cell,
+}
+
+/// The condition table.
+pub fn row(standing: &Standing) -> Row {
+    use MappingReason::*;
+    use Status::{False, True, Unknown};
+    match standing {
+        Standing::Declared { backend, .. } => Row {
+            ready: Some((
+                True,
+                Declared,
+                format!("served by its declared backend {backend}"),
+            )),
+            stranded: Some((
+                False,
+                NotStranded,
+                format!("declared backend {backend} holds the object"),
+            )),
+            verified: Some((
+                Unknown,
+                Declared,
+                "served by its declared backend without re-verification".to_owned(),
+            )),
+            reassigned: Some((
+                False,
+                NotReassigned,
+                format!("served by its declared backend {backend}"),
+            )),
+        },
+        Standing::Kept {
+            backend,
+            reason,
+            by,
+            ..
+        } => Row {
+            ready: Some((
+                True,
+                *reason,
+                format!("served by verified backend {backend}"),
+            )),
+            stranded: Some((
+                False,
+                NotStranded,
+                format!("served by verified backend {backend}"),
+            )),
+            // Keeping requires Verified=True already; its message names when and where.
+            verified: None,
+            reassigned: Some((
+                True,
+                DigestVerified,
+                format!("served by {backend}: {}", by.message),
+            )),
+        },
+        Standing::Reassigned { backend, by, .. } => Row {
+            ready: Some((
+                True,
+                DigestVerified,
+                format!("served by verified backend {backend}"),
+            )),
+            stranded: Some((
+                False,
+                NotStranded,
+                format!("served by verified backend {backend}"),
+            )),
+            verified: Some((
+                True,
+                DigestVerified,
+                format!("bytes on {backend} match the digest"),
+            )),
+            reassigned: Some((
+                True,
+                DigestVerified,
+                format!("served by {backend}: {}", by.message),
+            )),
+        },
+        Standing::Unserved { by, disabled } => {
+            let (reason, message) = if *disabled {
+                (
+                    ReassignmentDisabled,
+                    format!("{}; reassignment is disabled", by.message),
+                )
+            } else {
+                (
+                    NoVerifiedReplica,
+                    format!("{}; no other backend holds a verified replica", by.message),
+                )
+            };
+            Row {
+                ready: Some((False, reason, message.clone())),
+                stranded: Some((True, by.reason, by.message.clone())),
+                verified: Some((False, reason, message)),
+                reassigned: Some((False, NotReassigned, "not served by any backend".to_owned())),
+            }
+        }
+    }
+}
+
+/// How the mapping stands given the plan, the attempts and its previous status.
+pub fn standing(plan: &Plan, attempts: &[Attempt], old: &ArtifactMappingStatus) -> Standing {
+    match plan {
+        Plan::Declared { backend, key } => Standing::Declared {
+            backend: backend.clone(),
+            key: key.clone(),
+        },
+        Plan::Keep {
+            backend,
+            key,
+            stranded_by,
+        } => Standing::Kept {
+            backend: backend.clone(),
+            key: key.clone(),
+            reason: kept_reason(old, backend),
+            by: stranded_by.clone(),
+        },
+        Plan::Stranded {
+            by,
+            reassignment_disabled,
+            candidates,
+        } => {
+            let verified = attempts.iter().find(|a| a.verdict.is_verified());
+            let key_of = |name: &str| candidates.iter().find(|c| c.backend == name);
+            match verified.and_then(|a| Some((a, key_of(&a.backend)?))) {
+                Some((attempt, candidate)) => Standing::Reassigned {
+                    backend: attempt.backend.clone(),
+                    key: candidate.key.clone(),
+                    at: attempt.at.clone(),
+                    by: by.clone(),
+                },
+                None => Standing::Unserved {
+                    by: by.clone(),
+                    disabled: *reassignment_disabled,
+                },
+            }
+        }
+    }
+}
+
+/// The Ready reason of a kept mapping: the one a move wrote (`DigestVerified`) stays, so re-runs
+/// never rewrite it; a mapping first kept after a restart is `Sticky`.
+fn kept_reason(old: &ArtifactMappingStatus, backend: &str) -> MappingReason {
+    match condition::find(&old.conditions, mapping_condition::READY) {
+        Some(c) if c.status == Status::True.as_str() && old.backend.as_deref() == Some(backend) => {
+            if c.reason == MappingReason::Sticky.as_str() {
+                MappingReason::Sticky
+            } else {
+                MappingReason::DigestVerified
+            }
+        }
+        _ => MappingReason::Sticky,
     }
 }
 
@@ -390,300 +300,197 @@ pub fn outcome(
     now: &Time,
 ) -> Outcome {
     let old = mapping.status.clone().unwrap_or_default();
+    let standing = standing(plan, attempts, &old);
     let mut status = old.clone();
-    let generation = mapping.metadata.generation;
-    let declared = mapping.spec.backend_ref.name.as_str();
-    status.observed_generation = generation;
+    status.observed_generation = mapping.metadata.generation;
     status.short_digest = Some(short_digest(&mapping.spec.digest));
-    let mut events = Vec::new();
-
-    for attempt in attempts {
-        match &attempt.result {
-            AttemptResult::DigestMismatch { actual } => events.push(EventSpec {
-                kind: EventKind::Warning,
-                reason: mapping_reason::DIGEST_MISMATCH,
-                action: "Verify",
-                note: format!(
-                    "replica on backend {} hashes to {actual}, expected {}; it will not be served",
-                    attempt.backend, mapping.spec.digest
-                ),
-            }),
-            AttemptResult::SizeMismatch { expected, actual } => events.push(EventSpec {
-                kind: EventKind::Warning,
-                reason: mapping_reason::SIZE_MISMATCH,
-                action: "Verify",
-                note: format!(
-                    "replica on backend {} has {actual} bytes, expected {expected}; it will not be served",
-                    attempt.backend
-                ),
-            }),
-            _ => {}
-        }
+    set_serving(&mut status, &standing);
+    apply_row(
+        &mut status,
+        &row(&standing),
+        mapping.metadata.generation,
+        now,
+    );
+    let mut events = mismatch_events(mapping, attempts);
+    let moved = record_move(mapping, &old, &mut status, &standing, now);
+    if let Some(m) = &moved {
+        events.push(move_event(mapping, m));
     }
-
-    let set = |conditions: &mut Vec<Condition>,
-               type_: &'static str,
-               s: Status,
-               reason: &'static str,
-               message: String| {
-        condition::set(
-            conditions,
-            Desired {
-                type_,
-                status: s,
-                reason,
-                message,
-                observed_generation: generation,
-            },
-            now,
-        )
-    };
-    let old_ready = condition::find(&old.conditions, mapping_condition::READY);
-
-    let (state, serving) = match plan {
-        Plan::Declared { backend, key } => {
-            status.backend = Some(backend.clone());
-            status.key = Some(key.clone());
-            status.last_verified_time = None;
-            let c = &mut status.conditions;
-            set(
-                c,
-                mapping_condition::READY,
-                Status::True,
-                mapping_reason::DECLARED,
-                format!("served by its declared backend {backend}"),
-            );
-            set(
-                c,
-                mapping_condition::STRANDED,
-                Status::False,
-                mapping_reason::NOT_STRANDED,
-                format!("declared backend {backend} holds the object"),
-            );
-            set(
-                c,
-                mapping_condition::VERIFIED,
-                Status::Unknown,
-                mapping_reason::DECLARED,
-                "served by its declared backend without re-verification".to_string(),
-            );
-            set(
-                c,
-                mapping_condition::REASSIGNED,
-                Status::False,
-                mapping_reason::NOT_REASSIGNED,
-                format!("served by its declared backend {backend}"),
-            );
-            (
-                MappingState::Declared,
-                Some((backend.clone(), mapping_reason::DECLARED)),
-            )
-        }
-        Plan::Keep {
-            backend,
-            key,
-            stranded_by,
-        } => {
-            status.backend = Some(backend.clone());
-            status.key = Some(key.clone());
-            // Keep the reason a move wrote (DigestVerified): re-runs must not rewrite it.
-            let reason = match old_ready {
-                Some(c)
-                    if c.status == "True" && old.backend.as_deref() == Some(backend.as_str()) =>
-                {
-                    if c.reason == mapping_reason::STICKY {
-                        mapping_reason::STICKY
-                    } else {
-                        mapping_reason::DIGEST_VERIFIED
-                    }
-                }
-                _ => mapping_reason::STICKY,
-            };
-            let c = &mut status.conditions;
-            set(
-                c,
-                mapping_condition::READY,
-                Status::True,
-                reason,
-                format!("served by verified backend {backend}"),
-            );
-            set(
-                c,
-                mapping_condition::STRANDED,
-                Status::False,
-                mapping_reason::NOT_STRANDED,
-                format!("served by verified backend {backend}"),
-            );
-            if !condition::is_true(c, mapping_condition::VERIFIED) {
-                set(
-                    c,
-                    mapping_condition::VERIFIED,
-                    Status::True,
-                    mapping_reason::DIGEST_VERIFIED,
-                    format!("bytes on {backend} match the digest"),
-                );
-            }
-            set(
-                c,
-                mapping_condition::REASSIGNED,
-                Status::True,
-                mapping_reason::DIGEST_VERIFIED,
-                format!("served by {backend}: {}", stranded_by.message),
-            );
-            (MappingState::Reassigned, None)
-        }
-        Plan::Stranded {
-            by,
-            reassignment_disabled,
-            ..
-        } => {
-            let verified = attempts.iter().find_map(|a| match &a.result {
-                AttemptResult::Verified { at } => Some((a.backend.clone(), at.clone())),
-                _ => None,
-            });
-            let key_of = |name: &str| match plan {
-                Plan::Stranded { candidates, .. } => candidates
-                    .iter()
-                    .find(|c| c.backend == name)
-                    .map(|c| c.key.clone()),
-                _ => None,
-            };
-            match verified {
-                Some((backend, at)) => {
-                    status.backend = Some(backend.clone());
-                    status.key = key_of(&backend);
-                    status.last_verified_time = Some(at);
-                    let c = &mut status.conditions;
-                    set(
-                        c,
-                        mapping_condition::READY,
-                        Status::True,
-                        mapping_reason::DIGEST_VERIFIED,
-                        format!("served by verified backend {backend}"),
-                    );
-                    set(
-                        c,
-                        mapping_condition::STRANDED,
-                        Status::False,
-                        mapping_reason::NOT_STRANDED,
-                        format!("served by verified backend {backend}"),
-                    );
-                    set(
-                        c,
-                        mapping_condition::VERIFIED,
-                        Status::True,
-                        mapping_reason::DIGEST_VERIFIED,
-                        format!("bytes on {backend} match the digest"),
-                    );
-                    set(
-                        c,
-                        mapping_condition::REASSIGNED,
-                        Status::True,
-                        mapping_reason::DIGEST_VERIFIED,
-                        format!("served by {backend}: {}", by.message),
-                    );
-                    (
-                        MappingState::Reassigned,
-                        Some((backend, mapping_reason::DIGEST_VERIFIED)),
-                    )
-                }
-                None => {
-                    let (ready_reason, ready_message) = if *reassignment_disabled {
-                        (
-                            mapping_reason::REASSIGNMENT_DISABLED,
-                            format!("{}; reassignment is disabled", by.message),
-                        )
-                    } else {
-                        (
-                            mapping_reason::NO_VERIFIED_REPLICA,
-                            format!("{}; no other backend holds a verified replica", by.message),
-                        )
-                    };
-                    status.backend = None;
-                    status.key = None;
-                    status.last_verified_time = None;
-                    let c = &mut status.conditions;
-                    set(
-                        c,
-                        mapping_condition::READY,
-                        Status::False,
-                        ready_reason,
-                        ready_message.clone(),
-                    );
-                    set(
-                        c,
-                        mapping_condition::STRANDED,
-                        Status::True,
-                        by.reason,
-                        by.message.clone(),
-                    );
-                    set(
-                        c,
-                        mapping_condition::VERIFIED,
-                        Status::False,
-                        ready_reason,
-                        ready_message,
-                    );
-                    set(
-                        c,
-                        mapping_condition::REASSIGNED,
-                        Status::False,
-                        mapping_reason::NOT_REASSIGNED,
-                        "not served by any backend".to_string(),
-                    );
-                    (MappingState::Stranded, None)
-                }
-            }
-        }
-    };
-
-    // One history entry and one event per actual move; a re-run finds the backend unchanged.
-    let mut moved = None;
-    if let Some((to, reason)) = serving {
-        let from = old.backend.clone();
-        let first_home = from.is_none() && to == declared && old.history.is_empty();
-        if from.as_deref() != Some(to.as_str()) && !first_home {
-            let from = from.or_else(|| (to != declared).then(|| declared.to_string()));
-            status.history.push(HistoryEntry {
-                from: from.clone(),
-                to: to.clone(),
-                at: now.clone(),
-                reason: reason.to_string(),
-            });
-            let excess = status.history.len().saturating_sub(MAX_HISTORY);
-            status.history.drain(..excess);
-            let (action, note) = if to == declared {
-                (
-                    "ReturnHome",
-                    format!("returned to its declared backend {to}"),
-                )
-            } else {
-                (
-                    "Reassign",
-                    format!(
-                        "now served by {to} after its bytes re-verified against {}",
-                        mapping.spec.digest
-                    ),
-                )
-            };
-            events.push(EventSpec {
-                kind: EventKind::Normal,
-                reason,
-                action,
-                note: match &from {
-                    Some(f) => format!("{note} (was {f})"),
-                    None => note,
-                },
-            });
-            moved = Some(Move { from, to, reason });
-        }
-    }
-
     Outcome {
         status,
         events,
-        state,
+        state: state_of(&standing),
         moved,
+    }
+}
+
+/// `status.backend`, `status.key` and `status.lastVerifiedTime` of a standing.
+fn set_serving(status: &mut ArtifactMappingStatus, standing: &Standing) {
+    match standing {
+        Standing::Declared { backend, key } => {
+            status.backend = Some(backend.clone());
+            status.key = Some(key.clone());
+            status.last_verified_time = None;
+        }
+        Standing::Kept { backend, key, .. } => {
+            status.backend = Some(backend.clone());
+            status.key = Some(key.clone());
+        }
+        Standing::Reassigned {
+            backend, key, at, ..
+        } => {
+            status.backend = Some(backend.clone());
+            status.key = Some(key.clone());
+            status.last_verified_time = Some(at.clone());
+        }
+        Standing::Unserved { .. } => {
+            status.backend = None;
+            status.key = None;
+            status.last_verified_time = None;
+        }
+    }
+}
+
+fn apply_row(status: &mut ArtifactMappingStatus, row: &Row, generation: Option<i64>, now: &Time) {
+    let cells = [
+        (mapping_condition::READY, &row.ready),
+        (mapping_condition::STRANDED, &row.stranded),
+        (mapping_condition::VERIFIED, &row.verified),
+        (mapping_condition::REASSIGNED, &row.reassigned),
+    ];
+    for (type_, cell) in cells {
+        if let Some((s, reason, message)) = cell {
+            condition::set(
+                &mut status.conditions,
+                Desired {
+                    type_,
+                    status: *s,
+                    reason: reason.as_str(),
+                    message: message.clone(),
+                    observed_generation: generation,
+                },
+                now,
+            );
+        }
+    }
+}
+
+fn state_of(standing: &Standing) -> MappingState {
+    match standing {
+        Standing::Declared { .. } => MappingState::Declared,
+        Standing::Kept { .. } | Standing::Reassigned { .. } => MappingState::Reassigned,
+        Standing::Unserved { .. } => MappingState::Stranded,
+    }
+}
+
+/// One Warning per candidate found to hold other bytes: it will not be served.
+fn mismatch_events(mapping: &ArtifactMapping, attempts: &[Attempt]) -> Vec<EventNote> {
+    attempts
+        .iter()
+        .filter_map(|attempt| {
+            let (reason, note) = match &attempt.verdict {
+                Verdict::DigestMismatch { actual } => (
+                    MappingReason::DigestMismatch,
+                    format!(
+                        "replica on backend {} hashes to {actual}, expected {}; it will not be served",
+                        attempt.backend, mapping.spec.digest
+                    ),
+                ),
+                Verdict::SizeMismatch { expected, actual } => (
+                    MappingReason::SizeMismatch,
+                    format!(
+                        "replica on backend {} has {actual} bytes, expected {expected}; it will not be served",
+                        attempt.backend
+                    ),
+                ),
+                _ => return None,
+            };
+            Some(EventNote {
+                type_: EventType::Warning,
+                reason: reason.as_str(),
+                action: "Verify",
+                note,
+            })
+        })
+        .collect()
+}
+
+/// One history entry per actual move; a re-run finds the backend unchanged, and the first
+/// service from the declared backend is not a move.
+fn record_move(
+    mapping: &ArtifactMapping,
+    old: &ArtifactMappingStatus,
+    status: &mut ArtifactMappingStatus,
+    standing: &Standing,
+    now: &Time,
+) -> Option<Move> {
+    let (to, reason) = match standing {
+        Standing::Declared { backend, .. } => (backend, MappingReason::Declared),
+        Standing::Reassigned { backend, .. } => (backend, MappingReason::DigestVerified),
+        Standing::Kept { .. } | Standing::Unserved { .. } => return None,
+    };
+    let declared = mapping.spec.backend_ref.name.as_str();
+    let from = old.backend.clone();
+    let first_home = from.is_none() && to == declared && old.history.is_empty();
+    if from.as_deref() == Some(to.as_str()) || first_home {
+        return None;
+    }
+    let from = from.or_else(|| (to != declared).then(|| declared.to_string()));
+    status.history.push(HistoryEntry {
+        from: from.clone(),
+        to: to.clone(),
+        at: now.clone(),
+        reason: reason.as_str().to_string(),
+    });
+    let excess = status.history.len().saturating_sub(MAX_HISTORY);
+    status.history.drain(..excess);
+    Some(Move {
+        from,
+        to: to.clone(),
+        reason,
+    })
+}
+
+fn move_event(mapping: &ArtifactMapping, m: &Move) -> EventNote {
+    let (action, note) = if m.to == mapping.spec.backend_ref.name {
+        (
+            "ReturnHome",
+            format!("returned to its declared backend {}", m.to),
+        )
+    } else {
+        (
+            "Reassign",
+            format!(
+                "now served by {} after its bytes re-verified against {}",
+                m.to, mapping.spec.digest
+            ),
+        )
+    };
+    EventNote {
+        type_: EventType::Normal,
+        reason: m.reason.as_str(),
+        action,
+        note: match &m.from {
+            Some(f) => format!("{note} (was {f})"),
+            None => note,
+        },
+    }
+}
+
+/// The `result` label of the `reassignments` metric for this reconcile, if it is one.
+pub fn reassignment_result(plan: &Plan, outcome: &Outcome) -> Option<&'static str> {
+    match (&outcome.moved, outcome.state, plan) {
+        (Some(m), _, _) if m.reason == MappingReason::Declared => Some("returned_home"),
+        (Some(_), _, _) => Some("reassigned"),
+        (
+            None,
+            MappingState::Stranded,
+            Plan::Stranded {
+                reassignment_disabled: false,
+                ..
+            },
+        ) => Some("no_verified_replica"),
+        _ => None,
     }
 }
 
@@ -697,7 +504,9 @@ pub fn retry_after(
     max: Duration,
 ) -> Option<Duration> {
     let ready = condition::find(&status.conditions, mapping_condition::READY)?;
-    if ready.status == "True" || ready.reason == mapping_reason::REASSIGNMENT_DISABLED {
+    if ready.status == Status::True.as_str()
+        || ready.reason == MappingReason::ReassignmentDisabled.as_str()
+    {
         return None;
     }
     let since = now.0.duration_since(ready.last_transition_time.0);
@@ -708,43 +517,20 @@ pub fn retry_after(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::mapping::{ArtifactMappingSpec, BackendRef};
+    use crate::digest::{Algorithm, Digest};
+    use crate::placement::test_objects::*;
+    use crate::placement::{decide, Candidate};
     use k8s_openapi::jiff::Timestamp;
-
-    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     fn at(secs: i64) -> Time {
         Time(Timestamp::from_second(secs).unwrap())
-    }
-
-    fn mapping(declared: &str) -> ArtifactMapping {
-        let mut m = ArtifactMapping::new(
-            "sha256-0123",
-            ArtifactMappingSpec {
-                digest: DIGEST.into(),
-                size: Some(100),
-                backend_ref: BackendRef {
-                    name: declared.into(),
-                },
-                key: None,
-                reassignment: Reassignment::Auto,
-            },
-        );
-        m.metadata.namespace = Some("org".into());
-        m.metadata.generation = Some(1);
-        m
-    }
-
-    fn never(mut m: ArtifactMapping) -> ArtifactMapping {
-        m.spec.reassignment = Reassignment::Never;
-        m
     }
 
     /// A mapping whose status says it is served by `backend` after verification.
     fn served_by(mut m: ArtifactMapping, backend: &str) -> ArtifactMapping {
         let plan = Plan::Stranded {
             by: StrandedBy {
-                reason: mapping_reason::BACKEND_INVALID,
+                reason: MappingReason::BackendInvalid,
                 message: "x".into(),
             },
             reassignment_disabled: false,
@@ -755,283 +541,15 @@ mod tests {
                 known_verified: false,
             }],
         };
-        let o = outcome(
-            &m,
-            &plan,
-            &[Attempt {
-                backend: backend.into(),
-                result: AttemptResult::Verified { at: at(5) },
-            }],
-            &at(5),
-        );
+        let o = outcome(&m, &plan, &[verified(backend, 5)], &at(5));
         m.status = Some(o.status);
         m
-    }
-
-    fn b(name: &str) -> BackendFacts {
-        BackendFacts {
-            name: name.into(),
-            ready: true,
-            trust: Trust::Trusted,
-            location: format!("loc-{name}"),
-            default: false,
-            fallback: false,
-            priority: 0,
-            key: format!("{name}/key"),
-            object: ObjectFact::Unknown,
-        }
-    }
-
-    fn present(mut f: BackendFacts) -> BackendFacts {
-        f.object = ObjectFact::Present { size: 100 };
-        f
-    }
-    fn with(mut f: BackendFacts, object: ObjectFact) -> BackendFacts {
-        f.object = object;
-        f
-    }
-    fn not_ready(mut f: BackendFacts) -> BackendFacts {
-        f.ready = false;
-        f
-    }
-    fn trust(mut f: BackendFacts, t: Trust) -> BackendFacts {
-        f.trust = t;
-        f
-    }
-    fn located(mut f: BackendFacts, l: &str) -> BackendFacts {
-        f.location = l.into();
-        f
-    }
-    fn default(mut f: BackendFacts) -> BackendFacts {
-        f.default = true;
-        f
-    }
-    fn fallback(mut f: BackendFacts) -> BackendFacts {
-        f.fallback = true;
-        f
-    }
-    fn priority(mut f: BackendFacts, p: i32) -> BackendFacts {
-        f.priority = p;
-        f
-    }
-
-    /// What a plan boils down to in a table: the rule and the backends in play.
-    #[derive(Debug, PartialEq)]
-    enum Want {
-        Declared(&'static str),
-        Keep(&'static str),
-        Stranded(&'static str, Vec<&'static str>),
-        Disabled(&'static str),
-    }
-
-    fn summary(plan: &Plan) -> Want {
-        let leak = |s: &str| -> &'static str { Box::leak(s.to_string().into_boxed_str()) };
-        match plan {
-            Plan::Declared { backend, .. } => Want::Declared(leak(backend)),
-            Plan::Keep { backend, .. } => Want::Keep(leak(backend)),
-            Plan::Stranded {
-                by,
-                reassignment_disabled: true,
-                candidates,
-            } => {
-                assert!(
-                    candidates.is_empty(),
-                    "reassignment Never has no candidates"
-                );
-                Want::Disabled(by.reason)
-            }
-            Plan::Stranded { by, candidates, .. } => Want::Stranded(
-                by.reason,
-                candidates.iter().map(|c| leak(&c.backend)).collect(),
-            ),
-        }
-    }
-
-    #[test]
-    fn placement_follows_the_rules_in_order() {
-        use mapping_reason::*;
-        let cases: Vec<(&str, ArtifactMapping, Vec<BackendFacts>, Want)> = vec![
-            (
-                "a usable declared backend holding the object serves it",
-                mapping("a"),
-                vec![present(b("a")), present(b("b"))],
-                Want::Declared("a"),
-            ),
-            (
-                "a read-only declared backend still serves",
-                mapping("a"),
-                vec![trust(present(b("a")), Trust::ReadOnly)],
-                Want::Declared("a"),
-            ),
-            (
-                "a declared backend whose object has another size does not serve",
-                mapping("a"),
-                vec![with(b("a"), ObjectFact::Present { size: 7 }), b("b")],
-                Want::Stranded(SIZE_MISMATCH, vec!["b"]),
-            ),
-            (
-                "an unusable declared backend keeps the current verified backend",
-                served_by(mapping("a"), "b"),
-                vec![not_ready(present(b("a"))), b("b"), default(b("c"))],
-                Want::Keep("b"),
-            ),
-            (
-                "a current backend that is no longer usable is not kept",
-                served_by(mapping("a"), "b"),
-                vec![not_ready(b("a")), not_ready(b("b")), b("c")],
-                Want::Stranded(BACKEND_INVALID, vec!["c"]),
-            ),
-            (
-                "a current backend found corrupt is not kept",
-                served_by(mapping("a"), "b"),
-                vec![
-                    not_ready(b("a")),
-                    with(b("b"), ObjectFact::Mismatch),
-                    b("c"),
-                ],
-                Want::Stranded(BACKEND_INVALID, vec!["c"]),
-            ),
-            (
-                "a mapping returns home once its declared backend is usable again",
-                served_by(mapping("a"), "b"),
-                vec![present(b("a")), b("b")],
-                Want::Declared("a"),
-            ),
-            (
-                "a missing declared backend strands with BackendMissing",
-                mapping("gone"),
-                vec![b("b")],
-                Want::Stranded(BACKEND_MISSING, vec!["b"]),
-            ),
-            (
-                "a declared backend without the object strands with ObjectMissing",
-                mapping("a"),
-                vec![with(b("a"), ObjectFact::Missing), b("b")],
-                Want::Stranded(OBJECT_MISSING, vec!["b"]),
-            ),
-            (
-                "a quarantined declared backend strands what it serves",
-                served_by(mapping("a"), "a"),
-                vec![trust(present(b("a")), Trust::Quarantined), b("b")],
-                Want::Stranded(BACKEND_QUARANTINED, vec!["b"]),
-            ),
-            (
-                "a quarantined backend is never a candidate",
-                mapping("a"),
-                vec![
-                    not_ready(b("a")),
-                    trust(default(b("q")), Trust::Quarantined),
-                    b("z"),
-                ],
-                Want::Stranded(BACKEND_INVALID, vec!["z"]),
-            ),
-            (
-                "a quarantined current backend is not kept",
-                served_by(mapping("a"), "q"),
-                vec![not_ready(b("a")), trust(b("q"), Trust::Quarantined), b("z")],
-                Want::Stranded(BACKEND_INVALID, vec!["z"]),
-            ),
-            (
-                "a read-only backend may be a candidate",
-                mapping("a"),
-                vec![not_ready(b("a")), trust(b("r"), Trust::ReadOnly)],
-                Want::Stranded(BACKEND_INVALID, vec!["r"]),
-            ),
-            (
-                "an unready backend is never a candidate",
-                mapping("a"),
-                vec![not_ready(b("a")), not_ready(b("b")), b("c")],
-                Want::Stranded(BACKEND_INVALID, vec!["c"]),
-            ),
-            (
-                "candidates come same-location first, then default, fallback, priority and name",
-                mapping("a"),
-                vec![
-                    not_ready(located(b("a"), "home")),
-                    priority(b("p9"), 9),
-                    b("n2"),
-                    b("n1"),
-                    fallback(b("fb")),
-                    default(b("df")),
-                    located(b("same"), "home"),
-                    priority(b("p1"), 1),
-                ],
-                Want::Stranded(
-                    BACKEND_INVALID,
-                    vec!["same", "df", "fb", "p9", "p1", "n1", "n2"],
-                ),
-            ),
-            (
-                "a same-location backend beats a higher-priority default",
-                mapping("a"),
-                vec![
-                    not_ready(located(b("a"), "home")),
-                    priority(default(b("df")), 100),
-                    located(b("same"), "home"),
-                ],
-                Want::Stranded(BACKEND_INVALID, vec!["same", "df"]),
-            ),
-            (
-                "a known-mismatch replica is skipped",
-                mapping("a"),
-                vec![
-                    not_ready(b("a")),
-                    priority(with(b("bad"), ObjectFact::Mismatch), 10),
-                    b("good"),
-                ],
-                Want::Stranded(BACKEND_INVALID, vec!["good"]),
-            ),
-            (
-                "a replica known to be missing or of the wrong size is skipped",
-                mapping("a"),
-                vec![
-                    not_ready(b("a")),
-                    with(b("gone"), ObjectFact::Missing),
-                    with(b("short"), ObjectFact::Present { size: 3 }),
-                    present(b("ok")),
-                ],
-                Want::Stranded(BACKEND_INVALID, vec!["ok"]),
-            ),
-            (
-                "no usable candidate leaves an empty list",
-                mapping("a"),
-                vec![not_ready(b("a")), not_ready(b("b"))],
-                Want::Stranded(BACKEND_INVALID, vec![]),
-            ),
-            (
-                "reassignment Never strands without candidates",
-                never(mapping("a")),
-                vec![not_ready(b("a")), default(b("b"))],
-                Want::Disabled(BACKEND_INVALID),
-            ),
-            (
-                "reassignment Never still serves from the declared backend",
-                never(mapping("a")),
-                vec![present(b("a")), default(b("b"))],
-                Want::Declared("a"),
-            ),
-            (
-                "reassignment Never does not move a mapping off a verified current backend",
-                never(served_by(mapping("a"), "b")),
-                vec![not_ready(b("a")), b("b")],
-                Want::Keep("b"),
-            ),
-            (
-                "a mapping is never placed on a backend that is not listed (another namespace)",
-                mapping("a"),
-                vec![not_ready(b("a"))],
-                Want::Stranded(BACKEND_INVALID, vec![]),
-            ),
-        ];
-        for (name, m, backends, want) in cases {
-            assert_eq!(summary(&decide(&m, &backends)), want, "{name}");
-        }
     }
 
     fn stranded(candidates: &[&str]) -> Plan {
         Plan::Stranded {
             by: StrandedBy {
-                reason: mapping_reason::BACKEND_INVALID,
+                reason: MappingReason::BackendInvalid,
                 message: "declared backend a is not ready".into(),
             },
             reassignment_disabled: false,
@@ -1050,7 +568,8 @@ mod tests {
     fn verified(backend: &str, secs: i64) -> Attempt {
         Attempt {
             backend: backend.into(),
-            result: AttemptResult::Verified { at: at(secs) },
+            verdict: Verdict::Verified { bytes: 100 },
+            at: at(secs),
         }
     }
 
@@ -1061,13 +580,14 @@ mod tests {
 
     #[test]
     fn a_verified_candidate_becomes_the_backend_with_one_history_entry_and_one_event() {
-        let m = mapping("a");
+        let m = declared_on("a");
         let attempts = vec![
             Attempt {
                 backend: "bad".into(),
-                result: AttemptResult::DigestMismatch {
-                    actual: "sha256:ff".into(),
+                verdict: Verdict::DigestMismatch {
+                    actual: Digest::of_bytes(Algorithm::Sha256, b"other bytes"),
                 },
+                at: at(10),
             },
             verified("good", 10),
         ];
@@ -1076,7 +596,7 @@ mod tests {
         assert_eq!(o.status.key.as_deref(), Some("good/key"));
         assert_eq!(
             ready(&o.status),
-            ("True".into(), mapping_reason::DIGEST_VERIFIED.into())
+            ("True".into(), MappingReason::DigestVerified.as_str().into())
         );
         assert!(condition::is_true(
             &o.status.conditions,
@@ -1097,16 +617,16 @@ mod tests {
                 from: Some("a".into()),
                 to: "good".into(),
                 at: at(10),
-                reason: mapping_reason::DIGEST_VERIFIED.into()
+                reason: MappingReason::DigestVerified.as_str().into()
             }]
         );
         assert_eq!(o.state, MappingState::Reassigned);
-        let kinds: Vec<_> = o.events.iter().map(|e| (e.kind, e.reason)).collect();
+        let kinds: Vec<_> = o.events.iter().map(|e| (e.type_, e.reason)).collect();
         assert_eq!(
             kinds,
             vec![
-                (EventKind::Warning, mapping_reason::DIGEST_MISMATCH),
-                (EventKind::Normal, mapping_reason::DIGEST_VERIFIED)
+                (EventType::Warning, MappingReason::DigestMismatch.as_str()),
+                (EventType::Normal, MappingReason::DigestVerified.as_str())
             ]
         );
         assert!(o
@@ -1118,25 +638,25 @@ mod tests {
 
     #[test]
     fn re_running_a_converged_mapping_changes_nothing() {
-        let cases: Vec<(&str, ArtifactMapping, Vec<BackendFacts>)> = vec![
+        let cases: Vec<(&str, ArtifactMapping, Vec<crate::placement::Replica>)> = vec![
             (
                 "a reassigned mapping kept on its backend",
-                served_by(mapping("a"), "b"),
+                served_by(declared_on("a"), "b"),
                 vec![not_ready(b("a")), b("b")],
             ),
             (
                 "a mapping served by its declared backend",
-                mapping("a"),
+                declared_on("a"),
                 vec![present(b("a"))],
             ),
             (
                 "a stranded mapping with no replica",
-                mapping("a"),
+                declared_on("a"),
                 vec![not_ready(b("a"))],
             ),
             (
                 "a stranded mapping with reassignment Never",
-                never(mapping("a")),
+                never(declared_on("a")),
                 vec![not_ready(b("a")), b("b")],
             ),
         ];
@@ -1157,7 +677,7 @@ mod tests {
 
     #[test]
     fn history_is_bounded_and_never_duplicated() {
-        let mut m = mapping("a");
+        let mut m = declared_on("a");
         // 12 moves between b and c.
         for i in 0..12 {
             let to = if i % 2 == 0 { "b" } else { "c" };
@@ -1183,7 +703,7 @@ mod tests {
 
     #[test]
     fn returning_home_is_one_move_with_reason_declared() {
-        let m = served_by(mapping("a"), "b");
+        let m = served_by(declared_on("a"), "b");
         let o = outcome(
             &m,
             &Plan::Declared {
@@ -1196,12 +716,12 @@ mod tests {
         assert_eq!(o.status.backend.as_deref(), Some("a"));
         assert_eq!(
             ready(&o.status),
-            ("True".into(), mapping_reason::DECLARED.into())
+            ("True".into(), MappingReason::Declared.as_str().into())
         );
         assert_eq!(o.status.history.last().unwrap().from.as_deref(), Some("b"));
         assert_eq!(
             o.status.history.last().unwrap().reason,
-            mapping_reason::DECLARED
+            MappingReason::Declared.as_str()
         );
         assert_eq!(o.status.history.len(), 2);
         assert_eq!(o.events.len(), 1);
@@ -1215,7 +735,7 @@ mod tests {
     #[test]
     fn first_service_from_the_declared_backend_is_not_a_move() {
         let o = outcome(
-            &mapping("a"),
+            &declared_on("a"),
             &Plan::Declared {
                 backend: "a".into(),
                 key: "a/key".into(),
@@ -1233,32 +753,38 @@ mod tests {
         let attempts = vec![
             Attempt {
                 backend: "b".into(),
-                result: AttemptResult::Failed {
-                    message: "truncated".into(),
+                verdict: Verdict::Truncated {
+                    expected: 100,
+                    received: 50,
                 },
+                at: at(40),
             },
             Attempt {
                 backend: "c".into(),
-                result: AttemptResult::SizeMismatch {
+                verdict: Verdict::SizeMismatch {
                     expected: 100,
                     actual: 3,
                 },
+                at: at(40),
             },
         ];
         let o = outcome(
-            &served_by(mapping("a"), "b"),
+            &served_by(declared_on("a"), "b"),
             &stranded(&["b", "c"]),
             &attempts,
             &at(40),
         );
         assert_eq!(
             ready(&o.status),
-            ("False".into(), mapping_reason::NO_VERIFIED_REPLICA.into())
+            (
+                "False".into(),
+                MappingReason::NoVerifiedReplica.as_str().into()
+            )
         );
         let s = condition::find(&o.status.conditions, mapping_condition::STRANDED).unwrap();
         assert_eq!(
             (s.status.as_str(), s.reason.as_str()),
-            ("True", mapping_reason::BACKEND_INVALID)
+            ("True", MappingReason::BackendInvalid.as_str())
         );
         assert_eq!(o.status.backend, None, "nothing serves it");
         assert_eq!(o.state, MappingState::Stranded);
@@ -1267,17 +793,20 @@ mod tests {
             1,
             "one warning for the wrong-size replica, none for a transient failure"
         );
-        assert_eq!(o.events[0].reason, mapping_reason::SIZE_MISMATCH);
+        assert_eq!(o.events[0].reason, MappingReason::SizeMismatch.as_str());
     }
 
     #[test]
     fn reassignment_never_is_reported_as_disabled() {
-        let m = never(mapping("a"));
+        let m = never(declared_on("a"));
         let plan = decide(&m, &[not_ready(b("a")), b("b")]);
         let o = outcome(&m, &plan, &[], &at(1));
         assert_eq!(
             ready(&o.status),
-            ("False".into(), mapping_reason::REASSIGNMENT_DISABLED.into())
+            (
+                "False".into(),
+                MappingReason::ReassignmentDisabled.as_str().into()
+            )
         );
         assert_eq!(
             retry_after(
@@ -1294,7 +823,7 @@ mod tests {
     fn stranded_mappings_back_off_exponentially_up_to_the_cap() {
         let min = Duration::from_secs(5);
         let max = Duration::from_secs(300);
-        let m = mapping("a");
+        let m = declared_on("a");
         let o = outcome(&m, &stranded(&[]), &[], &at(1000));
         let cases = [
             (
@@ -1322,17 +851,17 @@ mod tests {
         let cases = [
             (
                 "a mapping without status is pending",
-                mapping("a"),
+                declared_on("a"),
                 MappingState::Pending,
             ),
             (
                 "a mapping served elsewhere is reassigned",
-                served_by(mapping("a"), "b"),
+                served_by(declared_on("a"), "b"),
                 MappingState::Reassigned,
             ),
             (
                 "a mapping served by its declared backend is declared",
-                served_by(mapping("a"), "a"),
+                served_by(declared_on("a"), "a"),
                 MappingState::Declared,
             ),
         ];

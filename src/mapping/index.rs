@@ -19,8 +19,9 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::Event;
 use kube::ResourceExt;
 
-use super::decide::{BackendState, MappingState};
+use super::decide::MappingState;
 use crate::api::{ArtifactMapping, StorageBackend};
+use crate::placement::BackendView;
 
 type Id = u32;
 
@@ -156,8 +157,10 @@ struct Inner {
     live: Mappings,
     /// Being filled between `Init` and `InitDone`; queries answer from `live` meanwhile.
     rebuilding: Option<Mappings>,
-    /// Last seen placement state per (namespace, backend).
-    backend_states: HashMap<(Id, Id), BackendState>,
+    /// Last seen placement view per (namespace, backend).
+    backend_views: HashMap<(Id, Id), BackendView>,
+    /// Backends seen since a backend relist started (`Init`); `None` outside a relist.
+    backends_relisted: Option<HashSet<(Id, Id)>>,
 }
 
 impl Inner {
@@ -205,7 +208,7 @@ impl MappingIndex {
     /// Feeds one watcher event. `Init` starts a fresh buffer, `InitApply` fills it and `InitDone`
     /// swaps it in, so objects deleted while the watch was down disappear from the index.
     pub fn apply_event(&self, event: &Event<ArtifactMapping>) {
-        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.write();
         match event {
             Event::Apply(m) => {
                 if let Some(entry) = inner.entry_of(m) {
@@ -339,85 +342,108 @@ impl MappingIndex {
         (serving, stranded)
     }
 
-    /// Records the state of a backend (`None` when it is gone) and says what changed since the
-    /// last one seen. A backend seen for the first time counts as changed from "absent".
-    pub fn observe_backend(
+    /// Feeds one StorageBackend watcher event and returns the mappings it may re-place: those
+    /// declared on or served by a backend whose placement view changed, and, when it has just
+    /// become usable, every stranded mapping of its namespace. Routine status writes (a new
+    /// `lastValidationTime`) change nothing placement-relevant and return nothing. Backends gone
+    /// while the watch was down disappear when the relist completes (`InitDone`).
+    pub fn apply_backend_event(
         &self,
-        namespace: &str,
-        backend: &str,
-        state: Option<BackendState>,
-    ) -> BackendTransition {
-        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        event: &Event<StorageBackend>,
+    ) -> Vec<ObjectRef<ArtifactMapping>> {
+        match event {
+            Event::Apply(b) | Event::InitApply(b) => {
+                let (Some(namespace), name) = (b.namespace(), b.name_any()) else {
+                    return Vec::new();
+                };
+                if matches!(event, Event::InitApply(_)) {
+                    self.mark_relisted(&namespace, &name);
+                }
+                self.backend_changed(&namespace, &name, Some(BackendView::of(b)))
+            }
+            Event::Delete(b) => match b.namespace() {
+                Some(namespace) => self.backend_changed(&namespace, &b.name_any(), None),
+                None => Vec::new(),
+            },
+            Event::Init => {
+                self.write().backends_relisted = Some(HashSet::new());
+                Vec::new()
+            }
+            Event::InitDone => {
+                let gone: Vec<(String, String)> = {
+                    let mut inner = self.write();
+                    let Some(seen) = inner.backends_relisted.take() else {
+                        return Vec::new();
+                    };
+                    inner
+                        .backend_views
+                        .keys()
+                        .filter(|key| !seen.contains(key))
+                        .map(|&(ns, b)| {
+                            (
+                                inner.namespaces.name(ns).to_owned(),
+                                inner.backends.name(b).to_owned(),
+                            )
+                        })
+                        .collect()
+                };
+                gone.iter()
+                    .flat_map(|(ns, name)| self.backend_changed(ns, name, None))
+                    .collect()
+            }
+        }
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn mark_relisted(&self, namespace: &str, backend: &str) {
+        let mut inner = self.write();
         let key = (
             inner.namespaces.intern(namespace),
             inner.backends.intern(backend),
         );
-        let previous = match &state {
-            Some(s) => inner.backend_states.insert(key, s.clone()),
-            None => inner.backend_states.remove(&key),
-        };
-        let was_usable = previous.as_ref().is_some_and(BackendState::usable);
-        let is_usable = state.as_ref().is_some_and(BackendState::usable);
-        BackendTransition {
-            changed: previous != state,
-            became_usable: is_usable && !was_usable,
+        if let Some(seen) = inner.backends_relisted.as_mut() {
+            seen.insert(key);
         }
     }
-}
 
-/// The mapper for backend watch events: the mappings a backend event may re-place.
-///
-/// Mappings declared on or served by the backend, and — when it has just become usable — every
-/// stranded mapping of its namespace. Routine status writes (a new `lastValidationTime`) change
-/// nothing placement-relevant and map to nothing.
-pub fn mappings_for_backend(
-    backend: &StorageBackend,
-    ctx: &crate::context::Context,
-) -> Vec<ObjectRef<ArtifactMapping>> {
-    let (Some(namespace), name) = (backend.namespace(), backend.name_any()) else {
-        return Vec::new();
-    };
-    // A shared stream also hands over deleted objects: gone from the store means gone.
-    let present = ctx
-        .backends
-        .get(&ObjectRef::new(&name).within(&namespace))
-        .is_some_and(|b| b.metadata.uid == backend.metadata.uid);
-    let state = present.then(|| BackendState::of(backend));
-    affected_mappings(&ctx.index, &namespace, &name, state)
-}
-
-/// The mappings a deleted backend affects (declared on it or served by it). Shared reflector
-/// streams do not hand deletions to `watches_shared_stream` mappers, so the operator calls this
-/// from the backend watch's `Delete` events and feeds the result to `Controller::reconcile_on`.
-pub fn mappings_for_deleted_backend(
-    backend: &StorageBackend,
-    ctx: &crate::context::Context,
-) -> Vec<ObjectRef<ArtifactMapping>> {
-    let (Some(namespace), name) = (backend.namespace(), backend.name_any()) else {
-        return Vec::new();
-    };
-    affected_mappings(&ctx.index, &namespace, &name, None)
-}
-
-/// [`mappings_for_backend`] without the context: records `state` and returns what it affects.
-pub fn affected_mappings(
-    index: &MappingIndex,
-    namespace: &str,
-    backend: &str,
-    state: Option<BackendState>,
-) -> Vec<ObjectRef<ArtifactMapping>> {
-    let transition = index.observe_backend(namespace, backend, state);
-    if !transition.changed {
-        return Vec::new();
+    /// Records the view of a backend (`None` when it is gone) and returns the mappings the
+    /// change affects. A backend seen for the first time counts as changed from "absent".
+    pub fn backend_changed(
+        &self,
+        namespace: &str,
+        backend: &str,
+        view: Option<BackendView>,
+    ) -> Vec<ObjectRef<ArtifactMapping>> {
+        let (previous, changed) = {
+            let mut inner = self.write();
+            let key = (
+                inner.namespaces.intern(namespace),
+                inner.backends.intern(backend),
+            );
+            let previous = match &view {
+                Some(v) => inner.backend_views.insert(key, v.clone()),
+                None => inner.backend_views.remove(&key),
+            };
+            let changed = previous != view;
+            (previous, changed)
+        };
+        if !changed {
+            return Vec::new();
+        }
+        let was_usable = previous.as_ref().is_some_and(BackendView::usable);
+        let is_usable = view.as_ref().is_some_and(BackendView::usable);
+        let mut refs = self.declared_on(namespace, backend);
+        refs.extend(self.served_by(namespace, backend));
+        if is_usable && !was_usable {
+            refs.extend(self.stranded_in(namespace));
+        }
+        let mut seen = HashSet::new();
+        refs.retain(|r| seen.insert(r.clone()));
+        refs
     }
-    let mut refs = index.declared_on(namespace, backend);
-    refs.extend(index.served_by(namespace, backend));
-    if transition.became_usable {
-        refs.extend(index.stranded_in(namespace));
-    }
-    let mut seen = HashSet::new();
-    refs.retain(|r| seen.insert(r.clone()));
-    refs
 }
 
 #[cfg(test)]
@@ -472,8 +498,9 @@ mod tests {
         v
     }
 
-    fn state(ready: bool) -> BackendState {
-        BackendState {
+    fn state(ready: bool) -> BackendView {
+        BackendView {
+            name: "a".into(),
             ready,
             trust: Trust::Trusted,
             location: "loc".into(),
@@ -597,15 +624,15 @@ mod tests {
         index.apply_event(&Event::Apply(mapping("org", "moved", "x", Some("a"))));
         index.apply_event(&Event::Apply(mapping("org", "lost", "x", None)));
         index.apply_event(&Event::Apply(mapping("other", "far", "x", None)));
-        let quarantined = BackendState {
+        let quarantined = BackendView {
             trust: Trust::Quarantined,
             ..state(true)
         };
-        let moved_location = BackendState {
+        let moved_location = BackendView {
             location: "elsewhere".into(),
             ..state(true)
         };
-        let cases: Vec<(&str, Option<BackendState>, Vec<&str>)> = vec![
+        let cases: Vec<(&str, Option<BackendView>, Vec<&str>)> = vec![
             (
                 "a backend seen ready for the first time re-places its own and the stranded",
                 Some(state(true)),
@@ -648,11 +675,7 @@ mod tests {
             ),
         ];
         for (name, s, want) in cases {
-            assert_eq!(
-                names(affected_mappings(&index, "org", "a", s)),
-                want,
-                "{name}"
-            );
+            assert_eq!(names(index.backend_changed("org", "a", s)), want, "{name}");
         }
     }
 

@@ -1,72 +1,53 @@
 //! ArtifactMapping controller: observe → decide (pure) → act.
 //!
-//! - [`decide`]: the placement rules and the status they produce (pure, table-tested);
-//! - [`reconcile`]: the thin acting layer (cache reads, HEAD/verification, one status write);
-//! - [`verify`]: bounded, shared, rate-limited digest verification with its facts cache;
-//! - [`index`]: mappings by declared backend, serving backend and stranded-in-namespace, and the
-//!   backend→mappings mapper that fans out only on real backend transitions.
+//! - [`observe`]: the backends of the mapping's namespace and what is known about the object on
+//!   each (reflector cache, the verifier's memory, the mapping's status, one HEAD at most);
+//! - placement ([`crate::placement::serve`]) decides where the mapping is served from;
+//! - [`decide`]: the status, history and events that follow (pure, table-tested);
+//! - [`act`]: the driver (verification of candidates, one status write, events, metrics);
+//! - [`error`]: the one error type;
+//! - [`index`]: mappings by declared backend, serving backend and stranded-in-namespace, which
+//!   turns a backend transition into the mappings it affects.
 //!
 //! Must not: write a mapping's spec, or serve a mapping from another namespace's backend.
 
+pub mod act;
 pub mod decide;
+pub mod error;
 pub mod index;
-pub mod reconcile;
-pub mod verify;
+pub mod observe;
 
-pub use index::{mappings_for_backend, MappingIndex};
-pub use reconcile::{error_policy, reconcile, CONTROLLER};
-pub use verify::Verifier;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::digest::DigestParseError;
-use crate::resolve::ResolveError;
-use crate::storage::StorageError;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
+use kube::Client;
 
-/// Everything that can make a mapping reconcile fail. Each variant has a stable metric label.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The mapping has no namespace (the API server always sets one): terminal.
-    #[error("the ArtifactMapping has no namespace")]
-    MissingNamespace,
-    /// `spec.digest` does not parse (the CRD schema should have refused it): terminal.
-    #[error("invalid spec.digest: {0}")]
-    InvalidDigest(#[source] DigestParseError),
-    /// A backend could not be turned into a client (Secret unreadable, ...): retried.
-    #[error("backend {backend}: {source}")]
-    Resolve {
-        backend: String,
-        #[source]
-        source: ResolveError,
-    },
-    /// HEAD of the object on the declared backend failed (not "missing": that is a fact).
-    #[error("backend {backend}: {source}")]
-    Storage {
-        backend: String,
-        #[source]
-        source: StorageError,
-    },
-    /// Writing the status failed: retried.
-    #[error("status patch failed: {0}")]
-    StatusPatch(#[source] kube::Error),
-}
+pub use act::{error_policy, reconcile, CONTROLLER};
+pub use error::Error;
+pub use index::MappingIndex;
 
-impl Error {
-    /// A stable label for the `reconcile_errors` metric.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Error::MissingNamespace => "missing_namespace",
-            Error::InvalidDigest(_) => "invalid_digest",
-            Error::Resolve { .. } => "resolve",
-            Error::Storage { .. } => "storage",
-            Error::StatusPatch(_) => "status_patch",
-        }
-    }
+use crate::api::StorageBackend;
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::resolve::Resolver;
+use crate::verifier::Verifier;
 
-    /// Terminal errors need a spec change; retrying soon is pointless.
-    pub fn is_terminal(&self) -> bool {
-        match self {
-            Error::MissingNamespace | Error::InvalidDigest(_) => true,
-            Error::Storage { source, .. } => source.is_terminal(),
-            Error::Resolve { .. } | Error::StatusPatch(_) => false,
-        }
-    }
+/// What a mapping reconcile can reach.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    /// Reflector cache of StorageBackends (all namespaces in scope).
+    pub backends: Store<StorageBackend>,
+    /// Mappings by declared backend, serving backend and stranded-in-namespace.
+    pub index: Arc<MappingIndex>,
+    /// Backend spec + Secret → S3 client, cached; shared with the backend controller.
+    pub clients: Arc<Resolver>,
+    /// Bounded, shared, rate-limited digest verification.
+    pub verifier: Arc<Verifier>,
+    /// Longest pause between retries of a mapping with no verified replica.
+    pub max_backoff: Duration,
 }

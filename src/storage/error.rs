@@ -13,25 +13,14 @@
 
 use std::fmt;
 
-use crate::api::reasons::backend_reason;
+use crate::api::reasons::BackendReason;
 
-/// What went wrong, in DESIGN's vocabulary.
+/// What went wrong: a failure of the backend (a reason of DESIGN's vocabulary, which says
+/// whether it is terminal), or an outcome about one object that says nothing about the backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
-    // Backend failures, terminal until the spec or the Secret changes.
-    InvalidAccessKeyId,
-    SignatureDoesNotMatch,
-    ExpiredToken,
-    AccessDenied,
-    NoSuchBucket,
-    InvalidSpec,
-    // Backend failures, transient.
-    EndpointUnreachable,
-    TlsHandshakeFailed,
-    Timeout,
-    Throttled,
-    ServerError,
-    // Object-level outcomes: say something about one key, nothing about the backend.
+    /// The backend failed: credentials, bucket, configuration, network or server.
+    Backend(BackendReason),
     /// The key does not exist (`NoSuchKey`, or 404 on HEAD).
     NotFound,
     /// A response body stopped before its end (connection cut mid-stream).
@@ -41,43 +30,32 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// Terminal failures do not heal by retrying: they need a spec or Secret change.
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            ErrorKind::InvalidAccessKeyId
-                | ErrorKind::SignatureDoesNotMatch
-                | ErrorKind::ExpiredToken
-                | ErrorKind::AccessDenied
-                | ErrorKind::NoSuchBucket
-                | ErrorKind::InvalidSpec
-        )
+        self.backend_reason()
+            .is_some_and(BackendReason::is_terminal)
     }
 
     /// The `StorageBackend` condition reason for a backend failure; `None` for object-level
     /// outcomes, which say nothing about the backend's health.
-    pub fn backend_reason(self) -> Option<&'static str> {
-        Some(match self {
-            ErrorKind::InvalidAccessKeyId => backend_reason::INVALID_ACCESS_KEY_ID,
-            ErrorKind::SignatureDoesNotMatch => backend_reason::SIGNATURE_DOES_NOT_MATCH,
-            ErrorKind::ExpiredToken => backend_reason::EXPIRED_TOKEN,
-            ErrorKind::AccessDenied => backend_reason::ACCESS_DENIED,
-            ErrorKind::NoSuchBucket => backend_reason::NO_SUCH_BUCKET,
-            ErrorKind::InvalidSpec => backend_reason::INVALID_SPEC,
-            ErrorKind::EndpointUnreachable => backend_reason::ENDPOINT_UNREACHABLE,
-            ErrorKind::TlsHandshakeFailed => backend_reason::TLS_HANDSHAKE_FAILED,
-            ErrorKind::Timeout => backend_reason::TIMEOUT,
-            ErrorKind::Throttled => backend_reason::THROTTLED,
-            ErrorKind::ServerError => backend_reason::SERVER_ERROR,
-            ErrorKind::NotFound | ErrorKind::BodyInterrupted => return None,
-        })
+    pub fn backend_reason(self) -> Option<BackendReason> {
+        match self {
+            ErrorKind::Backend(reason) => Some(reason),
+            ErrorKind::NotFound | ErrorKind::BodyInterrupted => None,
+        }
     }
 
     /// A stable CamelCase label (metrics, logs): the backend reason, or the object outcome.
     pub fn label(self) -> &'static str {
         match self {
+            ErrorKind::Backend(reason) => reason.as_str(),
             ErrorKind::NotFound => "NotFound",
             ErrorKind::BodyInterrupted => "BodyInterrupted",
-            other => other.backend_reason().unwrap_or("Unknown"),
         }
+    }
+}
+
+impl From<BackendReason> for ErrorKind {
+    fn from(reason: BackendReason) -> ErrorKind {
+        ErrorKind::Backend(reason)
     }
 }
 
@@ -96,9 +74,9 @@ pub struct StorageError {
 
 impl StorageError {
     /// `message` is redacted and shortened here; callers may pass raw server text.
-    pub fn new(kind: ErrorKind, message: impl AsRef<str>) -> StorageError {
+    pub fn new(kind: impl Into<ErrorKind>, message: impl AsRef<str>) -> StorageError {
         StorageError {
-            kind,
+            kind: kind.into(),
             message: redact(message.as_ref(), &[]),
         }
     }
@@ -115,7 +93,7 @@ impl StorageError {
         !self.kind.is_terminal()
     }
 
-    pub fn backend_reason(&self) -> Option<&'static str> {
+    pub fn backend_reason(&self) -> Option<BackendReason> {
         self.kind.backend_reason()
     }
 
@@ -175,14 +153,15 @@ pub struct Facts<'a> {
 
 /// Maps what happened onto an [`ErrorKind`]. Pure: no I/O, no clock.
 pub fn classify(f: &Facts<'_>) -> ErrorKind {
+    use BackendReason::*;
     if let Some(t) = f.transport {
         return match t {
-            Transport::Unreachable => ErrorKind::EndpointUnreachable,
-            Transport::Tls => ErrorKind::TlsHandshakeFailed,
-            Transport::Timeout => ErrorKind::Timeout,
-            Transport::Construction => ErrorKind::InvalidSpec,
+            Transport::Unreachable => EndpointUnreachable.into(),
+            Transport::Tls => TlsHandshakeFailed.into(),
+            Transport::Timeout => Timeout.into(),
+            Transport::Construction => InvalidSpec.into(),
             Transport::BodyInterrupted => ErrorKind::BodyInterrupted,
-            Transport::MalformedResponse => ErrorKind::ServerError,
+            Transport::MalformedResponse => ServerError.into(),
         };
     }
     let message = f.message.unwrap_or("");
@@ -191,27 +170,23 @@ pub fn classify(f: &Facts<'_>) -> ErrorKind {
             "InvalidAccessKeyId"
             | "NotSignedUp"
             | "InvalidClientTokenId"
-            | "UnrecognizedClientException" => return ErrorKind::InvalidAccessKeyId,
-            "SignatureDoesNotMatch" | "IncompleteSignature" => {
-                return ErrorKind::SignatureDoesNotMatch
-            }
+            | "UnrecognizedClientException" => return InvalidAccessKeyId.into(),
+            "SignatureDoesNotMatch" | "IncompleteSignature" => return SignatureDoesNotMatch.into(),
             "ExpiredToken" | "TokenRefreshRequired" | "InvalidToken" | "ExpiredTokenException" => {
-                return ErrorKind::ExpiredToken
+                return ExpiredToken.into()
             }
             // Garage reports credential problems as AccessDenied with a telling message.
-            "AccessDenied" if message.contains("No such key") => {
-                return ErrorKind::InvalidAccessKeyId
-            }
+            "AccessDenied" if message.contains("No such key") => return InvalidAccessKeyId.into(),
             "AccessDenied" if message.contains("Invalid signature") => {
-                return ErrorKind::SignatureDoesNotMatch
+                return SignatureDoesNotMatch.into()
             }
             // Ceph RGW answers every request of a suspended user (`radosgw-admin user suspend`)
             // 403 UserSuspended: the key is known and the signature valid, access is refused.
             "AccessDenied" | "AllAccessDisabled" | "AccountProblem" | "Forbidden"
-            | "UserSuspended" => return ErrorKind::AccessDenied,
-            "NoSuchBucket" => return ErrorKind::NoSuchBucket,
+            | "UserSuspended" => return AccessDenied.into(),
+            "NoSuchBucket" => return NoSuchBucket.into(),
             "NoSuchKey" | "NoSuchVersion" => return ErrorKind::NotFound,
-            "NotFound" if f.target == Target::Bucket => return ErrorKind::NoSuchBucket,
+            "NotFound" if f.target == Target::Bucket => return NoSuchBucket.into(),
             "NotFound" => return ErrorKind::NotFound,
             "SlowDown"
             | "Throttling"
@@ -219,10 +194,10 @@ pub fn classify(f: &Facts<'_>) -> ErrorKind {
             | "RequestLimitExceeded"
             | "TooManyRequests"
             | "RequestThrottled"
-            | "ProvisionedThroughputExceededException" => return ErrorKind::Throttled,
-            "RequestTimeout" | "RequestTimeoutException" => return ErrorKind::Timeout,
+            | "ProvisionedThroughputExceededException" => return Throttled.into(),
+            "RequestTimeout" | "RequestTimeoutException" => return Timeout.into(),
             "InternalError" | "ServiceUnavailable" | "InternalServerError" => {
-                return ErrorKind::ServerError
+                return ServerError.into()
             }
             "InvalidBucketName"
             | "AuthorizationHeaderMalformed"
@@ -232,21 +207,21 @@ pub fn classify(f: &Facts<'_>) -> ErrorKind {
             | "InvalidRequest"
             | "KMS.NotFoundException"
             | "KMS.DisabledException"
-            | "InvalidEncryptionAlgorithmError" => return ErrorKind::InvalidSpec,
+            | "InvalidEncryptionAlgorithmError" => return InvalidSpec.into(),
             _ => {}
         }
     }
     match f.status {
-        Some(429) => ErrorKind::Throttled,
-        Some(401 | 403) => ErrorKind::AccessDenied,
-        Some(404) if f.target == Target::Bucket => ErrorKind::NoSuchBucket,
+        Some(429) => Throttled.into(),
+        Some(401 | 403) => AccessDenied.into(),
+        Some(404) if f.target == Target::Bucket => NoSuchBucket.into(),
         Some(404) => ErrorKind::NotFound,
-        Some(408) => ErrorKind::Timeout,
-        Some(s) if s >= 500 => ErrorKind::ServerError,
+        Some(408) => Timeout.into(),
+        Some(s) if s >= 500 => ServerError.into(),
         // Any other client error: the request as configured is rejected.
-        Some(s) if s >= 300 => ErrorKind::InvalidSpec,
+        Some(s) if s >= 300 => InvalidSpec.into(),
         // No status, no transport cause: an answer we could not understand.
-        _ => ErrorKind::ServerError,
+        _ => ServerError.into(),
     }
 }
 
@@ -468,39 +443,41 @@ mod tests {
 
     #[test]
     fn classification_follows_the_servers_measured_answers() {
-        use ErrorKind::*;
+        use BackendReason::*;
+        use ErrorKind::{BodyInterrupted, NotFound};
+        let b = ErrorKind::Backend;
         let cases: Vec<(&str, Facts<'static>, ErrorKind)> = vec![
-            ("an unknown key on AWS, moto and RGW is InvalidAccessKeyId", resp(403, Some("InvalidAccessKeyId"), None), InvalidAccessKeyId),
-            ("an unknown key on s3s (NotSignedUp) is InvalidAccessKeyId", resp(403, Some("NotSignedUp"), Some("Your account is not signed up")), InvalidAccessKeyId),
-            ("an unknown key on Garage (AccessDenied, No such key) is InvalidAccessKeyId", resp(403, Some("AccessDenied"), Some("Forbidden: No such key: GK0123")), InvalidAccessKeyId),
-            ("a wrong secret is SignatureDoesNotMatch", resp(403, Some("SignatureDoesNotMatch"), None), SignatureDoesNotMatch),
-            ("a wrong secret on Garage (AccessDenied, Invalid signature) is SignatureDoesNotMatch", resp(403, Some("AccessDenied"), Some("Forbidden: Invalid signature")), SignatureDoesNotMatch),
-            ("an expired session token is ExpiredToken", resp(400, Some("ExpiredToken"), None), ExpiredToken),
-            ("a plain AccessDenied stays AccessDenied", resp(403, Some("AccessDenied"), Some("Access Denied")), AccessDenied),
-            ("a 403 without a code (HEAD) is AccessDenied", resp(403, None, None), AccessDenied),
-            ("a suspended user on Ceph RGW 16.2.15 (403 UserSuspended, empty message; tests/storage_rgw.rs) is AccessDenied", resp(403, Some("UserSuspended"), None), AccessDenied),
-            ("UserSuspended is AccessDenied whatever the status", resp(400, Some("UserSuspended"), None), AccessDenied),
-            ("a missing bucket is NoSuchBucket", resp(404, Some("NoSuchBucket"), None), NoSuchBucket),
-            ("a bucket missing from the index with HTTP 500 is still NoSuchBucket", resp(500, Some("NoSuchBucket"), None), NoSuchBucket),
-            ("a 404 on a bucket-level HEAD is NoSuchBucket", on_bucket(resp(404, Some("NotFound"), None)), NoSuchBucket),
+            ("an unknown key on AWS, moto and RGW is InvalidAccessKeyId", resp(403, Some("InvalidAccessKeyId"), None), b(InvalidAccessKeyId)),
+            ("an unknown key on s3s (NotSignedUp) is InvalidAccessKeyId", resp(403, Some("NotSignedUp"), Some("Your account is not signed up")), b(InvalidAccessKeyId)),
+            ("an unknown key on Garage (AccessDenied, No such key) is InvalidAccessKeyId", resp(403, Some("AccessDenied"), Some("Forbidden: No such key: GK0123")), b(InvalidAccessKeyId)),
+            ("a wrong secret is SignatureDoesNotMatch", resp(403, Some("SignatureDoesNotMatch"), None), b(SignatureDoesNotMatch)),
+            ("a wrong secret on Garage (AccessDenied, Invalid signature) is SignatureDoesNotMatch", resp(403, Some("AccessDenied"), Some("Forbidden: Invalid signature")), b(SignatureDoesNotMatch)),
+            ("an expired session token is ExpiredToken", resp(400, Some("ExpiredToken"), None), b(ExpiredToken)),
+            ("a plain AccessDenied stays AccessDenied", resp(403, Some("AccessDenied"), Some("Access Denied")), b(AccessDenied)),
+            ("a 403 without a code (HEAD) is AccessDenied", resp(403, None, None), b(AccessDenied)),
+            ("a suspended user on Ceph RGW 16.2.15 (403 UserSuspended, empty message; tests/storage_rgw.rs) is AccessDenied", resp(403, Some("UserSuspended"), None), b(AccessDenied)),
+            ("UserSuspended is AccessDenied whatever the status", resp(400, Some("UserSuspended"), None), b(AccessDenied)),
+            ("a missing bucket is NoSuchBucket", resp(404, Some("NoSuchBucket"), None), b(NoSuchBucket)),
+            ("a bucket missing from the index with HTTP 500 is still NoSuchBucket", resp(500, Some("NoSuchBucket"), None), b(NoSuchBucket)),
+            ("a 404 on a bucket-level HEAD is NoSuchBucket", on_bucket(resp(404, Some("NotFound"), None)), b(NoSuchBucket)),
             ("a 404 on an object HEAD is NotFound", resp(404, Some("NotFound"), None), NotFound),
             ("a missing key is NotFound", resp(404, Some("NoSuchKey"), None), NotFound),
             ("a codeless 404 on an object is NotFound", resp(404, None, None), NotFound),
-            ("503 SlowDown is Throttled", resp(503, Some("SlowDown"), Some("Please reduce your request rate.")), Throttled),
-            ("429 without a code is Throttled", resp(429, None, None), Throttled),
-            ("500 InternalError is ServerError", resp(500, Some("InternalError"), None), ServerError),
-            ("503 without a code is ServerError", resp(503, None, None), ServerError),
-            ("an unknown code with a 5xx status is ServerError", resp(502, Some("BadGateway"), None), ServerError),
-            ("a wrong region (AuthorizationHeaderMalformed) is InvalidSpec", resp(400, Some("AuthorizationHeaderMalformed"), None), InvalidSpec),
-            ("an invalid bucket name is InvalidSpec", resp(400, Some("InvalidBucketName"), None), InvalidSpec),
-            ("an unknown 4xx code is InvalidSpec", resp(400, Some("SomethingNew"), None), InvalidSpec),
-            ("a request timeout answered by the server is Timeout", resp(400, Some("RequestTimeout"), None), Timeout),
-            ("a refused connection is EndpointUnreachable", transport(Transport::Unreachable), EndpointUnreachable),
-            ("a failed TLS handshake is TLSHandshakeFailed", transport(Transport::Tls), TlsHandshakeFailed),
-            ("a client-side timeout is Timeout", transport(Transport::Timeout), Timeout),
-            ("a request that cannot be built is InvalidSpec", transport(Transport::Construction), InvalidSpec),
+            ("503 SlowDown is Throttled", resp(503, Some("SlowDown"), Some("Please reduce your request rate.")), b(Throttled)),
+            ("429 without a code is Throttled", resp(429, None, None), b(Throttled)),
+            ("500 InternalError is ServerError", resp(500, Some("InternalError"), None), b(ServerError)),
+            ("503 without a code is ServerError", resp(503, None, None), b(ServerError)),
+            ("an unknown code with a 5xx status is ServerError", resp(502, Some("BadGateway"), None), b(ServerError)),
+            ("a wrong region (AuthorizationHeaderMalformed) is InvalidSpec", resp(400, Some("AuthorizationHeaderMalformed"), None), b(InvalidSpec)),
+            ("an invalid bucket name is InvalidSpec", resp(400, Some("InvalidBucketName"), None), b(InvalidSpec)),
+            ("an unknown 4xx code is InvalidSpec", resp(400, Some("SomethingNew"), None), b(InvalidSpec)),
+            ("a request timeout answered by the server is Timeout", resp(400, Some("RequestTimeout"), None), b(Timeout)),
+            ("a refused connection is EndpointUnreachable", transport(Transport::Unreachable), b(EndpointUnreachable)),
+            ("a failed TLS handshake is TLSHandshakeFailed", transport(Transport::Tls), b(TlsHandshakeFailed)),
+            ("a client-side timeout is Timeout", transport(Transport::Timeout), b(Timeout)),
+            ("a request that cannot be built is InvalidSpec", transport(Transport::Construction), b(InvalidSpec)),
             ("a body cut off mid-stream is BodyInterrupted", transport(Transport::BodyInterrupted), BodyInterrupted),
-            ("an unparseable answer is ServerError", transport(Transport::MalformedResponse), ServerError),
+            ("an unparseable answer is ServerError", transport(Transport::MalformedResponse), b(ServerError)),
         ];
         for (name, facts, want) in cases {
             assert_eq!(classify(&facts), want, "{name}");
@@ -509,7 +486,8 @@ mod tests {
 
     #[test]
     fn terminality_and_reasons_follow_the_design() {
-        use ErrorKind::*;
+        use BackendReason::*;
+        use ErrorKind::{Backend, BodyInterrupted, NotFound};
         for k in [
             InvalidAccessKeyId,
             SignatureDoesNotMatch,
@@ -517,23 +495,27 @@ mod tests {
             AccessDenied,
             NoSuchBucket,
             InvalidSpec,
-        ] {
+        ]
+        .map(Backend)
+        {
             assert!(k.is_terminal(), "{k} is terminal");
             assert!(k.backend_reason().is_some());
         }
         for k in [
-            EndpointUnreachable,
-            TlsHandshakeFailed,
-            Timeout,
-            Throttled,
-            ServerError,
+            Backend(EndpointUnreachable),
+            Backend(TlsHandshakeFailed),
+            Backend(Timeout),
+            Backend(Throttled),
+            Backend(ServerError),
             NotFound,
             BodyInterrupted,
         ] {
             assert!(!k.is_terminal(), "{k} is transient");
         }
         assert_eq!(
-            TlsHandshakeFailed.backend_reason(),
+            Backend(TlsHandshakeFailed)
+                .backend_reason()
+                .map(BackendReason::as_str),
             Some("TLSHandshakeFailed")
         );
         assert_eq!(

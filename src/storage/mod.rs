@@ -3,9 +3,9 @@
 //!
 //! Owns: everything that touches a bucket. Submodules: [`error`] (classification onto DESIGN's
 //! reasons), [`layout`] (key layout), [`s3`] (aws-sdk-s3 implementation and its configuration),
-//! [`verify`] (HEAD + streamed GET + digest verification of one object).
+//! [`verify`] (the one verified read: a GET streamed through the digest).
 //!
-//! Must not: depend on `crate::api` types other than the reason constants, or on Kubernetes.
+//! Must not: depend on `crate::api` types other than the reasons, or on Kubernetes.
 //! Keys passed to the trait are full bucket keys (use [`layout`] to build them).
 
 pub mod error;
@@ -22,6 +22,7 @@ use futures::stream::BoxStream;
 
 pub use error::{ErrorKind, StorageError};
 pub use s3::{S3Config, S3Store, Sse, StaticCredentials};
+pub use verify::{read_verified, ReadOptions, Sink, Verdict, Verification};
 
 /// How deep a backend probe goes (`validation.probe` in the StorageBackend spec).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

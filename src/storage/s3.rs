@@ -33,6 +33,7 @@ use super::{
     layout, ByteRange, GetObject, ListPage, ListedObject, ObjectInfo, ObjectStore, ProbeMode,
     ProbeReport, ProbeStep, PutBody, PutOptions, PutOutcome,
 };
+use crate::api::reasons::BackendReason;
 
 /// S3 requires parts of at least 5 MiB, except the last.
 pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
@@ -117,7 +118,7 @@ impl S3Config {
 
     /// Checks what can be checked without a request.
     pub fn validate(&self) -> Result<(), StorageError> {
-        let invalid = |m: String| Err(StorageError::new(ErrorKind::InvalidSpec, m));
+        let invalid = |m: String| Err(StorageError::new(BackendReason::InvalidSpec, m));
         if self.bucket.is_empty() {
             return invalid("bucket is empty".into());
         }
@@ -196,9 +197,9 @@ impl S3Store {
                     .with_pem_certificate(pem.clone()),
             );
         }
-        let tls = tls
-            .build()
-            .map_err(|e| StorageError::new(ErrorKind::InvalidSpec, format!("TLS setup: {e}")))?;
+        let tls = tls.build().map_err(|e| {
+            StorageError::new(BackendReason::InvalidSpec, format!("TLS setup: {e}"))
+        })?;
         let http_client = aws_smithy_http_client::Builder::new()
             .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
                 aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
@@ -407,7 +408,7 @@ impl S3Store {
         let read = read?;
         if read != payload {
             return Err(StorageError::new(
-                ErrorKind::ServerError,
+                BackendReason::ServerError,
                 "GetObject: the canary read back differs from what was written",
             ));
         }
@@ -434,7 +435,7 @@ impl S3Store {
                 .await
                 .map_err(|e| {
                     StorageError::new(
-                        ErrorKind::InvalidSpec,
+                        BackendReason::InvalidSpec,
                         format!("reading {}: {e}", path.display()),
                     )
                 })?,
@@ -502,7 +503,7 @@ impl S3Store {
         let mut reader: Box<dyn AsyncRead + Send + Unpin> = match body {
             PutBody::Path(path) => Box::new(tokio::fs::File::open(&path).await.map_err(|e| {
                 StorageError::new(
-                    ErrorKind::InvalidSpec,
+                    BackendReason::InvalidSpec,
                     format!("opening {}: {e}", path.display()),
                 )
             })?),
@@ -616,7 +617,7 @@ fn check_len(actual: u64, declared: u64) -> Result<(), StorageError> {
         Ok(())
     } else {
         Err(StorageError::new(
-            ErrorKind::InvalidSpec,
+            BackendReason::InvalidSpec,
             format!("body has {actual} bytes, declared {declared}"),
         ))
     }
@@ -634,7 +635,10 @@ async fn read_part(
             .read_buf(&mut (&mut buf).limit(room))
             .await
             .map_err(|e| {
-                StorageError::new(ErrorKind::InvalidSpec, format!("reading upload body: {e}"))
+                StorageError::new(
+                    BackendReason::InvalidSpec,
+                    format!("reading upload body: {e}"),
+                )
             })?;
         if n == 0 {
             break;
@@ -650,13 +654,16 @@ async fn ensure_end(
 ) -> Result<(), StorageError> {
     let mut one = [0u8; 1];
     let n = reader.read(&mut one).await.map_err(|e| {
-        StorageError::new(ErrorKind::InvalidSpec, format!("reading upload body: {e}"))
+        StorageError::new(
+            BackendReason::InvalidSpec,
+            format!("reading upload body: {e}"),
+        )
     })?;
     if n == 0 {
         Ok(())
     } else {
         Err(StorageError::new(
-            ErrorKind::InvalidSpec,
+            BackendReason::InvalidSpec,
             format!("body has more than the declared {size} bytes"),
         ))
     }
@@ -881,7 +888,11 @@ mod tests {
             ("an endpoint without scheme", bad_endpoint),
         ] {
             let e = c.validate().unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::InvalidSpec, "{name}");
+            assert_eq!(
+                e.kind(),
+                ErrorKind::Backend(BackendReason::InvalidSpec),
+                "{name}"
+            );
         }
     }
 }

@@ -1,96 +1,436 @@
-//! Verification of one stored object against its digest: HEAD (size must match the declared
-//! size), then a streamed GET through [`crate::digest::verify_stream`], in constant memory.
+//! The one way Castellan reads an object it must trust: a single GET whose announced size is
+//! checked before a byte of the body is read, then the body streamed through the digest
+//! ([`crate::digest::verify_stream`]) in constant memory, optionally into a file as it passes.
 //!
-//! Owns: the order of those checks and the measurement (bytes, elapsed, throughput). The
-//! verdict itself is the digest module's; failures of HEAD/GET are the store's classified
-//! [`StorageError`]s (a missing object is one of kind `NotFound`).
+//! Owns: the order of those checks, the [`Verdict`] every caller (the mapping controller's
+//! verifier, `castellan get`, `castellan verify`, the scrubber) receives, the byte-rate budgets
+//! a read pays from, and the measurement (bytes, elapsed, throughput).
+//!
+//! Must not: retry, cache or decide anything about placement (the callers do), or hold more
+//! than the digest pipeline's bounded buffers of a body.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
+use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
 
-use super::{ObjectStore, StorageError};
+use super::{ByteStream, ErrorKind, ObjectStore, StorageError};
 use crate::digest::{verify_stream, Digest, VerifyOutcome};
 
-/// The verdict on one object, with what it cost.
-#[derive(Debug)]
-pub struct VerifyReport {
-    pub outcome: VerifyOutcome<StorageError>,
+/// Buffer between a body and the file it is written to.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// The verdict on one object's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every byte arrived and the bytes hash to the digest.
+    Verified { bytes: u64 },
+    /// Every byte arrived and the bytes hash to something else.
+    DigestMismatch { actual: Digest },
+    /// The object has another size than expected (announced, or counted while streaming).
+    SizeMismatch { expected: u64, actual: u64 },
+    /// The body stopped before `expected` bytes: says nothing about the content.
+    Truncated { expected: u64, received: u64 },
+    /// The body failed and its length was unknown: says nothing about the content.
+    Interrupted(StorageError),
+    /// No object under the key.
+    Missing,
+    /// The GET was refused or failed before any body (credentials, bucket, network, server).
+    Failed(StorageError),
+}
+
+impl Verdict {
+    pub fn is_verified(&self) -> bool {
+        matches!(self, Verdict::Verified { .. })
+    }
+
+    /// Whether the verdict says something lasting about the stored bytes (as opposed to a read
+    /// that could not finish).
+    pub fn is_conclusive(&self) -> bool {
+        matches!(
+            self,
+            Verdict::Verified { .. }
+                | Verdict::DigestMismatch { .. }
+                | Verdict::SizeMismatch { .. }
+                | Verdict::Missing
+        )
+    }
+
+    /// The stored bytes are not the artifact: another digest or another size.
+    pub fn is_mismatch(&self) -> bool {
+        matches!(
+            self,
+            Verdict::DigestMismatch { .. } | Verdict::SizeMismatch { .. }
+        )
+    }
+
+    /// A stable CamelCase name for logs, events and CLI output.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Verified { .. } => "Verified",
+            Verdict::DigestMismatch { .. } => "DigestMismatch",
+            Verdict::SizeMismatch { .. } => "SizeMismatch",
+            Verdict::Truncated { .. } => "Truncated",
+            Verdict::Missing => "ObjectMissing",
+            Verdict::Interrupted(e) | Verdict::Failed(e) => e.kind().label(),
+        }
+    }
+
+    /// The `result` label of the verification metrics (snake case).
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Verdict::Verified { .. } => "verified",
+            Verdict::DigestMismatch { .. } => "digest_mismatch",
+            Verdict::SizeMismatch { .. } => "size_mismatch",
+            Verdict::Truncated { .. } | Verdict::Interrupted(_) => "truncated",
+            Verdict::Missing => "missing",
+            Verdict::Failed(_) => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Verified { bytes } => write!(f, "verified ({bytes} bytes)"),
+            Verdict::DigestMismatch { actual } => write!(f, "the bytes hash to {actual}"),
+            Verdict::SizeMismatch { expected, actual } => {
+                write!(f, "{actual} bytes, expected {expected}")
+            }
+            Verdict::Truncated { expected, received } => {
+                write!(f, "the body stopped after {received} of {expected} bytes")
+            }
+            Verdict::Interrupted(e) => write!(f, "the body failed: {e}"),
+            Verdict::Missing => f.write_str("no object under the key"),
+            Verdict::Failed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// A verdict with what it cost.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verification {
+    pub verdict: Verdict,
     /// Body bytes received (also for a truncated or mismatching object).
     pub bytes: u64,
-    /// From the HEAD request to the end of the body.
+    /// From the GET request to the end of the body.
     pub elapsed: Duration,
 }
 
-impl VerifyReport {
-    /// Received bytes per second, in MiB/s.
+impl Verification {
+    /// Received bytes per second, in MiB/s (0 when no time passed).
     pub fn mib_per_sec(&self) -> f64 {
-        let secs = self.elapsed.as_secs_f64();
-        if secs == 0.0 {
-            return 0.0;
-        }
-        self.bytes as f64 / (1024.0 * 1024.0) / secs
+        mib_per_sec(self.bytes, self.elapsed)
     }
 }
 
-/// Verifies the object at `key` against `digest` (and `declared_size`, when known).
+/// Bytes per `elapsed`, in MiB/s (0 when no time passed).
+pub fn mib_per_sec(bytes: u64, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs <= 0.0 {
+        return 0.0;
+    }
+    bytes as f64 / (1024.0 * 1024.0) / secs
+}
+
+/// Where the bytes of a verified read go besides the hasher.
+pub enum Sink {
+    /// Nowhere: only the verdict matters.
+    Discard,
+    /// Written to this file as they stream (the caller renames or removes it by the verdict).
+    File(tokio::fs::File),
+}
+
+/// A byte-rate budget: a token bucket holding at most one second of bytes. A taker may go into
+/// debt and then waits until the debt is paid back at the rate, so a chunk larger than the
+/// bucket still passes and the long-run rate holds.
+pub struct ByteBudget {
+    bytes_per_second: u64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl ByteBudget {
+    /// `bytes_per_second` is raised to at least 1.
+    pub fn new(bytes_per_second: u64) -> ByteBudget {
+        let rate = bytes_per_second.max(1);
+        ByteBudget {
+            bytes_per_second: rate,
+            state: Mutex::new((rate as f64, Instant::now())),
+        }
+    }
+
+    pub fn bytes_per_second(&self) -> u64 {
+        self.bytes_per_second
+    }
+
+    /// Takes `n` bytes from the budget, waiting as long as the bucket is in debt.
+    pub async fn take(&self, n: u64) {
+        let wait = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let (tokens, last) = &mut *state;
+            let now = Instant::now();
+            let rate = self.bytes_per_second as f64;
+            *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(rate);
+            *last = now;
+            *tokens -= n as f64;
+            if *tokens < 0.0 {
+                Duration::from_secs_f64(-*tokens / rate)
+            } else {
+                Duration::ZERO
+            }
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// How one read is paced and observed.
+#[derive(Clone, Default)]
+pub struct ReadOptions {
+    /// Budgets every body chunk is paid from, in order (e.g. the backend's, then the operator's).
+    pub budgets: Vec<Arc<ByteBudget>>,
+    /// Called with the size of every body chunk as it arrives (progress bars).
+    pub on_bytes: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+}
+
+/// A local failure writing the sink: no other backend can fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("writing the downloaded bytes failed: {0}")]
+pub struct SinkError(#[source] pub std::io::Error);
+
+/// Reads `key` from `store` and verifies it against `digest` (and `expected_size`, when known),
+/// writing the bytes into `sink` as they stream.
 ///
-/// `Err` only when HEAD or the start of the GET failed (including `NotFound`); everything that
-/// happens while the body streams is in the returned outcome.
-pub async fn verify_object(
+/// One GET: a response announcing another length than `expected_size` is a `SizeMismatch`
+/// before any body byte is read. `Err` only when the sink could not be written.
+pub async fn read_verified(
     store: &dyn ObjectStore,
     key: &str,
     digest: &Digest,
-    declared_size: Option<u64>,
-) -> Result<VerifyReport, StorageError> {
+    expected_size: Option<u64>,
+    sink: Sink,
+    options: &ReadOptions,
+) -> Result<Verification, SinkError> {
     let start = Instant::now();
-    let info = store
-        .head(key)
-        .await?
-        .ok_or_else(|| StorageError::new(super::ErrorKind::NotFound, "HeadObject: no such key"))?;
-    if let Some(declared) = declared_size {
-        if declared != info.size {
-            return Ok(VerifyReport {
-                outcome: VerifyOutcome::SizeMismatch {
-                    expected: declared,
-                    actual: info.size,
-                },
-                bytes: 0,
-                elapsed: start.elapsed(),
-            });
-        }
-    }
-    let got = store.get(key, None).await?;
-    let announced = got.content_length;
-    if let (Some(declared), Some(announced)) = (declared_size, announced) {
-        if declared != announced {
-            return Ok(VerifyReport {
-                outcome: VerifyOutcome::SizeMismatch {
-                    expected: declared,
-                    actual: announced,
-                },
-                bytes: 0,
-                elapsed: start.elapsed(),
-            });
-        }
-    }
-    // The server's Content-Length is what this response must deliver; without one, HEAD's.
-    let expected = announced.or(Some(info.size));
-    let counter = Arc::new(AtomicU64::new(0));
-    let counted = {
-        let counter = counter.clone();
-        got.body.inspect(move |item| {
-            if let Ok(chunk) = item {
-                counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            }
-        })
-    };
-    let outcome = verify_stream(counted, digest, expected).await;
-    Ok(VerifyReport {
-        outcome,
-        bytes: counter.load(Ordering::Relaxed),
+    let done = |verdict: Verdict, bytes: u64| Verification {
+        verdict,
+        bytes,
         elapsed: start.elapsed(),
+    };
+    let got = match store.get(key, None).await {
+        Ok(got) => got,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(done(Verdict::Missing, 0)),
+        Err(e) => return Ok(done(Verdict::Failed(e), 0)),
+    };
+    if let (Some(expected), Some(actual)) = (expected_size, got.content_length) {
+        if expected != actual {
+            return Ok(done(Verdict::SizeMismatch { expected, actual }, 0));
+        }
+    }
+    // What this response must deliver: its Content-Length, else the expected size.
+    let must_deliver = got.content_length.or(expected_size);
+    let received = Arc::new(AtomicU64::new(0));
+    let body = observed(got.body, received.clone(), options.clone()).boxed();
+    let (outcome, write_failure) = match sink {
+        Sink::Discard => (verify_stream(body, digest, must_deliver).await, None),
+        Sink::File(file) => {
+            let failure: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
+            let tee = tee_into(body, file, failure.clone());
+            let outcome = verify_stream(tee, digest, must_deliver).await;
+            let failure = failure.lock().unwrap_or_else(|e| e.into_inner()).take();
+            (outcome, failure)
+        }
+    };
+    if let Some(e) = write_failure {
+        return Err(SinkError(e));
+    }
+    let verdict = match outcome {
+        VerifyOutcome::Verified { bytes } => Verdict::Verified { bytes },
+        VerifyOutcome::DigestMismatch { actual } => Verdict::DigestMismatch { actual },
+        VerifyOutcome::SizeMismatch { expected, actual } => {
+            Verdict::SizeMismatch { expected, actual }
+        }
+        VerifyOutcome::Truncated { expected, received } => {
+            Verdict::Truncated { expected, received }
+        }
+        VerifyOutcome::Io(e) => Verdict::Interrupted(e),
+    };
+    Ok(done(verdict, received.load(Ordering::Relaxed)))
+}
+
+/// The body, paid for from the budgets and counted as it streams.
+fn observed(
+    body: ByteStream,
+    received: Arc<AtomicU64>,
+    options: ReadOptions,
+) -> impl Stream<Item = Result<bytes::Bytes, StorageError>> {
+    let options = Arc::new(options);
+    body.then(move |chunk| {
+        let received = received.clone();
+        let options = options.clone();
+        async move {
+            if let Ok(bytes) = &chunk {
+                let n = bytes.len() as u64;
+                received.fetch_add(n, Ordering::Relaxed);
+                for budget in &options.budgets {
+                    budget.take(n).await;
+                }
+                if let Some(on_bytes) = &options.on_bytes {
+                    on_bytes(n);
+                }
+            }
+            chunk
+        }
     })
+}
+
+/// The body stream, with every chunk also written to `file` (buffered, flushed and synced when
+/// the body ends). A write failure is put in `failure` and ends the stream with an error, so the
+/// verification can never report it as verified.
+fn tee_into<S>(
+    body: S,
+    file: tokio::fs::File,
+    failure: Arc<Mutex<Option<std::io::Error>>>,
+) -> impl Stream<Item = Result<bytes::Bytes, StorageError>>
+where
+    S: Stream<Item = Result<bytes::Bytes, StorageError>> + Unpin + Send,
+{
+    let writer = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+    futures::stream::unfold(Some((body, writer, failure)), |state| async move {
+        let (mut body, mut writer, failure) = state?;
+        let local_failure = |e: std::io::Error, failure: &Mutex<Option<std::io::Error>>| {
+            *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+            StorageError::new(ErrorKind::BodyInterrupted, "writing the local file failed")
+        };
+        match body.next().await {
+            None => {
+                let finished = async {
+                    writer.flush().await?;
+                    writer.get_mut().sync_all().await
+                };
+                match finished.await {
+                    Ok(()) => None,
+                    Err(e) => Some((Err(local_failure(e, &failure)), None)),
+                }
+            }
+            Some(Ok(chunk)) => match writer.write_all(&chunk).await {
+                Ok(()) => Some((Ok(chunk), Some((body, writer, failure)))),
+                Err(e) => Some((Err(local_failure(e, &failure)), None)),
+            },
+            Some(Err(e)) => Some((Err(e), None)),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throughput_is_mebibytes_per_second_and_zero_without_time() {
+        let cases = [
+            (
+                "one MiB in one second",
+                1 << 20,
+                Duration::from_secs(1),
+                1.0,
+            ),
+            (
+                "ten MiB in half a second",
+                10 << 20,
+                Duration::from_millis(500),
+                20.0,
+            ),
+            ("no elapsed time gives zero", 5, Duration::ZERO, 0.0),
+        ];
+        for (name, bytes, elapsed, want) in cases {
+            assert!((mib_per_sec(bytes, elapsed) - want).abs() < 1e-9, "{name}");
+        }
+    }
+
+    #[test]
+    fn only_complete_reads_are_conclusive() {
+        let e = StorageError::new(ErrorKind::BodyInterrupted, "cut");
+        let cases = [
+            ("a verified read", Verdict::Verified { bytes: 1 }, true),
+            ("a missing object", Verdict::Missing, true),
+            (
+                "a size mismatch",
+                Verdict::SizeMismatch {
+                    expected: 1,
+                    actual: 2,
+                },
+                true,
+            ),
+            (
+                "a truncated body",
+                Verdict::Truncated {
+                    expected: 2,
+                    received: 1,
+                },
+                false,
+            ),
+            (
+                "an interrupted body",
+                Verdict::Interrupted(e.clone()),
+                false,
+            ),
+            ("a failed request", Verdict::Failed(e), false),
+        ];
+        for (name, verdict, conclusive) in cases {
+            assert_eq!(verdict.is_conclusive(), conclusive, "{name}");
+        }
+    }
+
+    fn digest_of(data: &[u8]) -> Digest {
+        Digest::of_bytes(crate::digest::Algorithm::Sha256, data)
+    }
+
+    #[tokio::test]
+    async fn the_tee_writes_what_it_passes_on_and_reports_write_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let file = tokio::fs::File::create(&path).await.unwrap();
+        let chunks: Vec<Result<bytes::Bytes, StorageError>> =
+            vec![Ok("hello ".into()), Ok("world".into())];
+        let failure: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
+        let tee = tee_into(futures::stream::iter(chunks), file, failure.clone());
+        let outcome = verify_stream(tee, &digest_of(b"hello world"), Some(11)).await;
+        assert!(outcome.is_verified(), "{outcome:?}");
+        assert!(failure.lock().unwrap().is_none());
+        assert_eq!(std::fs::read(&path).unwrap(), b"hello world");
+
+        // A read-only handle cannot be written: the failure surfaces, the stream does not verify.
+        let read_only = tokio::fs::File::open(&path).await.unwrap();
+        let failure: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
+        let big = vec![7u8; 2 * WRITE_BUFFER];
+        let chunks: Vec<Result<bytes::Bytes, StorageError>> = vec![Ok(big.clone().into())];
+        let tee = tee_into(futures::stream::iter(chunks), read_only, failure.clone());
+        let outcome = verify_stream(tee, &digest_of(&big), None).await;
+        assert!(!outcome.is_verified(), "{outcome:?}");
+        assert!(failure.lock().unwrap().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_byte_budget_allows_a_burst_then_paces() {
+        let budget = ByteBudget::new(1000);
+        let start = Instant::now();
+        budget.take(1000).await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "one second of burst passes at once"
+        );
+        budget.take(500).await;
+        budget.take(500).await;
+        let elapsed = start.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(999) && elapsed <= Duration::from_millis(1001),
+            "two more halves of the rate take one second on the paused clock, took {elapsed:?}"
+        );
+    }
 }

@@ -15,13 +15,14 @@ use futures::StreamExt;
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 
-use super::choose::write_backend;
 use super::error::TransferError;
 use super::namespace_backends;
 use super::progress::{Phase, Progress, Reporter};
 use crate::api::mapping::{BackendRef, Reassignment};
+use crate::api::reasons::BackendReason;
 use crate::api::{ArtifactMapping, ArtifactMappingSpec, StorageBackend};
 use crate::digest::{Algorithm, Digest, Hasher};
+use crate::placement::write_backend;
 use crate::resolve::Resolver;
 use crate::storage::{self, layout, ObjectStore, PutBody, StorageError};
 
@@ -233,7 +234,7 @@ async fn store_and_map(
         .map_err(|e| TransferError::Backend {
             backend: backend.clone(),
             operation: "resolving the client",
-            reason: e.reason().unwrap_or("ResolveFailed"),
+            reason: e.reason().map_or("ResolveFailed", BackendReason::as_str),
             message: e.to_string(),
         })?;
     let key = layout::key_for(store.key_prefix(), &digest);
