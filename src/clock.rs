@@ -1,4 +1,7 @@
 //! The clock, injected so that decisions are pure and tests control time.
+//!
+//! Owns: the notion of "now". Must not: be read by pure decision code (it receives the time as a
+//! value).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;

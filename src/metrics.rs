@@ -1,7 +1,9 @@
 //! Prometheus metrics: one registry, one struct, label sets as plain structs.
 //!
 //! Every failure mode has a counter; per-object series are removed when their object is deleted
-//! (`forget_backend`, `forget_mapping_namespace`), so dashboards never show ghosts.
+//! (`forget_backend`, `set_mapping_states`), so dashboards never show ghosts.
+//!
+//! Must not: carry a label that can grow without bound (keys, digests, error texts).
 
 use std::sync::atomic::AtomicU64;
 

@@ -3,6 +3,8 @@
 //! Every reconcile runs inside a `reconcile` span carrying the controller, the object and a fresh
 //! W3C-shaped `trace_id`, so that all lines one reconcile logs (probe, verification, status write,
 //! event) can be grouped in a log pipeline. JSON lines carry the span's fields under `span`.
+//!
+//! Must not: log credential material; callers pass redacted errors only.
 
 use std::fmt;
 use std::future::Future;

@@ -562,8 +562,25 @@ async fn no_writes_to_mappings_after_convergence() {
     let env = Env::start().await;
     let _op = env.operator("castellan-0", None);
     rotate(&env).await;
-    // Let in-flight events land, then watch.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The rotation's last writes may still be in flight: start watching once a whole second
+    // passed without any write to a mapping.
+    let mapping_writes = || {
+        env.api
+            .hooks()
+            .requests()
+            .into_iter()
+            .filter(|r| r.is_write() && r.resource == "artifactmappings")
+            .count()
+    };
+    eventually("mapping writes settle", Duration::from_secs(30), || async {
+        env.api.hooks().clear_requests();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        match mapping_writes() {
+            0 => Ok(()),
+            n => Err(format!("{n} mapping writes in the last second")),
+        }
+    })
+    .await;
     env.api.hooks().clear_requests();
     let quiet = Duration::from_secs(60);
     tokio::time::sleep(quiet).await;

@@ -2,6 +2,8 @@
 //!
 //! The rule every dashboard relies on: `lastTransitionTime` moves only when a condition's
 //! `status` moves. Reason, message and observedGeneration may change without a transition.
+//!
+//! Must not: decide which conditions an object has; the controllers' decisions do.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 

@@ -1,5 +1,9 @@
 //! The public API: `StorageBackend` and `ArtifactMapping` custom resources, their conditions
-//! and reason constants. Nothing here talks to a cluster or a bucket.
+//! and reasons.
+//!
+//! Owns: the wire format users and tools depend on (fields, defaults, schema rules, printer
+//! columns). Must not: talk to a cluster or a bucket, or hold behaviour beyond what the types and
+//! their schema say.
 
 pub mod backend;
 pub mod condition;

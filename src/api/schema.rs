@@ -1,4 +1,4 @@
-//! Schema pieces the derive macros cannot express on their own.
+//! Schema pieces the derive macros cannot express on their own. Must not: hold behaviour.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use schemars::{json_schema, Schema, SchemaGenerator};

@@ -1124,4 +1124,95 @@ mod tests {
         assert!(!decide(&facts(None, Some(&bad), 0)).ready);
         assert!(!decide(&facts(None, None, 0)).ready);
     }
+
+    #[test]
+    fn each_reason_sets_what_it_proves() {
+        use BackendReason::*;
+        let t = thresholds(2, 3);
+        let cell = |c: &Cell| match c {
+            Cell::Set(s, r, _) => format!("{}:{r}", s.as_str()),
+            Cell::SetIfAbsent(s, r, _) => format!("{}:{r} if absent", s.as_str()),
+            Cell::KeepOrUnknown(_) => "keep".to_owned(),
+        };
+        // (sentence, outcome, [Ready, CredentialsValid, Reachable, Stalled]) for a backend that was
+        // Ready, first failure, inputs unchanged.
+        let cases = [
+            (
+                "a good probe proves everything",
+                Success,
+                [
+                    "True:Validated",
+                    "True:Validated",
+                    "True:Validated",
+                    "False:Validated",
+                ],
+            ),
+            (
+                "an unknown key fails at once and proves the endpoint answered",
+                probe_failed(InvalidAccessKeyId),
+                [
+                    "False:InvalidAccessKeyId",
+                    "False:InvalidAccessKeyId",
+                    "True:InvalidAccessKeyId",
+                    "True:InvalidAccessKeyId",
+                ],
+            ),
+            (
+                "a missing bucket proves nothing about the credentials",
+                probe_failed(NoSuchBucket),
+                [
+                    "False:NoSuchBucket",
+                    "keep",
+                    "True:NoSuchBucket",
+                    "True:NoSuchBucket",
+                ],
+            ),
+            (
+                "a tolerated timeout keeps Ready and says nobody answered",
+                probe_failed(Timeout),
+                [
+                    "True:Validated",
+                    "keep",
+                    "False:Timeout",
+                    "False:Timeout if absent",
+                ],
+            ),
+            (
+                "throttling is an answer from the server",
+                probe_failed(Throttled),
+                [
+                    "True:Validated",
+                    "keep",
+                    "True:Throttled",
+                    "False:Throttled if absent",
+                ],
+            ),
+            (
+                "a missing Secret sends nothing, so reachability is not proven",
+                config_error(SecretNotFound),
+                [
+                    "False:SecretNotFound",
+                    "False:SecretNotFound",
+                    "keep",
+                    "True:SecretNotFound",
+                ],
+            ),
+            (
+                "a spec the server rejects proves nothing about credentials or reachability",
+                probe_failed(InvalidSpec),
+                ["False:InvalidSpec", "keep", "keep", "True:InvalidSpec"],
+            ),
+        ];
+        for (name, outcome, want) in cases {
+            let failures = i32::from(!matches!(outcome, Success));
+            let r = row(&outcome, true, false, (1 - failures, failures), t, false);
+            let got = [
+                cell(&r.ready),
+                cell(&r.credentials_valid),
+                cell(&r.reachable),
+                cell(&r.stalled),
+            ];
+            assert_eq!(got, want.map(str::to_owned), "{name}");
+        }
+    }
 }

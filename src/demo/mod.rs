@@ -6,6 +6,10 @@
 //! live ([`display`], from watches of the objects: [`observe`]) and ends with `kubectl get`-style
 //! tables and a summary ([`report`], plus the operator's own metrics: [`scrape`]). Nothing is
 //! scripted: every line comes from something read back from the servers.
+//!
+//! Lives in the binary, behind the default `demo` feature: the operator library and the image
+//! (`--no-default-features`) carry none of it. Must not: reach into the operator's internals; it
+//! drives the same public paths a user does.
 
 pub mod display;
 pub mod env;

@@ -869,4 +869,139 @@ mod tests {
             assert_eq!(MappingState::of(&m), want, "{name}");
         }
     }
+
+    #[test]
+    fn every_standing_gives_every_condition() {
+        use MappingReason::*;
+        let by = StrandedBy {
+            reason: BackendInvalid,
+            message: "declared backend a is not ready".into(),
+        };
+        let cell = |c: &Cell| c.as_ref().map(|(s, r, _)| (s.as_str(), r.as_str()));
+        type Want = [Option<(&'static str, &'static str)>; 4];
+        let cases: Vec<(&str, Standing, Want)> = vec![
+            (
+                "a mapping served by its declared backend is ready and not re-verified",
+                Standing::Declared {
+                    backend: "a".into(),
+                    key: "k".into(),
+                },
+                [
+                    Some(("True", "Declared")),
+                    Some(("False", "NotStranded")),
+                    Some(("Unknown", "Declared")),
+                    Some(("False", "NotReassigned")),
+                ],
+            ),
+            (
+                "a kept mapping keeps its Verified condition",
+                Standing::Kept {
+                    backend: "b".into(),
+                    key: "k".into(),
+                    reason: Sticky,
+                    by: by.clone(),
+                },
+                [
+                    Some(("True", "Sticky")),
+                    Some(("False", "NotStranded")),
+                    None,
+                    Some(("True", "DigestVerified")),
+                ],
+            ),
+            (
+                "a reassigned mapping is verified and reassigned",
+                Standing::Reassigned {
+                    backend: "b".into(),
+                    key: "k".into(),
+                    at: at(1),
+                    by: by.clone(),
+                },
+                [
+                    Some(("True", "DigestVerified")),
+                    Some(("False", "NotStranded")),
+                    Some(("True", "DigestVerified")),
+                    Some(("True", "DigestVerified")),
+                ],
+            ),
+            (
+                "an unserved mapping is stranded for the declared backend's reason",
+                Standing::Unserved {
+                    by: by.clone(),
+                    disabled: false,
+                },
+                [
+                    Some(("False", "NoVerifiedReplica")),
+                    Some(("True", "BackendInvalid")),
+                    Some(("False", "NoVerifiedReplica")),
+                    Some(("False", "NotReassigned")),
+                ],
+            ),
+            (
+                "a mapping that may not move says reassignment is disabled",
+                Standing::Unserved { by, disabled: true },
+                [
+                    Some(("False", "ReassignmentDisabled")),
+                    Some(("True", "BackendInvalid")),
+                    Some(("False", "ReassignmentDisabled")),
+                    Some(("False", "NotReassigned")),
+                ],
+            ),
+        ];
+        for (name, standing, want) in cases {
+            let r = row(&standing);
+            let got = [
+                cell(&r.ready),
+                cell(&r.stranded),
+                cell(&r.verified),
+                cell(&r.reassigned),
+            ];
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn reassignment_metrics_count_moves_home_and_failures_only() {
+        let m = declared_on("a");
+        let declared = Plan::Declared {
+            backend: "a".into(),
+            key: "a/key".into(),
+        };
+        let served = served_by(declared_on("a"), "b");
+        let never_plan = decide(&never(declared_on("a")), &[not_ready(b("a")), b("b")]);
+        let cases = [
+            (
+                "a verified move is a reassignment",
+                outcome(&m, &stranded(&["b"]), &[verified("b", 1)], &at(1)),
+                stranded(&["b"]),
+                Some("reassigned"),
+            ),
+            (
+                "coming back to the declared backend is a return home",
+                outcome(&served, &declared, &[], &at(2)),
+                declared.clone(),
+                Some("returned_home"),
+            ),
+            (
+                "no verified candidate is counted",
+                outcome(&m, &stranded(&[]), &[], &at(1)),
+                stranded(&[]),
+                Some("no_verified_replica"),
+            ),
+            (
+                "a mapping that may not move is not a failed reassignment",
+                outcome(&never(declared_on("a")), &never_plan, &[], &at(1)),
+                never_plan.clone(),
+                None,
+            ),
+            (
+                "first service from the declared backend counts nothing",
+                outcome(&m, &declared, &[], &at(1)),
+                declared.clone(),
+                None,
+            ),
+        ];
+        for (name, o, plan, want) in cases {
+            assert_eq!(reassignment_result(&plan, &o), want, "{name}");
+        }
+    }
 }

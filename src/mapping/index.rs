@@ -704,4 +704,45 @@ mod tests {
         assert_eq!(index.declared_on("org", "a").len(), 2000);
         assert_eq!(index.count("org", MappingState::Stranded), 2000);
     }
+
+    #[test]
+    fn a_backend_gone_while_the_watch_was_down_is_removed_when_the_relist_completes() {
+        let index = MappingIndex::new();
+        index.apply_event(&Event::Apply(mapping(
+            "org",
+            "on-gone",
+            "gone",
+            Some("gone"),
+        )));
+        index.apply_event(&Event::Apply(mapping(
+            "org",
+            "on-kept",
+            "kept",
+            Some("kept"),
+        )));
+        let backend = |name: &str| -> StorageBackend {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "castellan.io/v1alpha1",
+                "kind": "StorageBackend",
+                "metadata": {"name": name, "namespace": "org"},
+                "spec": {"s3": {"bucket": "bucket"}},
+            }))
+            .unwrap()
+        };
+        for name in ["gone", "kept"] {
+            index.apply_backend_event(&Event::Apply(backend(name)));
+        }
+        assert!(index.apply_backend_event(&Event::Init).is_empty());
+        assert!(
+            index
+                .apply_backend_event(&Event::InitApply(backend("kept")))
+                .is_empty(),
+            "an unchanged backend in the relist affects nothing"
+        );
+        assert_eq!(
+            names(index.apply_backend_event(&Event::InitDone)),
+            vec!["org/on-gone"],
+            "the backend missing from the relist re-places what it declared and served"
+        );
+    }
 }

@@ -3,7 +3,8 @@
 //!
 //! Owns: building the SDK client (credentials, endpoint, private CA, checksum mode, timeouts,
 //! retries) and turning each trait call into S3 requests. Classification of failures lives in
-//! [`super::error`]; key layout in [`super::layout`].
+//! [`super::error`]; key layout in [`super::layout`]. Must not: keep or log credential material
+//! outside the SDK client, or decide anything about what a failure means for a backend.
 //!
 //! Client choices, each for a measured reason (see `docs/s3-servers.md`):
 //! - request checksum calculation and response checksum validation are `WhenRequired`: Garage

@@ -1,6 +1,7 @@
 //! Why a transfer failed. Every variant names what it is about (file, namespace, backend,
 //! mapping) and, for backends, the stable reason (`InvalidAccessKeyId`, `DigestMismatch`, ...).
 //! Messages come from the storage and resolve layers, which redact credentials and signatures.
+//! Must not: add anything from a credential or a request signature.
 
 use std::path::PathBuf;
 

@@ -1,9 +1,11 @@
 //! `get`: find a digest's `ArtifactMapping`, then try backends in [`read_order`] — one verified
 //! read each ([`read_verified`]: the announced size must match `spec.size`, the body streams
 //! through the digest into a temporary file next to the destination) — and rename the file into
-//! place only once its bytes verified. A mismatch,
-//! a truncated body or a failing backend moves on to the next backend; the destination never
-//! sees a partial or unverified byte, and an existing destination is untouched on failure.
+//! place only once its bytes verified. A mismatch, a truncated body or a failing backend moves on
+//! to the next backend; the destination never sees a partial or unverified byte, and an existing
+//! destination is untouched on failure.
+//!
+//! Must not: choose the order itself (placement does) or trust a byte it did not verify.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

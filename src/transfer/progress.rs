@@ -1,4 +1,5 @@
 //! The progress hook of a transfer: the CLI draws bars with it, the demo and tests pass nothing.
+//! Must not: draw anything itself.
 
 use std::sync::Arc;
 

@@ -4,6 +4,9 @@
 //! Idempotent: the mapping is named `digest.object_name()`; a second put of the same bytes finds
 //! the object and the mapping and changes nothing. A mapping's `spec.backendRef` (provenance) is
 //! never rewritten: an existing mapping is reported, not updated.
+//!
+//! Must not: choose the backend itself (placement does), or create a mapping before the bytes are
+//! stored.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
