@@ -16,7 +16,7 @@ use std::time::Duration;
 fn deployment(name: &str, selector: &str, label: &str) -> Deployment {
     serde_json::from_value(json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name},
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": {"app": selector}},
@@ -97,8 +97,8 @@ async fn chart_kinds_are_discovered_with_scope_and_subresources() {
 
 #[tokio::test]
 async fn deployment_create_drops_status_and_sets_generation_one() {
-    let (_server, client) = setup().await;
-    let api: Api<Deployment> = Api::namespaced(client, "default");
+    let (server, client) = setup().await;
+    let api: Api<Deployment> = Api::namespaced(client, server.ns());
     let d = api
         .create(&PostParams::default(), &deployment("web", "web", "web"))
         .await
@@ -110,8 +110,8 @@ async fn deployment_create_drops_status_and_sets_generation_one() {
 
 #[tokio::test]
 async fn deployment_generation_bumps_on_spec_and_annotations_not_on_status() {
-    let (_server, client) = setup().await;
-    let api: Api<Deployment> = Api::namespaced(client, "default");
+    let (server, client) = setup().await;
+    let api: Api<Deployment> = Api::namespaced(client, server.ns());
     api.create(&PostParams::default(), &deployment("web", "web", "web"))
         .await
         .unwrap();
@@ -163,8 +163,8 @@ async fn deployment_generation_bumps_on_spec_and_annotations_not_on_status() {
 
 #[tokio::test]
 async fn deployment_selector_must_match_template_labels_422() {
-    let (_server, client) = setup().await;
-    let api: Api<Deployment> = Api::namespaced(client, "default");
+    let (server, client) = setup().await;
+    let api: Api<Deployment> = Api::namespaced(client, server.ns());
     let err = api
         .create(&PostParams::default(), &deployment("web", "web", "other"))
         .await
@@ -203,8 +203,8 @@ async fn deployment_selector_must_match_template_labels_422() {
 
 #[tokio::test]
 async fn service_requires_ports_and_valid_port_numbers_422() {
-    let (_server, client) = setup().await;
-    let api: Api<Service> = Api::namespaced(client, "default");
+    let (server, client) = setup().await;
+    let api: Api<Service> = Api::namespaced(client, server.ns());
     let svc = |spec: Value| -> Service {
         serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "metrics"}, "spec": spec}))
@@ -260,8 +260,8 @@ async fn service_requires_ports_and_valid_port_numbers_422() {
 
 #[tokio::test]
 async fn rbac_rules_need_verbs_and_role_ref_is_immutable() {
-    let (_server, client) = setup().await;
-    let roles: Api<Role> = Api::namespaced(client.clone(), "default");
+    let (server, client) = setup().await;
+    let roles: Api<Role> = Api::namespaced(client.clone(), server.ns());
     let role: Role = serde_json::from_value(json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
         "metadata": {"name": "reader"},
@@ -278,7 +278,7 @@ async fn rbac_rules_need_verbs_and_role_ref_is_immutable() {
         "Role.rbac.authorization.k8s.io \"reader\" is invalid: rules[0].verbs: Required value: verbs must contain at least one value"
     );
 
-    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), "default");
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), server.ns());
     let binding = |role: &str| -> RoleBinding {
         serde_json::from_value(json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
@@ -307,9 +307,13 @@ async fn rbac_rules_need_verbs_and_role_ref_is_immutable() {
     // A ClusterRoleBinding may only bind a ClusterRole, and a ServiceAccount subject needs a
     // namespace there.
     let crbs: Api<ClusterRoleBinding> = Api::all(client);
+    let name = format!("{}-castellan", server.ns());
+    server.delete_at_end(format!(
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{name}"
+    ));
     let crb: ClusterRoleBinding = serde_json::from_value(json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-        "metadata": {"name": "castellan"},
+        "metadata": {"name": name},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
         "subjects": [{"kind": "ServiceAccount", "name": "castellan"}]
     }))
@@ -336,8 +340,8 @@ async fn rbac_rules_need_verbs_and_role_ref_is_immutable() {
 
 #[tokio::test]
 async fn pdb_min_available_and_max_unavailable_are_exclusive() {
-    let (_server, client) = setup().await;
-    let api: Api<PodDisruptionBudget> = Api::namespaced(client, "default");
+    let (server, client) = setup().await;
+    let api: Api<PodDisruptionBudget> = Api::namespaced(client, server.ns());
     let pdb = |spec: Value| -> PodDisruptionBudget {
         serde_json::from_value(
             json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
@@ -382,8 +386,8 @@ async fn pdb_min_available_and_max_unavailable_are_exclusive() {
 
 #[tokio::test]
 async fn service_account_watch_sees_create_and_delete() {
-    let (_server, client) = setup().await;
-    let api: Api<ServiceAccount> = Api::namespaced(client, "default");
+    let (server, client) = setup().await;
+    let api: Api<ServiceAccount> = Api::namespaced(client, server.ns());
     let list = api.list(&ListParams::default()).await.unwrap();
     let rv = list.metadata.resource_version.unwrap();
     let mut stream = Box::pin(
@@ -416,8 +420,8 @@ async fn service_account_watch_sees_create_and_delete() {
 
 #[tokio::test]
 async fn strategic_merge_patch_on_role_merges_like_a_json_merge() {
-    let (_server, client) = setup().await;
-    let roles: Api<Role> = Api::namespaced(client, "default");
+    let (server, client) = setup().await;
+    let roles: Api<Role> = Api::namespaced(client, server.ns());
     let role: Role = serde_json::from_value(json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
         "metadata": {"name": "reader", "labels": {"a": "1"}},
@@ -443,11 +447,11 @@ async fn strategic_merge_patch_on_role_merges_like_a_json_merge() {
 
 #[tokio::test]
 async fn strategic_merge_patch_on_deployment_merges_lists_by_key() {
-    let (_server, client) = setup().await;
-    let api: Api<Deployment> = Api::namespaced(client, "default");
+    let (server, client) = setup().await;
+    let api: Api<Deployment> = Api::namespaced(client, server.ns());
     let d: Deployment = serde_json::from_value(json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": "default", "finalizers": ["a.example/x"]},
+        "metadata": {"name": "web", "finalizers": ["a.example/x"]},
         "spec": {
             "selector": {"matchLabels": {"app": "web"}},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}},
@@ -509,8 +513,8 @@ async fn strategic_merge_patch_on_deployment_merges_lists_by_key() {
 
 #[tokio::test]
 async fn strategic_merge_patch_on_service_merges_ports_by_port() {
-    let (_server, client) = setup().await;
-    let api: Api<Service> = Api::namespaced(client, "default");
+    let (server, client) = setup().await;
+    let api: Api<Service> = Api::namespaced(client, server.ns());
     let svc: Service = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "metrics"},
         "spec": {"ports": [{"name": "a", "port": 80}, {"name": "b", "port": 81}]}}))
@@ -533,52 +537,33 @@ async fn strategic_merge_patch_on_service_merges_ports_by_port() {
     );
 }
 
-/// kubectl 1.33 (next to the dispatcher on PATH) with its own cache dir.
-async fn kubectl(
-    server: &castellan_apiserver::ApiServer,
-    dir: &std::path::Path,
-    args: &[&str],
-) -> (bool, String) {
-    let which = std::process::Command::new("sh")
-        .args(["-c", "readlink -f \"$(command -v kubectl)\""])
-        .output()
-        .expect("sh");
-    let dispatcher = std::path::PathBuf::from(String::from_utf8(which.stdout).unwrap().trim());
-    let bin = dispatcher.parent().unwrap().join("kubectl.1.33");
-    let out = tokio::process::Command::new(bin)
-        .env("KUBECONFIG", server.kubeconfig_path())
-        .env("HOME", dir)
-        .arg("--cache-dir")
-        .arg(dir.join("cache"))
-        .args(args)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("kubectl runs");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+/// kubectl 1.33 (see `kubectl.rs`): success, and stdout and stderr together.
+async fn kubectl(k: &crate::kubectl::Kubectl, args: &[&str]) -> (bool, String) {
+    let (ok, out, err) = k.run(args).await;
+    (ok, format!("{out}{err}"))
 }
 
 #[tokio::test]
 async fn kubectl_apply_of_chart_kinds_creates_then_reports_unchanged() {
     let (server, _client) = setup().await;
-    let dir = tempfile_dir();
-    let manifest = dir.join("chart.yaml");
-    std::fs::write(
-        &manifest,
+    let k = crate::kubectl::kubectl(&server);
+    let ns = server.ns();
+    // The cluster-scoped objects get names of this test's own.
+    let cluster_name = format!("{ns}-castellan");
+    server.delete_at_end(format!(
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles/{cluster_name}"
+    ));
+    server.delete_at_end(format!(
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{cluster_name}"
+    ));
+    let manifest = format!(
         r#"apiVersion: v1
 kind: ServiceAccount
-metadata: {name: castellan, namespace: default}
+metadata: {{name: castellan, namespace: {ns}}}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
-metadata: {name: castellan}
+metadata: {{name: {cluster_name}}}
 rules:
   - apiGroups: [""]
     resources: [secrets]
@@ -586,54 +571,52 @@ rules:
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
-metadata: {name: castellan}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: castellan}
-subjects: [{kind: ServiceAccount, name: castellan, namespace: default}]
+metadata: {{name: {cluster_name}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {cluster_name}}}
+subjects: [{{kind: ServiceAccount, name: castellan, namespace: {ns}}}]
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: castellan-metrics, namespace: default}
+metadata: {{name: castellan-metrics, namespace: {ns}}}
 spec:
-  selector: {app: castellan}
-  ports: [{name: metrics, port: 9090, targetPort: metrics}]
+  selector: {{app: castellan}}
+  ports: [{{name: metrics, port: 9090, targetPort: metrics}}]
 ---
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: castellan, namespace: default}
+metadata: {{name: castellan, namespace: {ns}}}
 spec:
-  selector: {matchLabels: {app: castellan}}
+  selector: {{matchLabels: {{app: castellan}}}}
   template:
-    metadata: {labels: {app: castellan}}
+    metadata: {{labels: {{app: castellan}}}}
     spec:
       serviceAccountName: castellan
-      containers: [{name: castellan, image: "example/castellan:1", args: [run]}]
+      containers: [{{name: castellan, image: "example/castellan:1", args: [run]}}]
 ---
 apiVersion: policy/v1
 kind: PodDisruptionBudget
-metadata: {name: castellan, namespace: default}
+metadata: {{name: castellan, namespace: {ns}}}
 spec:
   maxUnavailable: 1
-  selector: {matchLabels: {app: castellan}}
-"#,
-    )
-    .unwrap();
-    let path = manifest.display().to_string();
-    let (ok, out) = kubectl(&server, &dir, &["apply", "-f", &path]).await;
-    assert!(ok, "{out}");
+  selector: {{matchLabels: {{app: castellan}}}}
+"#
+    );
+    let path = k.file("chart.yaml", &manifest);
+    let (out, log) = k.ok_logged(&["apply", "-f", &path]).await;
     assert_eq!(out.matches(" created").count(), 6, "{out}");
-    let log = server.hooks().requests();
+    let creates: Vec<_> = log.iter().filter(|r| r.verb == "POST").collect();
+    assert_eq!(creates.len(), 6, "{log:#?}");
     assert!(
-        log.iter()
-            .filter(|r| r.verb == "create")
+        creates
+            .iter()
             .all(|r| r.query.contains("fieldValidation=Strict")),
         "default kubectl apply validates strictly: {log:#?}"
     );
-    let (ok, out) = kubectl(&server, &dir, &["apply", "-f", &path]).await;
+    let (ok, out) = kubectl(&k, &["apply", "-f", &path]).await;
     assert!(ok, "{out}");
     assert_eq!(out.matches(" unchanged").count(), 6, "{out}");
     let (ok, out) = kubectl(
-        &server,
-        &dir,
+        &k,
         &[
             "get",
             "deploy",
@@ -645,23 +628,15 @@ spec:
     .await;
     assert!(ok && out == "1", "{out}");
     // An upgrade: kubectl computes a strategic merge patch for the Deployment.
-    let changed = std::fs::read_to_string(&manifest)
-        .unwrap()
+    let changed = manifest
         .replace("args: [run]", "args: [run, --leader-elect]")
         .replace("maxUnavailable: 1", "maxUnavailable: 2");
-    let changed_path = dir.join("chart-2.yaml");
-    std::fs::write(&changed_path, changed).unwrap();
-    let (ok, out) = kubectl(
-        &server,
-        &dir,
-        &["apply", "-f", &changed_path.display().to_string()],
-    )
-    .await;
+    let changed_path = k.file("chart-2.yaml", &changed);
+    let (ok, out) = kubectl(&k, &["apply", "-f", &changed_path]).await;
     assert!(ok, "{out}");
     assert_eq!(out.matches(" configured").count(), 2, "{out}");
     let (ok, out) = kubectl(
-        &server,
-        &dir,
+        &k,
         &[
             "get",
             "deploy",
@@ -672,21 +647,7 @@ spec:
     )
     .await;
     assert!(ok && out == "2 [\"run\",\"--leader-elect\"]", "{out}");
-    let (ok, out) = kubectl(&server, &dir, &["delete", "-f", &path]).await;
+    let (ok, out) = kubectl(&k, &["delete", "-f", &path]).await;
     assert!(ok, "{out}");
     assert_eq!(out.matches(" deleted").count(), 6, "{out}");
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "castellan-builtins-kubectl-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(dir.join("cache")).unwrap();
-    dir
 }

@@ -6,22 +6,15 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams
 use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
 use serde_json::json;
 use std::sync::Arc;
-use std::time::Duration;
 
 async fn wait_gone(api: &Api<DynamicObject>, name: &str) {
-    for _ in 0..100 {
-        if api.get_opt(name).await.unwrap().is_none() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{name} still exists");
+    wait_until(|| async { api.get_opt(name).await.unwrap().is_none() }).await;
 }
 
 #[tokio::test]
 async fn delete_without_finalizers_returns_status_and_delete_rv_event() {
-    let (server, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     let a = api
         .create(&PostParams::default(), &widget("w1", 1))
         .await
@@ -39,23 +32,34 @@ async fn delete_without_finalizers_returns_status_and_delete_rv_event() {
     let r = raw(
         &server,
         "GET",
-        &format!("/apis/example.com/v1/namespaces/default/widgets?watch=1&resourceVersion={}&timeoutSeconds=1", rv(&a)),
+        &format!(
+            "{}?watch=1&resourceVersion={}&timeoutSeconds=1",
+            server.widgets_path(),
+            rv(&a)
+        ),
         &[],
         "",
     )
     .await;
     let ev = &r.lines()[0];
     assert_eq!(ev["type"], "DELETED");
-    assert_eq!(
-        ev["object"]["metadata"]["resourceVersion"],
-        server.hooks().current_resource_version().to_string()
+    // The event carries the deletion's own (new) resourceVersion.
+    let number = |v: &str| v.parse::<u64>().unwrap();
+    let deleted_at = number(
+        ev["object"]["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap(),
     );
+    assert!(deleted_at > number(&rv(&a)), "{ev}");
+    if let Some(hooks) = server.hooks() {
+        assert_eq!(deleted_at, hooks.current_resource_version());
+    }
 }
 
 #[tokio::test]
 async fn delete_with_finalizers_marks_and_bumps_generation() {
-    let (server, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     let mut w = widget("w1", 1);
     w.metadata.finalizers = Some(vec!["example.com/f".into()]);
     let a = api.create(&PostParams::default(), &w).await.unwrap();
@@ -72,7 +76,11 @@ async fn delete_with_finalizers_marks_and_bumps_generation() {
     let r = raw(
         &server,
         "GET",
-        &format!("/apis/example.com/v1/namespaces/default/widgets?watch=1&resourceVersion={}&timeoutSeconds=1", rv(&a)),
+        &format!(
+            "{}?watch=1&resourceVersion={}&timeoutSeconds=1",
+            server.widgets_path(),
+            rv(&a)
+        ),
         &[],
         "",
     )
@@ -90,8 +98,8 @@ async fn delete_with_finalizers_marks_and_bumps_generation() {
 
 #[tokio::test]
 async fn removing_last_finalizer_deletes() {
-    let (_s, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     let mut w = widget("w1", 1);
     w.metadata.finalizers = Some(vec!["example.com/f".into()]);
     api.create(&PostParams::default(), &w).await.unwrap();
@@ -108,8 +116,8 @@ async fn removing_last_finalizer_deletes() {
 
 #[tokio::test]
 async fn no_new_finalizers_while_deleting() {
-    let (_s, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     let mut w = widget("w1", 1);
     w.metadata.finalizers = Some(vec!["example.com/f".into()]);
     api.create(&PostParams::default(), &w).await.unwrap();
@@ -134,8 +142,8 @@ async fn no_new_finalizers_while_deleting() {
 
 #[tokio::test]
 async fn deletion_timestamp_cannot_be_changed_by_update() {
-    let (_s, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     let a = api
         .create(&PostParams::default(), &widget("w1", 1))
         .await
@@ -154,8 +162,8 @@ async fn deletion_timestamp_cannot_be_changed_by_update() {
 
 #[tokio::test]
 async fn kube_finalizer_helper_adds_first_finalizer_and_cleans_up() {
-    let (_s, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     api.create(&PostParams::default(), &widget("w1", 1))
         .await
         .unwrap();
@@ -192,8 +200,8 @@ async fn kube_finalizer_helper_adds_first_finalizer_and_cleans_up() {
 
 #[tokio::test]
 async fn failed_json_patch_test_is_422_and_object_unchanged() {
-    let (server, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     let a = api
         .create(&PostParams::default(), &widget("w1", 1))
         .await
@@ -201,7 +209,7 @@ async fn failed_json_patch_test_is_422_and_object_unchanged() {
     let r = raw(
         &server,
         "PATCH",
-        "/apis/example.com/v1/namespaces/default/widgets/w1?",
+        &format!("{}/w1?", server.widgets_path()),
         &[("Content-Type", "application/json-patch+json")],
         r#"[{"op":"test","path":"/spec/size","value":7},{"op":"replace","path":"/spec/size","value":8}]"#,
     )
@@ -213,8 +221,8 @@ async fn failed_json_patch_test_is_422_and_object_unchanged() {
 
 #[tokio::test]
 async fn delete_preconditions_mismatch_is_409() {
-    let (_s, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     api.create(&PostParams::default(), &widget("w1", 1))
         .await
         .unwrap();
@@ -237,8 +245,14 @@ async fn delete_preconditions_mismatch_is_409() {
 
 #[tokio::test]
 async fn deleting_crd_deletes_its_crs_after_their_finalizers() {
-    let (_s, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, client) = setup().await;
+    // A CRD of this test's own.
+    let group = server.group();
+    let crd_name = format!("widgets.{group}");
+    install(&server, widget_crd_in(&group)).await;
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), server.ns(), &widget_ar_in(&group));
+    let widget = |name: &str, size: i64| widget_in(&group, name, size);
     let mut w = widget("w1", 1);
     w.metadata.finalizers = Some(vec!["example.com/f".into()]);
     api.create(&PostParams::default(), &w).await.unwrap();
@@ -246,24 +260,21 @@ async fn deleting_crd_deletes_its_crs_after_their_finalizers() {
         .await
         .unwrap();
     crd_api(&client)
-        .delete("widgets.example.com", &DeleteParams::default())
+        .delete(&crd_name, &DeleteParams::default())
         .await
         .unwrap();
     wait_gone(&api, "w2").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // w1 is held by its finalizer, and so is the CRD.
-    assert!(api
-        .get("w1")
-        .await
-        .unwrap()
-        .metadata
-        .deletion_timestamp
-        .is_some());
-    assert!(crd_api(&client)
-        .get_opt("widgets.example.com")
-        .await
-        .unwrap()
-        .is_some());
+    // w1 is marked for deletion and held by its finalizer, and so is the CRD.
+    wait_until(|| async {
+        api.get("w1")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_some()
+    })
+    .await;
+    assert!(crd_api(&client).get_opt(&crd_name).await.unwrap().is_some());
     api.patch(
         "w1",
         &PatchParams::default(),
@@ -271,24 +282,13 @@ async fn deleting_crd_deletes_its_crs_after_their_finalizers() {
     )
     .await
     .unwrap();
-    for _ in 0..100 {
-        if crd_api(&client)
-            .get_opt("widgets.example.com")
-            .await
-            .unwrap()
-            .is_none()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("CRD not deleted");
+    wait_until(|| async { crd_api(&client).get_opt(&crd_name).await.unwrap().is_none() }).await;
 }
 
 #[tokio::test]
 async fn deleting_owner_deletes_dependents_in_background() {
-    let (_s, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     let owner = api
         .create(&PostParams::default(), &widget("owner", 1))
         .await
@@ -307,16 +307,18 @@ async fn deleting_owner_deletes_dependents_in_background() {
 
 #[tokio::test]
 async fn namespace_deletion_empties_it_then_removes_it() {
-    let (_s, client) = setup().await;
+    let (server, client) = setup().await;
     use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
     let nss: Api<Namespace> = Api::all(client.clone());
+    let tmp = format!("{}-tmp", server.ns());
+    server.delete_at_end(format!("/api/v1/namespaces/{tmp}"));
     nss.create(
         &PostParams::default(),
-        &serde_json::from_value(json!({"metadata":{"name":"tmp"}})).unwrap(),
+        &serde_json::from_value(json!({"metadata":{"name":tmp}})).unwrap(),
     )
     .await
     .unwrap();
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "tmp");
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &tmp);
     cms.create(
         &PostParams::default(),
         &serde_json::from_value(json!({"metadata":{"name":"c"}})).unwrap(),
@@ -324,26 +326,20 @@ async fn namespace_deletion_empties_it_then_removes_it() {
     .await
     .unwrap();
     let ns = nss
-        .delete("tmp", &DeleteParams::default())
+        .delete(&tmp, &DeleteParams::default())
         .await
         .unwrap()
         .left()
         .unwrap();
     assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Terminating"));
-    for _ in 0..100 {
-        if nss.get_opt("tmp").await.unwrap().is_none() {
-            assert!(cms.get_opt("c").await.unwrap().is_none());
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("namespace not removed");
+    wait_until(|| async { nss.get_opt(&tmp).await.unwrap().is_none() }).await;
+    assert!(cms.get_opt("c").await.unwrap().is_none());
 }
 
 #[tokio::test]
 async fn delete_collection_with_label_selector() {
-    let (_s, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     let mut a = widget("a", 1);
     a.metadata.labels = Some([("x".to_string(), "1".to_string())].into());
     api.create(&PostParams::default(), &a).await.unwrap();

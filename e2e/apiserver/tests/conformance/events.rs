@@ -9,8 +9,8 @@ use serde_json::json;
 
 #[tokio::test]
 async fn recorder_events_are_readable_through_core_v1_with_involved_object_selectors() {
-    let (_s, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, client) = setup().await;
+    let api = widgets(&server).await;
     let w = api
         .create(&PostParams::default(), &widget("w1", 1))
         .await
@@ -31,9 +31,10 @@ async fn recorder_events_are_readable_through_core_v1_with_involved_object_selec
     recorder.publish(&ev, &oref).await.unwrap();
     // A repeat is a merge patch with series.count=2.
     recorder.publish(&ev, &oref).await.unwrap();
-    let core: Api<CoreEvent> = Api::namespaced(client.clone(), "default");
+    let core: Api<CoreEvent> = Api::namespaced(client.clone(), server.ns());
     let sel = format!(
-        "involvedObject.name=w1,involvedObject.namespace=default,involvedObject.kind=Widget,involvedObject.uid={}",
+        "involvedObject.name=w1,involvedObject.namespace={},involvedObject.kind=Widget,involvedObject.uid={}",
+        server.ns(),
         w.metadata.uid.clone().unwrap()
     );
     let list = core
@@ -57,13 +58,13 @@ async fn events_v1_validation() {
     let (server, _client) = setup().await;
     let base = json!({
         "apiVersion": "events.k8s.io/v1", "kind": "Event",
-        "metadata": {"name": "e1", "namespace": "default"},
+        "metadata": {"name": "e1", "namespace": server.ns()},
         "eventTime": "2026-01-01T00:00:00.000000Z",
         "type": "Normal", "reason": "R", "action": "A", "note": "n",
         "reportingController": "example.com/ctl", "reportingInstance": "i",
-        "regarding": {"kind": "Widget", "name": "w1", "namespace": "default"}
+        "regarding": {"kind": "Widget", "name": "w1", "namespace": server.ns()}
     });
-    let path = "/apis/events.k8s.io/v1/namespaces/default/events";
+    let path = &format!("/apis/events.k8s.io/v1/namespaces/{}/events", server.ns());
     let mut bad = base.clone();
     bad["reportingController"] = json!("not a qualified name!");
     let r = raw(&server, "POST", path, &[JSON], &bad.to_string()).await;

@@ -1,4 +1,6 @@
-//! Test hooks: forced errors, request log, watch delay.
+//! Test hooks: forced errors, request log, watch delay. These test the emulator's own
+//! fault-injection and observation hooks, which a real apiserver has no counterpart of: they
+//! are skipped there (tests elsewhere produce real 409s, 410s and restarts instead).
 
 use crate::common::*;
 use futures::{StreamExt, TryStreamExt};
@@ -8,13 +10,20 @@ use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn forced_errors_hit_next_matching_requests_only() {
-    let (server, client) = setup().await;
-    let api = widgets(&client).await;
+    if emulator_only(
+        "forced_errors_hit_next_matching_requests_only",
+        "tests the emulator's fault-injection hook itself",
+    ) {
+        return;
+    }
+    let (server, _) = setup().await;
+    let hooks = server.hooks().unwrap();
+    let api = widgets(&server).await;
     api.create(&PostParams::default(), &widget("w1", 1))
         .await
         .unwrap();
-    server.hooks().fail_next("patch", "widgets", 2, 409);
-    server.hooks().fail_next("get", "widgets", 1, 500);
+    hooks.fail_next("patch", "widgets", 2, 409);
+    hooks.fail_next("get", "widgets", 1, 500);
     for _ in 0..2 {
         let e = api_err(
             api.patch(
@@ -30,7 +39,7 @@ async fn forced_errors_hit_next_matching_requests_only() {
     }
     assert_eq!(api_err(api.get("w1").await.unwrap_err()).code, 500);
     // A status-only fault leaves the main endpoint alone.
-    server.hooks().fail_next("patch", "widgets/status", 1, 500);
+    hooks.fail_next("patch", "widgets/status", 1, 500);
     api.patch(
         "w1",
         &PatchParams::default(),
@@ -48,12 +57,12 @@ async fn forced_errors_hit_next_matching_requests_only() {
         .unwrap_err(),
     );
     assert_eq!(e.code, 500);
-    server.hooks().fail_next("*", "*", 1, 429);
+    hooks.fail_next("*", "*", 1, 429);
     // (kube-client retries 429 itself, so check it on the wire.)
     let r = raw(
         &server,
         "GET",
-        "/apis/example.com/v1/namespaces/default/widgets/w1",
+        &format!("{}/w1", server.widgets_path()),
         &[],
         "",
     )
@@ -71,9 +80,16 @@ async fn forced_errors_hit_next_matching_requests_only() {
 
 #[tokio::test]
 async fn request_log_counts_writes_per_resource() {
-    let (server, client) = setup().await;
-    let api = widgets(&client).await;
-    server.hooks().clear_requests();
+    if emulator_only(
+        "request_log_counts_writes_per_resource",
+        "tests the emulator's request log itself",
+    ) {
+        return;
+    }
+    let (server, _) = setup().await;
+    let hooks = server.hooks().unwrap();
+    let api = widgets(&server).await;
+    hooks.clear_requests();
     api.create(&PostParams::default(), &widget("w1", 1))
         .await
         .unwrap();
@@ -85,27 +101,32 @@ async fn request_log_counts_writes_per_resource() {
     )
     .await
     .unwrap();
-    assert_eq!(server.hooks().writes_to("widgets"), 2);
-    assert_eq!(server.hooks().count("get", "widgets"), 1);
-    let log = server.hooks().requests();
+    assert_eq!(hooks.writes_to("widgets"), 2);
+    assert_eq!(hooks.count("get", "widgets"), 1);
+    let log = hooks.requests();
     let create = log.iter().find(|r| r.verb == "create").unwrap();
     assert_eq!(create.code, 201);
-    assert_eq!(create.namespace, "default");
+    assert_eq!(create.namespace, server.ns());
     assert_eq!(create.group, "example.com");
-    assert_eq!(server.hooks().writes_to("configmaps"), 0);
+    assert_eq!(hooks.writes_to("configmaps"), 0);
 }
 
 #[tokio::test]
 async fn watch_delivery_delay_is_applied() {
-    let (server, client) = setup().await;
-    let api = widgets(&client).await;
+    if emulator_only(
+        "watch_delivery_delay_is_applied",
+        "tests the emulator's watch-delay hook itself",
+    ) {
+        return;
+    }
+    let (server, _) = setup().await;
+    let hooks = server.hooks().unwrap();
+    let api = widgets(&server).await;
     let a = api
         .create(&PostParams::default(), &widget("a", 1))
         .await
         .unwrap();
-    server
-        .hooks()
-        .set_watch_delay(Duration::from_millis(300), Duration::from_millis(50));
+    hooks.set_watch_delay(Duration::from_millis(300), Duration::from_millis(50));
     let mut s = api
         .watch(&WatchParams::default().timeout(5), &rv(&a))
         .await

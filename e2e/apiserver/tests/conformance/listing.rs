@@ -6,7 +6,7 @@ use crate::common::*;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 
-fn plain_crd(default_mode: Option<&str>, versions: &[&str]) -> Value {
+fn plain_crd(group: &str, default_mode: Option<&str>, versions: &[&str]) -> Value {
     let mut mode = json!({"type": "string"});
     if let Some(d) = default_mode {
         mode["default"] = json!(d);
@@ -22,22 +22,32 @@ fn plain_crd(default_mode: Option<&str>, versions: &[&str]) -> Value {
         .collect();
     json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "things.example.com"},
-        "spec": {"group": "example.com", "scope": "Namespaced",
+        "metadata": {"name": format!("things.{group}")},
+        "spec": {"group": group, "scope": "Namespaced",
             "names": {"plural": "things", "singular": "thing", "kind": "Thing"},
             "versions": versions}
     })
 }
 
-async fn create_things(client: &kube::Client, n: usize) {
+/// `/apis/<this test's group>/<version>/namespaces/<ns>/things`.
+fn things(server: &Server, version: &str) -> String {
+    format!(
+        "/apis/{}/{version}/namespaces/{}/things",
+        server.group(),
+        server.ns()
+    )
+}
+
+async fn create_things(server: &Server, client: &kube::Client, n: usize) {
+    let group = server.group();
     let ar = kube::core::ApiResource::from_gvk_with_plural(
-        &kube::core::GroupVersionKind::gvk("example.com", "v1", "Thing"),
+        &kube::core::GroupVersionKind::gvk(&group, "v1", "Thing"),
         "things",
     );
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), server.ns(), &ar);
     for i in 0..n {
         let o: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "example.com/v1", "kind": "Thing",
+            "apiVersion": format!("{group}/v1"), "kind": "Thing",
             "metadata": {"name": format!("t{i:02}")}, "spec": {"size": i}
         }))
         .unwrap();
@@ -45,48 +55,23 @@ async fn create_things(client: &kube::Client, n: usize) {
     }
 }
 
-async fn wait_served(server: &castellan_apiserver::ApiServer, path: &str) {
-    for _ in 0..100 {
-        if raw(server, "GET", path, &[], "").await.status == 200 {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("{path} never served");
-}
-
 #[tokio::test]
 async fn list_applies_schema_defaults_added_after_objects_were_stored() {
     let (server, client) = setup().await;
-    install(&client, plain_crd(None, &["v1"])).await;
-    wait_served(&server, "/apis/example.com/v1/namespaces/default/things").await;
-    create_things(&client, 3).await;
-    let l = raw(
-        &server,
-        "GET",
-        "/apis/example.com/v1/namespaces/default/things",
-        &[],
-        "",
-    )
-    .await;
+    install(&server, plain_crd(&server.group(), None, &["v1"])).await;
+    create_things(&server, &client, 3).await;
+    let l = raw(&server, "GET", &things(&server, "v1"), &[], "").await;
     assert!(l.json()["items"][0]["spec"].get("mode").is_none());
     // The CRD gains a default: objects already stored are served with it (defaulting on read).
     crd_api(&client)
         .patch(
-            "things.example.com",
+            &format!("things.{}", server.group()),
             &PatchParams::default(),
-            &Patch::Merge(plain_crd(Some("fast"), &["v1"])),
+            &Patch::Merge(plain_crd(&server.group(), Some("fast"), &["v1"])),
         )
         .await
         .unwrap();
-    let l = raw(
-        &server,
-        "GET",
-        "/apis/example.com/v1/namespaces/default/things",
-        &[],
-        "",
-    )
-    .await;
+    let l = raw(&server, "GET", &things(&server, "v1"), &[], "").await;
     let items = l.json()["items"].as_array().unwrap().clone();
     assert_eq!(items.len(), 3);
     assert!(
@@ -96,7 +81,7 @@ async fn list_applies_schema_defaults_added_after_objects_were_stored() {
     let one = raw(
         &server,
         "GET",
-        "/apis/example.com/v1/namespaces/default/things/t01",
+        &format!("{}/t01", things(&server, "v1")),
         &[],
         "",
     )
@@ -107,22 +92,14 @@ async fn list_applies_schema_defaults_added_after_objects_were_stored() {
 #[tokio::test]
 async fn list_items_carry_the_served_version() {
     let (server, client) = setup().await;
-    install(&client, plain_crd(None, &["v1", "v2"])).await;
-    wait_served(&server, "/apis/example.com/v2/namespaces/default/things").await;
-    create_things(&client, 2).await;
-    let l = raw(
-        &server,
-        "GET",
-        "/apis/example.com/v2/namespaces/default/things",
-        &[],
-        "",
-    )
-    .await;
+    install(&server, plain_crd(&server.group(), None, &["v1", "v2"])).await;
+    create_things(&server, &client, 2).await;
+    let l = raw(&server, "GET", &things(&server, "v2"), &[], "").await;
     let body = l.json();
-    assert_eq!(body["apiVersion"], "example.com/v2");
+    assert_eq!(body["apiVersion"], format!("{}/v2", server.group()));
     assert_eq!(body["kind"], "ThingList");
     for i in body["items"].as_array().unwrap() {
-        assert_eq!(i["apiVersion"], "example.com/v2");
+        assert_eq!(i["apiVersion"], format!("{}/v2", server.group()));
         assert_eq!(i["kind"], "Thing");
     }
 }
@@ -131,14 +108,14 @@ async fn list_items_carry_the_served_version() {
 async fn typed_list_items_have_no_type_meta_and_custom_ones_do() {
     let (server, client) = setup().await;
     let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
-        Api::namespaced(client.clone(), "default");
+        Api::namespaced(client.clone(), server.ns());
     let cm: k8s_openapi::api::core::v1::ConfigMap =
         serde_json::from_value(json!({"metadata": {"name": "c"}, "data": {"a": "b"}})).unwrap();
     cms.create(&PostParams::default(), &cm).await.unwrap();
     let l = raw(
         &server,
         "GET",
-        "/api/v1/namespaces/default/configmaps",
+        &format!("/api/v1/namespaces/{}/configmaps", server.ns()),
         &[],
         "",
     )
@@ -153,28 +130,20 @@ async fn typed_list_items_have_no_type_meta_and_custom_ones_do() {
     );
     assert_eq!(item["data"]["a"], "b");
 
-    install(&client, plain_crd(None, &["v1"])).await;
-    wait_served(&server, "/apis/example.com/v1/namespaces/default/things").await;
-    create_things(&client, 1).await;
-    let l = raw(
-        &server,
-        "GET",
-        "/apis/example.com/v1/namespaces/default/things",
-        &[],
-        "",
-    )
-    .await
-    .json();
+    install(&server, plain_crd(&server.group(), None, &["v1"])).await;
+    create_things(&server, &client, 1).await;
+    let l = raw(&server, "GET", &things(&server, "v1"), &[], "")
+        .await
+        .json();
     assert_eq!(l["items"][0]["kind"], "Thing");
 }
 
 #[tokio::test]
 async fn pages_add_up_to_the_whole_list_and_metadata_lists_match_it() {
     let (server, client) = setup().await;
-    install(&client, plain_crd(Some("fast"), &["v1"])).await;
-    wait_served(&server, "/apis/example.com/v1/namespaces/default/things").await;
-    create_things(&client, 7).await;
-    let path = "/apis/example.com/v1/namespaces/default/things";
+    install(&server, plain_crd(&server.group(), Some("fast"), &["v1"])).await;
+    create_things(&server, &client, 7).await;
+    let path = &things(&server, "v1");
     let whole = raw(&server, "GET", path, &[], "").await.json();
     let whole_items = whole["items"].as_array().unwrap().clone();
     assert_eq!(whole_items.len(), 7);

@@ -25,8 +25,8 @@ fn managers(o: &kube::api::DynamicObject) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn merge_patch_null_removes_finalizers_field() {
-    let (_s, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     let mut w = widget("w1", 1);
     w.metadata.finalizers = Some(vec!["example.com/f".into()]);
     api.create(&PostParams::default(), &w).await.unwrap();
@@ -43,8 +43,8 @@ async fn merge_patch_null_removes_finalizers_field() {
 
 #[tokio::test]
 async fn strategic_merge_patch_on_cr_is_415() {
-    let (_s, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     api.create(&PostParams::default(), &widget("w1", 1))
         .await
         .unwrap();
@@ -63,12 +63,12 @@ async fn strategic_merge_patch_on_cr_is_415() {
 
 #[tokio::test]
 async fn apply_to_missing_object_creates_it() {
-    let (server, client) = setup().await;
-    let _ = widgets(&client).await;
+    let (server, _) = setup().await;
+    let _ = widgets(&server).await;
     let r = raw(
         &server,
         "PATCH",
-        "/apis/example.com/v1/namespaces/default/widgets/w1?fieldManager=m",
+        &format!("{}/w1?fieldManager=m", server.widgets_path()),
         &[("Content-Type", "application/apply-patch+yaml")],
         &applied(3).to_string(),
     )
@@ -79,15 +79,15 @@ async fn apply_to_missing_object_creates_it() {
 
 #[tokio::test]
 async fn apply_without_field_manager_and_force_on_merge_are_422() {
-    let (server, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     api.create(&PostParams::default(), &widget("w1", 1))
         .await
         .unwrap();
     let r = raw(
         &server,
         "PATCH",
-        "/apis/example.com/v1/namespaces/default/widgets/w1?",
+        &format!("{}/w1?", server.widgets_path()),
         &[("Content-Type", "application/apply-patch+yaml")],
         &applied(3).to_string(),
     )
@@ -104,7 +104,7 @@ async fn apply_without_field_manager_and_force_on_merge_are_422() {
     let r = raw(
         &server,
         "PATCH",
-        "/apis/example.com/v1/namespaces/default/widgets/w1?force=true",
+        &format!("{}/w1?force=true", server.widgets_path()),
         &[MERGE],
         r#"{"spec":{"size":2}}"#,
     )
@@ -118,8 +118,8 @@ async fn apply_without_field_manager_and_force_on_merge_are_422() {
 
 #[tokio::test]
 async fn apply_conflict_409_then_force_takes_ownership() {
-    let (_s, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     api.patch("w1", &PatchParams::apply("a"), &Patch::Apply(applied(1)))
         .await
         .unwrap();
@@ -156,8 +156,8 @@ async fn apply_conflict_409_then_force_takes_ownership() {
 
 #[tokio::test]
 async fn apply_same_value_shares_ownership() {
-    let (_s, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     api.patch("w1", &PatchParams::apply("a"), &Patch::Apply(applied(1)))
         .await
         .unwrap();
@@ -174,8 +174,8 @@ async fn apply_same_value_shares_ownership() {
 
 #[tokio::test]
 async fn apply_omitting_field_removes_it() {
-    let (_s, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     let mut first = applied(1);
     first["spec"]["label"] = json!("abc");
     api.patch("w1", &PatchParams::apply("a"), &Patch::Apply(first))
@@ -190,8 +190,8 @@ async fn apply_omitting_field_removes_it() {
 
 #[tokio::test]
 async fn update_operations_record_managed_fields_and_never_conflict() {
-    let (_s, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     api.patch("w1", &PatchParams::apply("a"), &Patch::Apply(applied(1)))
         .await
         .unwrap();
@@ -216,8 +216,8 @@ async fn update_operations_record_managed_fields_and_never_conflict() {
 
 #[tokio::test]
 async fn apply_on_status_records_subresource_and_cannot_change_spec() {
-    let (_s, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     api.create(&PostParams::default(), &widget("w1", 1))
         .await
         .unwrap();
@@ -244,8 +244,8 @@ async fn apply_on_status_records_subresource_and_cannot_change_spec() {
 
 #[tokio::test]
 async fn apply_with_managed_fields_is_400() {
-    let (_s, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     let mut body = applied(1);
     body["metadata"]["managedFields"] = json!([{"manager":"x","operation":"Apply"}]);
     let e = api_err(

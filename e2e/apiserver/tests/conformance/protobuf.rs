@@ -1,44 +1,46 @@
 //! Protobuf request bodies over raw HTTP, built with `k8s-pb` the way client-go frames them.
 
 use crate::common::*;
-use castellan_apiserver::protobuf::{encode, MEDIA_TYPE};
-use castellan_apiserver::ApiServer;
+use castellan_apiserver::protobuf::{encode, MAGIC, MEDIA_TYPE};
 use k8s_pb::api::core::v1 as core;
 use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
+use k8s_pb::apimachinery::pkg::runtime::Unknown;
+use prost::Message;
 use serde_json::{json, Value};
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One request with a binary body; returns status and body text.
 async fn send(
-    server: &ApiServer,
+    server: &Server,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        server.addr(),
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
+    let r = raw_bytes(server, method, path, headers, body).await;
+    (r.status, r.body)
+}
+
+/// The data and labels of a Secret in a response: JSON, or protobuf when the server chose it
+/// from an `Accept` that offers both (kube-apiserver does; the emulator always answers JSON).
+fn secret_data_and_labels(r: &Raw) -> (Value, Value) {
+    if r.header("Content-Type") == Some(MEDIA_TYPE) {
+        let envelope = Unknown::decode(r.bytes.strip_prefix(MAGIC).expect("k8s magic")).unwrap();
+        let secret = core::Secret::decode(envelope.raw.unwrap_or_default().as_slice()).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        use base64::Engine;
+        let data: serde_json::Map<String, Value> = secret
+            .data
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(b64.encode(v))))
+            .collect();
+        (
+            Value::Object(data),
+            json!(secret.metadata.unwrap_or_default().labels),
+        )
+    } else {
+        let v = r.json();
+        (v["data"].clone(), v["metadata"]["labels"].clone())
     }
-    req.push_str("\r\n");
-    let mut bytes = req.into_bytes();
-    bytes.extend_from_slice(body);
-    s.write_all(&bytes).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, rest.to_string())
 }
 
 const PB: (&str, &str) = ("Content-Type", MEDIA_TYPE);
@@ -65,18 +67,12 @@ async fn protobuf_create_and_update_of_builtin_are_stored_as_json() {
     let (server, client) = setup().await;
     let data = [0u8, 1, 2, 0xfe, 0xff];
     let body = encode("v1", "Secret", &secret("s1", &data));
-    let (code, out) = send(
-        &server,
-        "POST",
-        "/api/v1/namespaces/default/secrets",
-        &[PB, ACCEPT_BOTH],
-        &body,
-    )
-    .await;
-    assert_eq!(code, 201, "{out}");
-    let created: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(created["data"], json!({"k": "AAEC/v8="}));
-    assert_eq!(created["metadata"]["labels"], json!({"app": "x"}));
+    let secrets = format!("/api/v1/namespaces/{}/secrets", server.ns());
+    let r = raw_bytes(&server, "POST", &secrets, &[PB, ACCEPT_BOTH], &body).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let (created, labels) = secret_data_and_labels(&r);
+    assert_eq!(created, json!({"k": "AAEC/v8="}));
+    assert_eq!(labels, json!({"app": "x"}));
     // kube-rs (JSON) sees the same object.
     let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
         kube::Api::default_namespaced(client.clone());
@@ -89,7 +85,7 @@ async fn protobuf_create_and_update_of_builtin_are_stored_as_json() {
     let (code, out) = send(
         &server,
         "PUT",
-        "/api/v1/namespaces/default/secrets/s1",
+        &format!("{secrets}/s1"),
         &[PB, ACCEPT_BOTH],
         &body,
     )
@@ -100,7 +96,7 @@ async fn protobuf_create_and_update_of_builtin_are_stored_as_json() {
     let (code, out) = send(
         &server,
         "PUT",
-        "/api/v1/namespaces/default/secrets/s1",
+        &format!("{secrets}/s1"),
         &[PB, ACCEPT_BOTH],
         &body,
     )
@@ -116,7 +112,7 @@ async fn protobuf_body_with_wrong_kind_or_no_envelope_is_400() {
     let (code, out) = send(
         &server,
         "POST",
-        "/api/v1/namespaces/default/secrets",
+        &format!("/api/v1/namespaces/{}/secrets", server.ns()),
         &[PB],
         &body,
     )
@@ -125,7 +121,7 @@ async fn protobuf_body_with_wrong_kind_or_no_envelope_is_400() {
     let (code, out) = send(
         &server,
         "POST",
-        "/api/v1/namespaces/default/secrets",
+        &format!("/api/v1/namespaces/{}/secrets", server.ns()),
         &[PB],
         b"{\"kind\":\"Secret\"}",
     )
@@ -136,12 +132,20 @@ async fn protobuf_body_with_wrong_kind_or_no_envelope_is_400() {
 
 #[tokio::test]
 async fn protobuf_only_accept_is_406_before_writing() {
+    if emulator_only(
+        "protobuf_only_accept_is_406_before_writing",
+        "a known difference: kube-apiserver answers an Accept of protobuf alone in protobuf, the \
+         emulator (which encodes no protobuf) with 406; kubectl, client-go and kube-rs always \
+         offer JSON as well",
+    ) {
+        return;
+    }
     let (server, client) = setup().await;
     let body = encode("v1", "Secret", &secret("s1", b"x"));
     let (code, out) = send(
         &server,
         "POST",
-        "/api/v1/namespaces/default/secrets",
+        &format!("/api/v1/namespaces/{}/secrets", server.ns()),
         &[PB, ("Accept", MEDIA_TYPE)],
         &body,
     )
@@ -157,18 +161,11 @@ async fn protobuf_only_accept_is_406_before_writing() {
 
 #[tokio::test]
 async fn protobuf_body_for_custom_resource_is_415() {
-    let (server, client) = setup().await;
-    install(&client, widget_crd()).await;
+    let (server, _) = setup().await;
+    install(&server, widget_crd()).await;
     // Any bytes: custom resources have no protobuf serializer at all.
     let body = encode("example.com/v1", "Widget", &secret("w1", b"x"));
-    let (code, out) = send(
-        &server,
-        "POST",
-        "/apis/example.com/v1/namespaces/default/widgets",
-        &[PB],
-        &body,
-    )
-    .await;
+    let (code, out) = send(&server, "POST", &server.widgets_path(), &[PB], &body).await;
     assert_eq!(code, 415, "{out}");
     let status: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(status["reason"], "UnsupportedMediaType");

@@ -4,15 +4,14 @@ use crate::common::*;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 
-const W: &str = "/apis/example.com/v1/namespaces/default/widgets";
-
 fn body(spec: Value) -> String {
     json!({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w1"},"spec":spec})
         .to_string()
 }
 
-async fn create_raw(server: &castellan_apiserver::ApiServer, q: &str, spec: Value) -> Raw {
-    raw(server, "POST", &format!("{W}{q}"), &[JSON], &body(spec)).await
+async fn create_raw(server: &Server, q: &str, spec: Value) -> Raw {
+    let path = format!("{}{q}", server.widgets_path());
+    raw(server, "POST", &path, &[JSON], &body(spec)).await
 }
 
 fn cause_reasons(r: &Raw) -> Vec<String> {
@@ -34,8 +33,8 @@ fn cause_reasons(r: &Raw) -> Vec<String> {
 
 #[tokio::test]
 async fn missing_required_field_is_422_field_value_required() {
-    let (server, client) = setup().await;
-    let _ = widgets(&client).await;
+    let (server, _) = setup().await;
+    let _ = widgets(&server).await;
     let r = create_raw(&server, "", json!({})).await;
     assert_eq!(r.status, 422, "{}", r.body);
     assert_eq!(r.json()["reason"], "Invalid");
@@ -48,8 +47,8 @@ async fn missing_required_field_is_422_field_value_required() {
 
 #[tokio::test]
 async fn enum_violation_is_422_not_supported() {
-    let (server, client) = setup().await;
-    let _ = widgets(&client).await;
+    let (server, _) = setup().await;
+    let _ = widgets(&server).await;
     let r = create_raw(&server, "", json!({"size":1,"mode":"medium"})).await;
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(
@@ -65,8 +64,8 @@ async fn enum_violation_is_422_not_supported() {
 
 #[tokio::test]
 async fn pattern_minimum_maxlength_maxitems_are_422() {
-    let (server, client) = setup().await;
-    let _ = widgets(&client).await;
+    let (server, _) = setup().await;
+    let _ = widgets(&server).await;
     for spec in [
         json!({"size":1,"label":"ABC"}),
         json!({"size":-1}),
@@ -80,8 +79,8 @@ async fn pattern_minimum_maxlength_maxitems_are_422() {
 
 #[tokio::test]
 async fn wrong_type_is_422() {
-    let (server, client) = setup().await;
-    let _ = widgets(&client).await;
+    let (server, _) = setup().await;
+    let _ = widgets(&server).await;
     let r = create_raw(&server, "", json!({"size":"big"})).await;
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(
@@ -95,8 +94,8 @@ async fn wrong_type_is_422() {
 
 #[tokio::test]
 async fn cel_rule_false_is_422_and_transition_rules_see_old_self() {
-    let (server, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     let r = create_raw(&server, "", json!({"size":13})).await;
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(r.body.contains("thirteen is unlucky"), "{}", r.body);
@@ -122,8 +121,8 @@ async fn cel_rule_false_is_422_and_transition_rules_see_old_self() {
 
 #[tokio::test]
 async fn unknown_field_warn_strict_ignore() {
-    let (server, client) = setup().await;
-    let _ = widgets(&client).await;
+    let (server, _) = setup().await;
+    let _ = widgets(&server).await;
     let r = create_raw(&server, "", json!({"size":1,"bogus":1})).await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert!(r.json()["spec"].get("bogus").is_none());
@@ -133,18 +132,18 @@ async fn unknown_field_warn_strict_ignore() {
             .any(|h| h.starts_with("299 - ") && h.contains("spec.bogus")),
         "{w:?}"
     );
-    let r = raw(&server, "POST", &format!("{W}?fieldValidation=Strict"), &[JSON], &json!({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w2"},"spec":{"size":1,"bogus":1}}).to_string()).await;
+    let r = raw(&server, "POST", &format!("{}?fieldValidation=Strict", server.widgets_path()), &[JSON], &json!({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w2"},"spec":{"size":1,"bogus":1}}).to_string()).await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.json()["reason"], "BadRequest");
-    let r = raw(&server, "POST", &format!("{W}?fieldValidation=Ignore"), &[JSON], &json!({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w3"},"spec":{"size":1,"bogus":1}}).to_string()).await;
+    let r = raw(&server, "POST", &format!("{}?fieldValidation=Ignore", server.widgets_path()), &[JSON], &json!({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w3"},"spec":{"size":1,"bogus":1}}).to_string()).await;
     assert_eq!(r.status, 201);
     assert!(r.header("Warning").is_none());
 }
 
 #[tokio::test]
 async fn preserve_unknown_fields_keeps_them() {
-    let (server, client) = setup().await;
-    let _ = widgets(&client).await;
+    let (server, _) = setup().await;
+    let _ = widgets(&server).await;
     let r = create_raw(
         &server,
         "",
@@ -157,8 +156,8 @@ async fn preserve_unknown_fields_keeps_them() {
 
 #[tokio::test]
 async fn defaults_are_filled_in_response_and_get() {
-    let (_s, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     let o = api
         .create(&PostParams::default(), &widget("w1", 1))
         .await
@@ -169,8 +168,8 @@ async fn defaults_are_filled_in_response_and_get() {
 
 #[tokio::test]
 async fn null_non_nullable_pruned_then_defaulted_nullable_kept() {
-    let (server, client) = setup().await;
-    let _ = widgets(&client).await;
+    let (server, _) = setup().await;
+    let _ = widgets(&server).await;
     let r = create_raw(&server, "", json!({"size":1,"plain":null,"note":null})).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let o = r.json();
@@ -180,8 +179,8 @@ async fn null_non_nullable_pruned_then_defaulted_nullable_kept() {
 
 #[tokio::test]
 async fn duplicate_in_set_list_is_422() {
-    let (server, client) = setup().await;
-    let _ = widgets(&client).await;
+    let (server, _) = setup().await;
+    let _ = widgets(&server).await;
     let r = create_raw(&server, "", json!({"size":1,"tags":["a","a"]})).await;
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(
@@ -196,8 +195,15 @@ async fn duplicate_in_set_list_is_422() {
 #[tokio::test]
 async fn non_structural_or_misnamed_crd_is_422() {
     let (server, _client) = setup().await;
-    let mut crd = widget_crd();
-    crd["metadata"]["name"] = json!("widgets.other.com");
+    // In a group of this test's own: none of these may be stored, and if one were it would not
+    // be met as "already exists" on a shared server.
+    let group = server.group();
+    // Deleted at the end should one be accepted after all.
+    server.delete_at_end(format!(
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.{group}"
+    ));
+    let mut crd = widget_crd_in(&group);
+    crd["metadata"]["name"] = json!(format!("widgets.other-{group}"));
     let r = raw(
         &server,
         "POST",
@@ -207,7 +213,7 @@ async fn non_structural_or_misnamed_crd_is_422() {
     )
     .await;
     assert_eq!(r.status, 422, "{}", r.body);
-    let mut crd = widget_crd();
+    let mut crd = widget_crd_in(&group);
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
         ["untyped"] = json!({"description": "no type"});
     let r = raw(
@@ -219,7 +225,7 @@ async fn non_structural_or_misnamed_crd_is_422() {
     )
     .await;
     assert_eq!(r.status, 422, "{}", r.body);
-    let mut crd = widget_crd();
+    let mut crd = widget_crd_in(&group);
     crd["spec"]["versions"][0]["storage"] = json!(false);
     let r = raw(
         &server,
@@ -234,9 +240,14 @@ async fn non_structural_or_misnamed_crd_is_422() {
 
 #[tokio::test]
 async fn new_crd_is_established_and_discoverable_at_once() {
-    let (_s, client) = setup().await;
-    install(&client, widget_crd()).await;
-    let crd = crd_api(&client).get("widgets.example.com").await.unwrap();
+    let (server, client) = setup().await;
+    // A CRD of this test's own, so that it is new.
+    let group = server.group();
+    install(&server, widget_crd_in(&group)).await;
+    let crd = crd_api(&client)
+        .get(&format!("widgets.{group}"))
+        .await
+        .unwrap();
     let typed: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
         serde_json::from_value(serde_json::to_value(&crd).unwrap()).unwrap();
     use kube::runtime::wait::Condition;
@@ -248,5 +259,5 @@ async fn new_crd_is_established_and_discoverable_at_once() {
         .run_aggregated()
         .await
         .unwrap();
-    assert!(d.has_group("example.com"));
+    assert!(d.has_group(&group));
 }

@@ -9,12 +9,10 @@ use kube::runtime::watcher::{self, watcher, Event};
 use serde_json::json;
 use std::time::Duration;
 
-const W: &str = "/apis/example.com/v1/namespaces/default/widgets";
-
 #[tokio::test]
 async fn watch_from_list_rv_gets_exactly_later_changes_in_order() {
-    let (_s, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     api.create(&PostParams::default(), &widget("a", 1))
         .await
         .unwrap();
@@ -51,8 +49,8 @@ async fn watch_from_list_rv_gets_exactly_later_changes_in_order() {
 
 #[tokio::test]
 async fn watch_without_rv_or_rv_0_starts_with_synthetic_added() {
-    let (server, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     api.create(&PostParams::default(), &widget("a", 1))
         .await
         .unwrap();
@@ -63,7 +61,7 @@ async fn watch_without_rv_or_rv_0_starts_with_synthetic_added() {
         let r = raw(
             &server,
             "GET",
-            &format!("{W}?watch=true&timeoutSeconds=1{q}"),
+            &format!("{}?watch=true&timeoutSeconds=1{q}", server.widgets_path()),
             &[],
             "",
         )
@@ -76,8 +74,8 @@ async fn watch_without_rv_or_rv_0_starts_with_synthetic_added() {
 
 #[tokio::test]
 async fn watch_from_compacted_rv_gets_in_stream_410() {
-    let (server, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup_exclusive().await;
+    let api = widgets(&server).await;
     let a = api
         .create(&PostParams::default(), &widget("a", 1))
         .await
@@ -85,11 +83,15 @@ async fn watch_from_compacted_rv_gets_in_stream_410() {
     api.create(&PostParams::default(), &widget("b", 1))
         .await
         .unwrap();
-    server.hooks().compact();
+    server.compact().await;
     let r = raw(
         &server,
         "GET",
-        &format!("{W}?watch=true&resourceVersion={}", rv(&a)),
+        &format!(
+            "{}?watch=true&resourceVersion={}",
+            server.widgets_path(),
+            rv(&a)
+        ),
         &[],
         "",
     )
@@ -104,21 +106,17 @@ async fn watch_from_compacted_rv_gets_in_stream_410() {
 
 #[tokio::test]
 async fn kube_watcher_relists_after_forced_410() {
-    let (server, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup_exclusive().await;
+    let api = widgets(&server).await;
     api.create(&PostParams::default(), &widget("a", 1))
         .await
         .unwrap();
     let mut stream = watcher(api.clone(), watcher::Config::default()).boxed();
     let mut inits = 0;
     let mut init_done = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut dropped = false;
     while init_done < 2 {
-        let ev = tokio::time::timeout_at(deadline, stream.next())
-            .await
-            .expect("timed out")
-            .unwrap();
+        let ev = stream.next().await.unwrap();
         match ev {
             Ok(Event::Init) => inits += 1,
             Ok(Event::InitDone) => {
@@ -129,8 +127,7 @@ async fn kube_watcher_relists_after_forced_410() {
                     api.create(&PostParams::default(), &widget("b", 1))
                         .await
                         .unwrap();
-                    server.hooks().compact();
-                    server.hooks().drop_watches();
+                    server.compact_and_drop_watches().await;
                 }
             }
             Ok(_) => {}
@@ -142,13 +139,23 @@ async fn kube_watcher_relists_after_forced_410() {
 
 #[tokio::test]
 async fn stream_closes_at_timeout_and_watcher_rewatches_without_relist() {
-    let (server, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
+    let list_rv = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
     let start = std::time::Instant::now();
     let r = raw(
         &server,
         "GET",
-        &format!("{W}?watch=true&timeoutSeconds=1&resourceVersion=1"),
+        &format!(
+            "{}?watch=true&timeoutSeconds=1&resourceVersion={list_rv}",
+            server.widgets_path()
+        ),
         &[],
         "",
     )
@@ -158,26 +165,58 @@ async fn stream_closes_at_timeout_and_watcher_rewatches_without_relist() {
     let cfg = watcher::Config::default().timeout(1);
     let mut stream = watcher(api.clone(), cfg).boxed();
     let mut inits = 0;
-    let t0 = tokio::time::Instant::now();
+    loop {
+        match stream.try_next().await.unwrap().unwrap() {
+            Event::Init => inits += 1,
+            Event::InitDone => break,
+            _ => {}
+        }
+    }
+    // Well past two watch timeouts, changes still arrive, each as an Apply: the watcher
+    // re-watched from its resourceVersion, without listing again (no second Init).
+    let t0 = std::time::Instant::now();
+    let mut n = 0;
     while t0.elapsed() < Duration::from_millis(2500) {
-        if let Ok(Some(Ok(Event::Init))) =
-            tokio::time::timeout(Duration::from_millis(200), stream.next()).await
-        {
-            inits += 1;
+        tokio::time::sleep(Duration::from_millis(300)).await; // let watches time out
+        n += 1;
+        let name = format!("n{n}");
+        api.create(&PostParams::default(), &widget(&name, 1))
+            .await
+            .unwrap();
+        loop {
+            match stream.try_next().await.unwrap().unwrap() {
+                Event::Init => inits += 1,
+                Event::Apply(o) if o.metadata.name.as_deref() == Some(name.as_str()) => break,
+                _ => {}
+            }
         }
     }
     assert_eq!(inits, 1);
-    assert!(server.hooks().count("watch", "widgets") >= 2);
+    if let Some(hooks) = server.hooks() {
+        assert!(hooks.count("watch", "widgets") >= 2);
+    }
 }
 
 #[tokio::test]
 async fn bookmarks_carry_only_resource_version_of_requested_kind() {
-    let (server, client) = setup().await;
-    let _ = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
+    let list_rv = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    // kube-apiserver sends a watch's bookmark 2 s before its timeout at the latest (none when the
+    // timeout is shorter); the emulator just before it.
     let r = raw(
         &server,
         "GET",
-        &format!("{W}?watch=true&timeoutSeconds=1&allowWatchBookmarks=true&resourceVersion=1"),
+        &format!(
+            "{}?watch=true&timeoutSeconds=5&allowWatchBookmarks=true&resourceVersion={list_rv}",
+            server.widgets_path()
+        ),
         &[],
         "",
     )
@@ -195,8 +234,8 @@ async fn bookmarks_carry_only_resource_version_of_requested_kind() {
 
 #[tokio::test]
 async fn label_selector_transitions_are_added_and_deleted() {
-    let (_s, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     let mut a = widget("a", 1);
     a.metadata.labels = Some([("app".to_string(), "x".to_string())].into());
     let a = api.create(&PostParams::default(), &a).await.unwrap();
@@ -239,15 +278,15 @@ async fn label_selector_transitions_are_added_and_deleted() {
 
 #[tokio::test]
 async fn streaming_list_sends_initial_events_end_bookmark() {
-    let (server, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     api.create(&PostParams::default(), &widget("a", 1))
         .await
         .unwrap();
     let r = raw(
         &server,
         "GET",
-        &format!("{W}?&watch=true&timeoutSeconds=1&allowWatchBookmarks=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&resourceVersion=0"),
+        &format!("{}?&watch=true&timeoutSeconds=1&allowWatchBookmarks=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&resourceVersion=0", server.widgets_path()),
         &[],
         "",
     )
@@ -262,7 +301,10 @@ async fn streaming_list_sends_initial_events_end_bookmark() {
     let r = raw(
         &server,
         "GET",
-        &format!("{W}?watch=true&sendInitialEvents=true&allowWatchBookmarks=true"),
+        &format!(
+            "{}?watch=true&sendInitialEvents=true&allowWatchBookmarks=true",
+            server.widgets_path()
+        ),
         &[],
         "",
     )
@@ -270,23 +312,17 @@ async fn streaming_list_sends_initial_events_end_bookmark() {
     assert_eq!(r.status, 422);
     // kube's streaming-list watcher initialises.
     let mut stream = watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
-    let done = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(ev) = stream.next().await {
-            if let Ok(Event::InitDone) = ev {
-                return true;
-            }
+    loop {
+        if let Event::InitDone = stream.try_next().await.unwrap().unwrap() {
+            break;
         }
-        false
-    })
-    .await
-    .unwrap();
-    assert!(done);
+    }
 }
 
 #[tokio::test]
 async fn field_selector_metadata_name_on_list_and_watch() {
-    let (server, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     api.create(&PostParams::default(), &widget("x", 1))
         .await
         .unwrap();
@@ -306,7 +342,10 @@ async fn field_selector_metadata_name_on_list_and_watch() {
     let r = raw(
         &server,
         "GET",
-        &format!("{W}?watch=1&timeoutSeconds=1&fieldSelector=metadata.name%3D%3Dx"),
+        &format!(
+            "{}?watch=1&timeoutSeconds=1&fieldSelector=metadata.name%3D%3Dx",
+            server.widgets_path()
+        ),
         &[],
         "",
     )
@@ -316,8 +355,8 @@ async fn field_selector_metadata_name_on_list_and_watch() {
 
 #[tokio::test]
 async fn unsupported_field_selector_is_400() {
-    let (_s, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     let e = api_err(
         api.list(&ListParams::default().fields("spec.size=1"))
             .await
@@ -339,8 +378,8 @@ async fn unsupported_field_selector_is_400() {
 
 #[tokio::test]
 async fn limit_paging_shares_one_rv_and_bad_token_is_410() {
-    let (server, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup_exclusive().await;
+    let api = widgets(&server).await;
     for n in ["a", "b", "c"] {
         api.create(&PostParams::default(), &widget(n, 1))
             .await
@@ -368,7 +407,7 @@ async fn limit_paging_shares_one_rv_and_bad_token_is_410() {
             .unwrap_err(),
     );
     assert_eq!(e.code, 410);
-    server.hooks().compact();
+    server.compact().await;
     let e = api_err(
         api.list(&ListParams::default().limit(1).continue_token(&tok))
             .await
@@ -379,8 +418,8 @@ async fn limit_paging_shares_one_rv_and_bad_token_is_410() {
 
 #[tokio::test]
 async fn metadata_only_list_and_watch() {
-    let (_s, client) = setup().await;
-    let api = widgets(&client).await;
+    let (server, _) = setup().await;
+    let api = widgets(&server).await;
     api.create(&PostParams::default(), &widget("a", 1))
         .await
         .unwrap();
@@ -403,16 +442,44 @@ async fn metadata_only_list_and_watch() {
 
 #[tokio::test]
 async fn cluster_wide_list_spans_namespaces() {
-    let (_s, client) = setup().await;
-    let _ = widgets(&client).await;
-    let other: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), "kube-system", &widget_ar());
-    let mut w = widget("a", 1);
-    w.metadata.namespace = Some("kube-system".into());
-    other.create(&PostParams::default(), &w).await.unwrap();
+    let (server, client) = setup().await;
+    let here = widgets(&server).await;
+    // A second namespace of this test's own; the label tells this test's widgets from those of
+    // tests running beside it on a shared server.
+    let second = format!("{}-b", server.ns());
+    server.delete_at_end(format!("/api/v1/namespaces/{second}"));
+    server.unfinalize_at_end(format!("/apis/example.com/v1/namespaces/{second}/widgets"));
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": second}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let other: Api<DynamicObject> = Api::namespaced_with(client.clone(), &second, &widget_ar());
+    let labelled = |name: &str| {
+        let mut w = widget(name, 1);
+        w.metadata.labels = Some([("test".to_string(), server.ns().to_string())].into());
+        w
+    };
+    here.create(&PostParams::default(), &labelled("a"))
+        .await
+        .unwrap();
+    other
+        .create(&PostParams::default(), &labelled("a"))
+        .await
+        .unwrap();
     let all: Api<DynamicObject> = Api::all_with(client.clone(), &widget_ar());
-    assert_eq!(
-        all.list(&ListParams::default()).await.unwrap().items.len(),
-        1
-    );
+    let list = all
+        .list(&ListParams::default().labels(&format!("test={}", server.ns())))
+        .await
+        .unwrap();
+    let mut found: Vec<_> = list
+        .items
+        .iter()
+        .map(|o| o.metadata.namespace.clone().unwrap())
+        .collect();
+    found.sort();
+    assert_eq!(found, [server.ns().to_string(), second]);
 }

@@ -28,9 +28,22 @@ fn words(s: &str) -> String {
 
 #[tokio::test]
 async fn kubectl_explain_shows_crd_field_descriptions() {
-    let (server, _client) = setup().await;
+    let (server, client) = setup().await;
+    // Castellan's CRDs are cluster-wide: deleted at the end only if this test made them.
+    for name in [
+        "storagebackends.castellan.io",
+        "artifactmappings.castellan.io",
+    ] {
+        if crd_api(&client).get_opt(name).await.unwrap().is_none() {
+            server.delete_at_end(format!(
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+            ));
+        }
+    }
     let k = kubectl(&server);
     k.ok(&["apply", "-f", &repo_crds()]).await;
+    k.ok(&["wait", "--for=condition=Established", "-f", &repo_crds()])
+        .await;
     // kubectl expands short names from its discovery cache, which `apply` filled before the
     // CRDs existed; `explain` (ResourcesFor) does not re-expand after refreshing it, while
     // `get` (KindFor) does, so a real server needs the same first step for `explain sbe`.
@@ -96,26 +109,40 @@ async fn kubectl_explain_shows_crd_field_descriptions() {
 
 #[tokio::test]
 async fn kubectl_explain_follows_crd_changes() {
-    let (server, client) = setup().await;
-    install(&client, widget_crd()).await;
+    let (server, _client) = setup().await;
+    // This test changes the CRD: one of its own.
+    let group = server.group();
+    install(&server, widget_crd_in(&group)).await;
     let k = kubectl(&server);
-    let out = k.ok(&["explain", "widgets.spec"]).await;
+    let version = format!("--api-version={group}/v1");
+    let out = k.ok(&["explain", "widgets.spec", &version]).await;
     assert!(!out.contains("colour"), "{out}");
-    let mut crd = widget_crd();
+    let mut crd = widget_crd_in(&group);
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
         ["colour"] = json!({"type": "string", "description": "The paint on the widget."});
     let f = k.file("crd.yaml", &serde_yaml::to_string(&crd).unwrap());
     k.ok(&["apply", "-f", &f]).await;
-    let out = k.ok(&["explain", "widgets.spec.colour"]).await;
+    // kube-apiserver republishes the OpenAPI moments after the change, the emulator at once.
+    let out = wait_for(|| async {
+        let (ok, stdout, _) = k.run(&["explain", "widgets.spec.colour", &version]).await;
+        ok.then_some(stdout)
+    })
+    .await;
     assert!(out.contains("FIELD: colour <string>"), "{out}");
     assert!(out.contains("The paint on the widget."), "{out}");
 }
 
 #[tokio::test]
 async fn openapi_v3_crd_schema_has_gvk_type_meta_and_object_meta() {
-    let (server, client) = setup().await;
-    install(&client, widget_crd()).await;
-    let index = raw(&server, "GET", "/openapi/v3", &[], "").await.json();
+    let (server, _) = setup().await;
+    install(&server, widget_crd()).await;
+    let index = wait_for(|| async {
+        let index = raw(&server, "GET", "/openapi/v3", &[], "").await.json();
+        index["paths"]["apis/example.com/v1"]
+            .is_object()
+            .then_some(index)
+    })
+    .await;
     let url = index["paths"]["apis/example.com/v1"]["serverRelativeURL"]
         .as_str()
         .unwrap()

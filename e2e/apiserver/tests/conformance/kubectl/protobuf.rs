@@ -1,16 +1,13 @@
 //! (K) kubectl's typed `create` generators, which send protobuf bodies for built-in kinds.
 
-use super::kubectl;
+use super::{kubectl, Logged};
 use crate::common::*;
 use base64::Engine;
 
-/// The request log shows the create arrived as protobuf (kubectl's typed client), not JSON.
-fn created(server: &castellan_apiserver::ApiServer, resource: &str) -> u16 {
-    server
-        .hooks()
-        .requests()
-        .iter()
-        .find(|r| r.verb == "create" && r.resource == resource)
+/// The status kubectl logged for its create (POST) of `resource`.
+fn created(log: &[Logged], resource: &str) -> u16 {
+    log.iter()
+        .find(|r| r.verb == "POST" && r.path.ends_with(&format!("/{resource}")))
         .map(|r| r.code)
         .unwrap_or(0)
 }
@@ -19,15 +16,17 @@ fn created(server: &castellan_apiserver::ApiServer, resource: &str) -> u16 {
 async fn kubectl_create_namespace() {
     let (server, _client) = setup().await;
     let k = kubectl(&server);
-    let (ok, _, err) = k.run(&["create", "namespace", "demo", "-v=8"]).await;
+    let demo = format!("{}-demo", server.ns());
+    server.delete_at_end(format!("/api/v1/namespaces/{demo}"));
+    let (ok, _, err) = k.run(&["create", "namespace", &demo, "-v=8"]).await;
     assert!(ok, "{err}");
     assert!(
         err.contains("Content-Type: application/vnd.kubernetes.protobuf"),
         "kubectl no longer sends protobuf here; this test lost its point:\n{err}"
     );
-    assert_eq!(created(&server, "namespaces"), 201);
+    assert_eq!(created(&super::logged_requests(&err), "namespaces"), 201);
     let phase = k
-        .ok(&["get", "namespace", "demo", "-o", "jsonpath={.status.phase}"])
+        .ok(&["get", "namespace", &demo, "-o", "jsonpath={.status.phase}"])
         .await;
     assert_eq!(phase, "Active");
     // Objects made from protobuf are ordinary: a namespaced create goes into it.
@@ -36,11 +35,11 @@ async fn kubectl_create_namespace() {
         "configmap",
         "c",
         "-n",
-        "demo",
+        &demo,
         "--from-literal=k=v",
     ])
     .await;
-    let (ok, _, err) = k.run(&["create", "namespace", "demo"]).await;
+    let (ok, _, err) = k.run(&["create", "namespace", &demo]).await;
     assert!(!ok);
     assert!(err.contains("AlreadyExists"), "{err}");
 }
@@ -53,16 +52,17 @@ async fn kubectl_create_secret_generic_round_trips_data_byte_exact() {
     let path = k.dir.join("bin");
     std::fs::write(&path, bin).unwrap();
     let from_file = format!("--from-file=bin={}", path.display());
-    k.ok(&[
-        "create",
-        "secret",
-        "generic",
-        "s1",
-        "--from-literal=a=b",
-        &from_file,
-    ])
-    .await;
-    assert_eq!(created(&server, "secrets"), 201);
+    let (_, log) = k
+        .ok_logged(&[
+            "create",
+            "secret",
+            "generic",
+            "s1",
+            "--from-literal=a=b",
+            &from_file,
+        ])
+        .await;
+    assert_eq!(created(&log, "secrets"), 201);
     let a = k
         .ok(&["get", "secret", "s1", "-o", "jsonpath={.data.a}"])
         .await;
@@ -100,15 +100,16 @@ async fn kubectl_create_configmap() {
     let path = k.dir.join("blob");
     std::fs::write(&path, bin).unwrap();
     let from_file = format!("--from-file=blob={}", path.display());
-    k.ok(&[
-        "create",
-        "configmap",
-        "c1",
-        "--from-literal=a=b",
-        &from_file,
-    ])
-    .await;
-    assert_eq!(created(&server, "configmaps"), 201);
+    let (_, log) = k
+        .ok_logged(&[
+            "create",
+            "configmap",
+            "c1",
+            "--from-literal=a=b",
+            &from_file,
+        ])
+        .await;
+    assert_eq!(created(&log, "configmaps"), 201);
     let out = k.ok(&["get", "configmap", "c1", "-o", "json"]).await;
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["data"], serde_json::json!({"a": "b"}));
@@ -120,6 +121,24 @@ async fn kubectl_create_configmap() {
 async fn kubectl_create_generators_for_other_builtins() {
     let (server, _client) = setup().await;
     let k = kubectl(&server);
+    // Cluster-scoped objects get names of this test's own.
+    let ns = server.ns().to_string();
+    let (cr1, cr2, crb1) = (
+        format!("{ns}-cr1"),
+        format!("{ns}-cr2"),
+        format!("{ns}-crb1"),
+    );
+    for name in [&cr1, &cr2] {
+        server.delete_at_end(format!(
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}"
+        ));
+    }
+    server.delete_at_end(format!(
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{crb1}"
+    ));
+    let service_account = format!("--serviceaccount={ns}:sa1");
+    let cluster_role = format!("--clusterrole={cr1}");
+    let mut creates = Vec::new();
     for args in [
         &["create", "serviceaccount", "sa1"][..],
         &["create", "service", "clusterip", "svc1", "--tcp=5678:8080"],
@@ -163,21 +182,21 @@ async fn kubectl_create_generators_for_other_builtins() {
             "rb1",
             "--role=r1",
             "--user=alice",
-            "--serviceaccount=default:sa1",
+            &service_account,
         ],
         &[
             "create",
             "clusterrole",
-            "cr1",
+            &cr1,
             "--verb=get",
             "--non-resource-url=/logs/*",
         ],
-        &["create", "clusterrole", "cr2", "--aggregation-rule=a=b"],
+        &["create", "clusterrole", &cr2, "--aggregation-rule=a=b"],
         &[
             "create",
             "clusterrolebinding",
-            "crb1",
-            "--clusterrole=cr1",
+            &crb1,
+            &cluster_role,
             "--group=g",
         ],
         &[
@@ -188,12 +207,14 @@ async fn kubectl_create_generators_for_other_builtins() {
             "--min-available=50%",
         ],
     ] {
-        k.ok(args).await;
+        let (_, log) = k.ok_logged(args).await;
+        creates.extend(log.into_iter().filter(|r| r.verb == "POST"));
     }
-    let get = |r: &'static str, path: &'static str| {
+    let get = |r: String, path: &'static str| {
         let k = &k;
-        async move { k.ok(&["get", r, "-o", &format!("jsonpath={path}")]).await }
+        async move { k.ok(&["get", &r, "-o", &format!("jsonpath={path}")]).await }
     };
+    let get = |r: &str, path: &'static str| get(r.to_string(), path);
     assert_eq!(
         get("service/np1", "{.spec.ports[0].nodePort}").await,
         "30080"
@@ -224,35 +245,35 @@ async fn kubectl_create_generators_for_other_builtins() {
         "80"
     );
     assert_eq!(get("role/r1", "{.rules[1].apiGroups[0]}").await, "apps");
+    assert_eq!(get("rolebinding/rb1", "{.subjects[1].namespace}").await, ns);
     assert_eq!(
-        get("rolebinding/rb1", "{.subjects[1].namespace}").await,
-        "default"
-    );
-    assert_eq!(
-        get("clusterrole/cr1", "{.rules[0].nonResourceURLs[0]}").await,
+        get(
+            &format!("clusterrole/{cr1}"),
+            "{.rules[0].nonResourceURLs[0]}"
+        )
+        .await,
         "/logs/*"
     );
     assert_eq!(
         get(
-            "clusterrole/cr2",
+            &format!("clusterrole/{cr2}"),
             "{.aggregationRule.clusterRoleSelectors[0].matchLabels.a}"
         )
         .await,
         "b"
     );
     assert_eq!(
-        get("clusterrolebinding/crb1", "{.roleRef.name}").await,
-        "cr1"
+        get(&format!("clusterrolebinding/{crb1}"), "{.roleRef.name}").await,
+        cr1
     );
     assert_eq!(get("pdb/p1", "{.spec.minAvailable}").await, "50%");
     assert_eq!(
         get("pdb/p1", "{.spec.selector.matchExpressions[0].operator}").await,
         "NotIn"
     );
-    let log = server.hooks().requests();
-    let creates = log
-        .iter()
-        .filter(|r| r.verb == "create" && r.code == 201)
-        .count();
-    assert_eq!(creates, 11, "{log:#?}");
+    assert_eq!(
+        creates.iter().filter(|r| r.code == 201).count(),
+        11,
+        "{creates:#?}"
+    );
 }
