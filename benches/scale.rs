@@ -655,6 +655,7 @@ async fn reassignment() {
             "SCALE_VERIFY_CONCURRENCY",
             Settings::default().verify_concurrency,
         ),
+        min_validation_interval: Duration::from_secs(1),
         ..Settings::default()
     };
     let concurrency = settings.verify_concurrency;
@@ -934,6 +935,8 @@ async fn start_castellan(kubeconfig: &Path) -> ChildGuard {
             &format!("127.0.0.1:{health_port}"),
             "--identity",
             "castellan-scale-bench",
+            "--min-validation-interval",
+            "1s",
         ])
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "warn")

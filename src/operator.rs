@@ -31,7 +31,7 @@ use crate::mapping::decide::MappingState;
 use crate::mapping::MappingIndex;
 use crate::metrics::Metrics;
 use crate::resolve::Resolver;
-use crate::telemetry::traced;
+use crate::telemetry::{guarded, traced};
 use crate::verifier::Verifier;
 use crate::{backend, mapping};
 
@@ -76,6 +76,8 @@ pub struct Settings {
     pub verify_bytes_per_second: Option<u64>,
     /// Longest pause between retries of a mapping with no verified replica.
     pub max_backoff: Duration,
+    /// Shortest validation interval applied to any backend, whatever its spec asks.
+    pub min_validation_interval: Duration,
 }
 
 impl Default for Settings {
@@ -84,6 +86,7 @@ impl Default for Settings {
             verify_concurrency: 16,
             verify_bytes_per_second: None,
             max_backoff: Duration::from_secs(300),
+            min_validation_interval: backend::schedule::DEFAULT_MIN_INTERVAL,
         }
     }
 }
@@ -306,6 +309,7 @@ pub struct Common {
     pub verifier: Arc<Verifier>,
     pub index: Arc<MappingIndex>,
     pub max_backoff: Duration,
+    pub min_validation_interval: Duration,
 }
 
 impl Common {
@@ -340,6 +344,7 @@ impl Common {
             )),
             index: Arc::new(MappingIndex::new()),
             max_backoff: settings.max_backoff,
+            min_validation_interval: settings.min_validation_interval,
             metrics,
         }
     }
@@ -358,6 +363,7 @@ impl Common {
             mappings,
             clients: self.clients.clone(),
             probes: ProbeMemory::default(),
+            min_interval: self.min_validation_interval,
         }
     }
 
@@ -573,7 +579,8 @@ fn run_backend_controller(
         .run(
             |obj, ctx| {
                 let object = ObjectRef::from_obj(obj.as_ref());
-                traced(backend::CONTROLLER, object, backend::reconcile(obj, ctx))
+                let reconcile = guarded(backend::reconcile(obj, ctx), backend::Error::Panicked);
+                traced(backend::CONTROLLER, object, reconcile)
             },
             backend::error_policy,
             ctx,
@@ -598,7 +605,8 @@ fn run_mapping_controller(
         .run(
             |obj, ctx| {
                 let object = ObjectRef::from_obj(obj.as_ref());
-                traced(mapping::CONTROLLER, object, mapping::reconcile(obj, ctx))
+                let reconcile = guarded(mapping::reconcile(obj, ctx), mapping::Error::Panicked);
+                traced(mapping::CONTROLLER, object, reconcile)
             },
             mapping::error_policy,
             ctx,

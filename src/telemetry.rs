@@ -38,6 +38,51 @@ pub fn init(format: LogFormat) {
     let _ = result;
 }
 
+/// Logs panics through `tracing` (one redacted line, with the reconcile's span) instead of the
+/// default hook's raw stderr text: a panic inside a reconcile is caught and becomes an error on
+/// that object ([`guarded`]), and its message must not carry anything a credential could leak
+/// through.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(
+            panic = %crate::storage::error::redact(&panic_text(info.payload()), &[]),
+            location,
+            "panic"
+        );
+    }));
+}
+
+/// The text of a panic payload (`&str` or `String`; anything else is unnamed).
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
+}
+
+/// Runs `reconcile`; a panic inside it becomes the error `panicked(message)` (redacted) on that
+/// object — logged, counted and retried by the controller's error policy — never a process exit.
+pub async fn guarded<F, T, E>(reconcile: F, panicked: impl FnOnce(String) -> E) -> Result<T, E>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(reconcile).catch_unwind().await {
+        Ok(result) => result,
+        Err(payload) => Err(panicked(crate::storage::error::redact(
+            &panic_text(payload.as_ref()),
+            &[],
+        ))),
+    }
+}
+
 /// A 128-bit trace id, printed as 32 lowercase hex digits (the W3C trace-context form).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TraceId(u128);
@@ -80,6 +125,23 @@ mod tests {
     use super::*;
     use std::io::Write;
     use std::sync::{Arc, Mutex};
+
+    #[tokio::test]
+    async fn a_panicking_reconcile_is_an_error_with_a_redacted_message() {
+        let result: Result<(), String> = guarded(
+            async { panic!("boom at https://s3.example/b/k?X-Amz-Signature=abcdef0123") },
+            |message| message,
+        )
+        .await;
+        let message = result.expect_err("the panic is an error");
+        assert!(
+            message.starts_with("boom at https://s3.example/b/k?"),
+            "{message}"
+        );
+        assert!(!message.contains("abcdef0123"), "{message}");
+        let fine: Result<u8, String> = guarded(async { Ok(7) }, |m| m).await;
+        assert_eq!(fine, Ok(7));
+    }
 
     #[test]
     fn trace_ids_are_32_hex_digits_and_differ() {

@@ -180,6 +180,8 @@ impl Env {
             crd_wait: Duration::from_secs(20),
             settings: Settings {
                 max_backoff: Duration::from_secs(2),
+                // The story validates every second or two so that it shows quickly.
+                min_validation_interval: Duration::from_secs(1),
                 ..Settings::default()
             },
         };

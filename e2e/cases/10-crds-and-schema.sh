@@ -38,7 +38,7 @@ apiVersion: castellan.io/v1alpha1
 kind: StorageBackend
 metadata: {name: dotdot}
 spec: {s3: {bucket: artifacts, keyPrefix: "cas/../etc"}}'
-expect_rejected "a successThreshold of zero" "successThreshold must be at least 1" '
+expect_rejected "a successThreshold of zero" "successThreshold must be between 1 and 100" '
 apiVersion: castellan.io/v1alpha1
 kind: StorageBackend
 metadata: {name: zero}
@@ -48,3 +48,23 @@ apiVersion: castellan.io/v1alpha1
 kind: StorageBackend
 metadata: {name: typo}
 spec: {s3: {bucket: artifacts, forcePathStlye: true}}'
+expect_rejected "an interval of a thousand years" "interval must be 0 (off) or between 1s and 8760h" '
+apiVersion: castellan.io/v1alpha1
+kind: StorageBackend
+metadata: {name: forever}
+spec: {s3: {bucket: artifacts}, validation: {interval: "8760000h"}}'
+expect_rejected "a zero probe timeout" "timeout must be between 100ms and 10m" '
+apiVersion: castellan.io/v1alpha1
+kind: StorageBackend
+metadata: {name: no-timeout}
+spec: {s3: {bucket: artifacts}, validation: {timeout: "0s"}}'
+expect_rejected "a Secret name that is not a Kubernetes name" "name must be a Secret name" '
+apiVersion: castellan.io/v1alpha1
+kind: StorageBackend
+metadata: {name: bad-secret}
+spec: {s3: {bucket: artifacts, credentialsSecretRef: {name: "../kube-system/admin"}}}'
+expect_rejected "a negative size" "size must be between 0 and 5497558138880 (5 TiB)" '
+apiVersion: castellan.io/v1alpha1
+kind: ArtifactMapping
+metadata: {name: negative}
+spec: {digest: "sha256:0000000000000000000000000000000000000000000000000000000000000000", size: -1, backendRef: {name: a}}'

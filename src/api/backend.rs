@@ -22,8 +22,13 @@ pub const DEFAULT_MULTIPART_CHUNK_BYTES: i64 = 16 * 1024 * 1024;
 /// S3's smallest allowed part (all parts but the last).
 pub const MIN_MULTIPART_CHUNK_BYTES: i64 = 5 * 1024 * 1024;
 
-/// A regular expression for Go-style durations as Kubernetes writes them (`30s`, `5m`, `1h30m`, `0`).
-pub const DURATION_PATTERN: &str = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$";
+/// Go-style durations as Kubernetes writes them (`30s`, `5m`, `1h30m`, `1.5h`, `0`): at most four
+/// parts of at most six digits each, so that no value the schema admits overflows anything.
+pub const DURATION_PATTERN: &str = r"^(0|([0-9]{1,6}(\.[0-9]{1,9})?(ns|us|ms|s|m|h)){1,4})$";
+/// The longest any duration field may be: a year.
+pub const MAX_DURATION: &str = "8760h";
+/// The largest object S3 stores (5 TiB): also the largest `spec.size` and multipart threshold.
+pub const MAX_OBJECT_BYTES: i64 = 5 * 1024 * 1024 * 1024 * 1024;
 
 /// Spec of a `StorageBackend`.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -85,10 +90,12 @@ pub struct StorageBackendSpec {
     /// Replication group: backends with the same location hold the same bytes. Derived from
     /// endpoint, bucket and keyPrefix when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
     #[x_kube(validation = Rule::new("self.size() <= 512").message("location must be at most 512 characters"))]
     pub location: Option<String>,
-    /// Higher is tried first among otherwise equal candidates.
+    /// Higher is tried first among otherwise equal candidates (-1000 to 1000).
     #[serde(default)]
+    #[schemars(range(min = -1000, max = 1000))]
     pub priority: i32,
     /// How far the operator trusts this backend.
     #[serde(default)]
@@ -110,13 +117,16 @@ pub struct S3Spec {
         validation = Rule::new("!self.contains('..')").message("bucket must not contain two adjacent periods"),
         validation = Rule::new("!self.matches('^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$')").message("bucket must not be formatted as an IP address")
     )]
+    #[schemars(length(max = 63))]
     pub bucket: String,
     /// Region used for signing.
     #[serde(default = "default_region")]
+    #[schemars(length(min = 1, max = 64))]
     #[x_kube(validation = Rule::new("self.matches('^[a-z0-9-]+$')").message("region may contain only lowercase letters, digits and '-'"))]
     pub region: String,
     /// Endpoint URL for non-AWS servers (Ceph RGW, MinIO, Garage); AWS when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
     #[x_kube(validation = Rule::new("self.matches('^https?://[^/?#@ ]+(/[^?# ]*)?$')").message("endpoint must be an http:// or https:// URL without credentials, query or fragment"))]
     pub endpoint: Option<String>,
     /// Path-style addressing (`endpoint/bucket/key`), which Ceph RGW, MinIO and Garage usually need.
@@ -129,8 +139,10 @@ pub struct S3Spec {
         validation = Rule::new("!self.endsWith('/')").message("keyPrefix must not end with '/'"),
         validation = Rule::new("!self.matches('(^|/)[.][.](/|$)')").message("keyPrefix must not contain '..' segments"),
         validation = Rule::new("!self.contains('//')").message("keyPrefix must not contain empty segments ('//')"),
-        validation = Rule::new("self.size() <= 512").message("keyPrefix must be at most 512 characters")
+        validation = Rule::new("self.size() <= 512").message("keyPrefix must be at most 512 characters"),
+        validation = Rule::new("!self.matches('[[:cntrl:]]')").message("keyPrefix must not contain control characters")
     )]
+    #[schemars(length(max = 512))]
     pub key_prefix: Option<String>,
     /// Secret holding the access keys; absent means the SDK's default chain (IRSA, environment,
     /// instance profile).
@@ -141,6 +153,7 @@ pub struct S3Spec {
     pub ca_bundle_secret_ref: Option<CaBundleSecretRef>,
     /// Storage class used when writing (e.g. STANDARD, STANDARD_IA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     #[x_kube(validation = Rule::new("self.matches('^[A-Z_]+$')").message("storageClass must be an S3 storage class such as STANDARD"))]
     pub storage_class: Option<String>,
     /// Server-side encryption used when writing.
@@ -148,7 +161,7 @@ pub struct S3Spec {
     pub sse: Option<SseSpec>,
     /// Uploads larger than this are multipart.
     #[serde(default = "default_multipart_threshold")]
-    #[x_kube(validation = Rule::new("self >= 5242880").message("multipartThresholdBytes must be at least 5242880 (5 MiB)"))]
+    #[x_kube(validation = Rule::new("self >= 5242880 && self <= 5497558138880").message("multipartThresholdBytes must be between 5242880 (5 MiB) and 5497558138880 (5 TiB)"))]
     pub multipart_threshold_bytes: i64,
     /// Part size of multipart uploads.
     #[serde(default = "default_multipart_chunk")]
@@ -161,16 +174,23 @@ pub struct S3Spec {
 #[serde(rename_all = "camelCase")]
 pub struct CredentialsSecretRef {
     /// Name of the Secret (same namespace as the backend).
-    #[x_kube(validation = Rule::new("self.size() > 0").message("name must not be empty"))]
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')").message("name must be a Secret name: lowercase letters, digits, '-' and '.'"))]
     pub name: String,
     /// Key of the access key id in the Secret's data.
     #[serde(default = "default_access_key_id_key")]
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[-._a-zA-Z0-9]+$')").message("accessKeyIdKey must be a Secret key: letters, digits, '-', '_' and '.'"))]
     pub access_key_id_key: String,
     /// Key of the secret access key in the Secret's data.
     #[serde(default = "default_secret_access_key_key")]
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[-._a-zA-Z0-9]+$')").message("secretAccessKeyKey must be a Secret key: letters, digits, '-', '_' and '.'"))]
     pub secret_access_key_key: String,
     /// Optional key of a session token in the Secret's data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[-._a-zA-Z0-9]+$')").message("sessionTokenKey must be a Secret key: letters, digits, '-', '_' and '.'"))]
     pub session_token_key: Option<String>,
 }
 
@@ -179,10 +199,13 @@ pub struct CredentialsSecretRef {
 #[serde(rename_all = "camelCase")]
 pub struct CaBundleSecretRef {
     /// Name of the Secret (same namespace as the backend).
-    #[x_kube(validation = Rule::new("self.size() > 0").message("name must not be empty"))]
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')").message("name must be a Secret name: lowercase letters, digits, '-' and '.'"))]
     pub name: String,
     /// Key holding the PEM bundle.
     #[serde(default = "default_ca_key")]
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[-._a-zA-Z0-9]+$')").message("key must be a Secret key: letters, digits, '-', '_' and '.'"))]
     pub key: String,
 }
 
@@ -196,6 +219,7 @@ pub struct SseSpec {
     pub type_: SseType,
     /// KMS key id or ARN (with `aws:kms`); the bucket's default KMS key when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
     pub kms_key_id: Option<String>,
 }
 
@@ -257,24 +281,30 @@ pub enum ProbeMode {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidationSpec {
-    /// Time between validations (±10% jitter); `0` disables periodic validation.
+    /// Time between validations (±10% jitter): 1s to 8760h, or `0` to disable periodic
+    /// validation. The operator applies a floor (10s unless started otherwise).
     #[serde(default = "default_interval")]
-    #[x_kube(validation = Rule::new("self.matches('^(0|([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+)$')").message("interval must be a duration such as 30s, 5m or 1h30m (0 disables periodic validation)"))]
-    pub interval: String,
-    /// Time allowed for one probe.
-    #[serde(default = "default_timeout")]
+    #[schemars(length(max = 64))]
     #[x_kube(
-        validation = Rule::new("self.matches('^(0|([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+)$')").message("timeout must be a duration such as 10s or 1m"),
-        validation = Rule::new("!self.matches('^[0.]+[a-zµ]*$')").message("timeout must be greater than zero")
+        validation = Rule::new("self.matches('^(0|([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4})$')").message("interval must be a duration such as 30s, 5m or 1h30m (0 disables periodic validation)"),
+        validation = Rule::new("!self.matches('^(0|([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4})$') || self == '0' || duration(self) == duration('0s') || (duration(self) >= duration('1s') && duration(self) <= duration('8760h'))").message("interval must be 0 (off) or between 1s and 8760h")
+    )]
+    pub interval: String,
+    /// Time allowed for one probe: 100ms to 10m.
+    #[serde(default = "default_timeout")]
+    #[schemars(length(max = 64))]
+    #[x_kube(
+        validation = Rule::new("self.matches('^([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4}$')").message("timeout must be a duration such as 10s or 1m"),
+        validation = Rule::new("!self.matches('^([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4}$') || (duration(self) >= duration('100ms') && duration(self) <= duration('10m'))").message("timeout must be between 100ms and 10m")
     )]
     pub timeout: String,
-    /// Consecutive good probes before a failed backend is Ready again.
+    /// Consecutive good probes before a failed backend is Ready again (1 to 100).
     #[serde(default = "default_success_threshold")]
-    #[x_kube(validation = Rule::new("self >= 1").message("successThreshold must be at least 1"))]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("successThreshold must be between 1 and 100"))]
     pub success_threshold: i32,
-    /// Consecutive transient failures before Ready=False (auth errors fail at once).
+    /// Consecutive transient failures before Ready=False (1 to 100; auth errors fail at once).
     #[serde(default = "default_failure_threshold")]
-    #[x_kube(validation = Rule::new("self >= 1").message("failureThreshold must be at least 1"))]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("failureThreshold must be between 1 and 100"))]
     pub failure_threshold: i32,
     /// Read or ReadWrite.
     #[serde(default)]

@@ -57,18 +57,23 @@ pub struct ArtifactMappingSpec {
         validation = Rule::new("self.matches('^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$')").message("digest must be 'sha256:' followed by 64 lowercase hex digits, or 'sha512:' followed by 128"),
         validation = Rule::new("self == oldSelf").message("digest is immutable: create a new ArtifactMapping for other content")
     )]
+    #[schemars(length(max = 135))]
     pub digest: String,
-    /// Size in bytes, checked before any download.
+    /// Size in bytes (0 to 5 TiB, the largest S3 object), checked before any download.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 0").message("size must not be negative"))]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 5497558138880").message("size must be between 0 and 5497558138880 (5 TiB)"))]
     pub size: Option<i64>,
     /// The backend the blob was written to (provenance).
     pub backend_ref: BackendRef,
     /// Object key override; default `<keyPrefix>/<algo>/<hex[0:2]>/<hex[2:4]>/<hex>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
     #[x_kube(
         validation = Rule::new("self.size() > 0 && self.size() <= 1024").message("key must be 1 to 1024 characters"),
-        validation = Rule::new("!self.startsWith('/')").message("key must not start with '/'")
+        validation = Rule::new("!self.startsWith('/')").message("key must not start with '/'"),
+        validation = Rule::new("!self.matches('(^|/)[.][.]?(/|$)')").message("key must not contain '.' or '..' segments"),
+        validation = Rule::new("!self.contains('//')").message("key must not contain empty segments ('//')"),
+        validation = Rule::new("!self.matches('[[:cntrl:]]')").message("key must not contain control characters")
     )]
     pub key: Option<String>,
     /// Whether the operator may serve this blob from another backend.
@@ -81,7 +86,11 @@ pub struct ArtifactMappingSpec {
 #[serde(rename_all = "camelCase")]
 pub struct BackendRef {
     /// Name of the StorageBackend (same namespace).
-    #[x_kube(validation = Rule::new("self.size() > 0 && self.size() <= 253").message("backendRef.name must be 1 to 253 characters"))]
+    #[schemars(length(max = 253))]
+    #[x_kube(
+        validation = Rule::new("self.size() > 0 && self.size() <= 253").message("backendRef.name must be 1 to 253 characters"),
+        validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')").message("backendRef.name must be a StorageBackend name: lowercase letters, digits, '-' and '.'")
+    )]
     pub name: String,
 }
 
@@ -122,6 +131,7 @@ pub struct ArtifactMappingStatus {
     pub last_verified_time: Option<Time>,
     /// Moves between backends, newest last, at most ten.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
     #[x_kube(validation = Rule::new("self.size() <= 10").message("history holds at most 10 entries"))]
     pub history: Vec<HistoryEntry>,
 }

@@ -49,8 +49,14 @@ struct Validation {
     mode: ProbeMode,
 }
 
-/// Parses `spec.validation`; a duration the schema should have rejected is `InvalidSpec`.
-fn validation_of(backend: &StorageBackend) -> Result<Validation, ResolveError> {
+/// The bounds the operator applies to `validation.timeout` and the thresholds, whatever the
+/// spec says (the schema enforces the same; the code does not rely on it).
+const TIMEOUT_BOUNDS: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(600));
+const MAX_THRESHOLD: i32 = 100;
+
+/// Parses `spec.validation` and brings every value within the operator's bounds (the interval
+/// no shorter than `floor`); a duration the schema should have rejected is `InvalidSpec`.
+fn validation_of(backend: &StorageBackend, floor: Duration) -> Result<Validation, ResolveError> {
     let v = &backend.spec.validation;
     let interval = duration::parse(&v.interval)
         .map_err(|e| ResolveError::InvalidSpec(format!("validation.interval: {e}")))?;
@@ -62,11 +68,11 @@ fn validation_of(backend: &StorageBackend) -> Result<Validation, ResolveError> {
         ));
     }
     Ok(Validation {
-        interval,
-        timeout,
+        interval: schedule::effective_interval(interval, floor),
+        timeout: timeout.clamp(TIMEOUT_BOUNDS.0, TIMEOUT_BOUNDS.1),
         thresholds: Thresholds {
-            success: v.success_threshold.max(1),
-            failure: v.failure_threshold.max(1),
+            success: v.success_threshold.clamp(1, MAX_THRESHOLD),
+            failure: v.failure_threshold.clamp(1, MAX_THRESHOLD),
         },
         mode: match v.probe {
             SpecProbeMode::Read => ProbeMode::Read,
@@ -181,7 +187,7 @@ async fn reconcile_steps(obj: &StorageBackend, ctx: &Context) -> Result<Action, 
     let now = ctx.clock.now();
 
     let resolved = ctx.clients.resolve(obj).await.map_err(Error::Resolve)?;
-    let validation = validation_of(obj);
+    let validation = validation_of(obj, ctx.min_interval);
     let own = ctx.probes.get(&resolved.inputs.uid);
     let baseline = schedule::baseline(
         own.as_ref(),
@@ -340,7 +346,8 @@ mod tests {
 
     #[test]
     fn validation_settings_are_parsed_or_invalid_spec() {
-        let v = validation_of(&backend(serde_json::json!({"interval": "1h30m", "timeout": "500ms", "successThreshold": 3, "failureThreshold": 2, "probe": "ReadWrite"}))).unwrap();
+        let floor = schedule::DEFAULT_MIN_INTERVAL;
+        let v = validation_of(&backend(serde_json::json!({"interval": "1h30m", "timeout": "500ms", "successThreshold": 3, "failureThreshold": 2, "probe": "ReadWrite"})), floor).unwrap();
         assert_eq!(v.interval, Duration::from_secs(5400));
         assert_eq!(v.timeout, Duration::from_millis(500));
         assert_eq!(
@@ -352,7 +359,7 @@ mod tests {
         );
         assert_eq!(v.mode, ProbeMode::ReadWrite);
 
-        let defaults = validation_of(&backend(serde_json::json!({}))).unwrap();
+        let defaults = validation_of(&backend(serde_json::json!({})), floor).unwrap();
         assert_eq!(
             (defaults.interval, defaults.timeout),
             (Duration::from_secs(300), Duration::from_secs(10))
@@ -373,9 +380,33 @@ mod tests {
             ),
         ];
         for (name, v) in cases {
-            let err = validation_of(&backend(v)).expect_err(name);
+            let err = validation_of(&backend(v), floor).expect_err(name);
             assert_eq!(err.reason(), Some(BackendReason::InvalidSpec), "{name}");
         }
+    }
+
+    #[test]
+    fn extreme_validation_settings_are_brought_within_bounds() {
+        let floor = schedule::DEFAULT_MIN_INTERVAL;
+        let extreme = serde_json::json!({
+            "interval": "5124095576030431h",
+            "timeout": "5124095576030431h",
+            "successThreshold": i32::MAX,
+            "failureThreshold": i32::MIN,
+        });
+        let v = validation_of(&backend(extreme), floor).unwrap();
+        assert_eq!(v.interval, schedule::MAX_INTERVAL);
+        assert_eq!(v.timeout, TIMEOUT_BOUNDS.1);
+        assert_eq!(
+            v.thresholds,
+            Thresholds {
+                success: MAX_THRESHOLD,
+                failure: 1
+            }
+        );
+        let tiny = serde_json::json!({"interval": "1ns", "timeout": "1ns"});
+        let v = validation_of(&backend(tiny), floor).unwrap();
+        assert_eq!((v.interval, v.timeout), (floor, TIMEOUT_BOUNDS.0));
     }
 
     #[test]

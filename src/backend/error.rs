@@ -21,6 +21,9 @@ pub enum Error {
     /// The object lacks metadata the API server always sets.
     #[error("the StorageBackend has no {0}")]
     IncompleteObject(&'static str),
+    /// The reconcile panicked (a bug): an error on this object, retried; the process lives on.
+    #[error("the reconcile panicked: {0}")]
+    Panicked(String),
 }
 
 impl Error {
@@ -30,6 +33,7 @@ impl Error {
             Error::Resolve(_) => "resolve",
             Error::PatchStatus(_) => "status_patch",
             Error::IncompleteObject(_) => "incomplete_object",
+            Error::Panicked(_) => "panic",
         }
     }
 }
@@ -44,8 +48,12 @@ mod tests {
             Error::Resolve(ResolveError::IncompleteObject("metadata.uid")),
             Error::PatchStatus(kube::Error::LinesCodecMaxLineLengthExceeded),
             Error::IncompleteObject("metadata.namespace"),
+            Error::Panicked("boom".into()),
         ];
         let labels: Vec<_> = errors.iter().map(Error::metric_label).collect();
-        assert_eq!(labels, ["resolve", "status_patch", "incomplete_object"]);
+        assert_eq!(
+            labels,
+            ["resolve", "status_patch", "incomplete_object", "panic"]
+        );
     }
 }

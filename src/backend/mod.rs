@@ -53,6 +53,8 @@ pub struct Context {
     pub clients: Arc<Resolver>,
     /// The last probe of each backend in this process.
     pub probes: ProbeMemory,
+    /// The shortest validation interval applied, whatever a spec asks.
+    pub min_interval: std::time::Duration,
 }
 
 /// The backends a changed Secret feeds (same namespace, referenced by `credentialsSecretRef` or

@@ -32,6 +32,25 @@ use crate::resolve::Inputs;
 
 /// The fraction by which requeues are spread (±10%), so backends never all probe at once.
 pub const JITTER: f64 = 0.1;
+/// The longest a reconcile is put off: a backend validated yearly is still looked at daily (a
+/// no-op when nothing is due), and no requeue can overflow a timer.
+pub const MAX_REQUEUE: Duration = Duration::from_secs(24 * 3600);
+/// The longest validation interval the operator applies, whatever the spec says (the schema
+/// enforces it too; the code does not rely on it).
+pub const MAX_INTERVAL: Duration = Duration::from_secs(8760 * 3600);
+/// The default floor of validation intervals (`castellan run --min-validation-interval`): a
+/// tenant asking for `1s` gets a probe and a status write every ten seconds, not every second.
+pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The interval the operator applies: zero (off) stays zero, anything else is brought within
+/// `floor..=MAX_INTERVAL`.
+pub fn effective_interval(spec: Duration, floor: Duration) -> Duration {
+    if spec.is_zero() {
+        Duration::ZERO
+    } else {
+        spec.clamp(floor.min(MAX_INTERVAL), MAX_INTERVAL)
+    }
+}
 
 /// What [`probe_due`] looks at.
 #[derive(Clone, Copy, Debug)]
@@ -138,7 +157,7 @@ pub fn probe_due(d: &Due) -> bool {
     if d.interval.is_zero() {
         return false;
     }
-    let earliest = d.interval.mul_f64(1.0 - JITTER);
+    let earliest = d.interval.min(MAX_INTERVAL).mul_f64(1.0 - JITTER);
     elapsed(last, d.now) >= earliest
 }
 
@@ -150,13 +169,24 @@ pub fn requeue_after(
     now: Timestamp,
     jitter: f64,
 ) -> Option<Duration> {
+    let interval = interval.min(MAX_INTERVAL);
     if interval.is_zero() {
         return None;
     }
-    let jitter = jitter.clamp(-JITTER, JITTER);
+    // NaN jitter (never drawn, but an input) counts as none.
+    let jitter = if jitter.is_nan() {
+        0.0
+    } else {
+        jitter.clamp(-JITTER, JITTER)
+    };
+    // Bounded: at most 1.1 × a year, far from overflowing.
     let period = interval.mul_f64(1.0 + jitter);
     let waited = last_validation.map(|l| elapsed(l, now)).unwrap_or_default();
-    Some(period.saturating_sub(waited).max(Duration::from_secs(1)))
+    Some(
+        period
+            .saturating_sub(waited)
+            .clamp(Duration::from_secs(1), MAX_REQUEUE),
+    )
 }
 
 fn elapsed(from: Timestamp, to: Timestamp) -> Duration {
@@ -403,6 +433,63 @@ mod tests {
             remember_after(None, None, &now, &never),
             None,
             "nothing to adopt from a backend never validated"
+        );
+    }
+
+    #[test]
+    fn extreme_intervals_are_brought_within_bounds_and_never_overflow() {
+        let floor = DEFAULT_MIN_INTERVAL;
+        let cases = [
+            ("zero stays off", Duration::ZERO, Duration::ZERO),
+            (
+                "a nanosecond is raised to the floor",
+                Duration::from_nanos(1),
+                floor,
+            ),
+            (
+                "an hour is kept",
+                Duration::from_secs(3600),
+                Duration::from_secs(3600),
+            ),
+            (
+                "the largest duration is cut to a year",
+                Duration::MAX,
+                MAX_INTERVAL,
+            ),
+        ];
+        for (name, spec, want) in cases {
+            assert_eq!(effective_interval(spec, floor), want, "{name}");
+        }
+        assert_eq!(
+            effective_interval(Duration::from_secs(1), Duration::MAX),
+            MAX_INTERVAL,
+            "a floor above the ceiling is the ceiling"
+        );
+        let now = t(0);
+        for interval in [
+            Duration::MAX,
+            Duration::from_secs(u64::MAX / 2),
+            Duration::from_nanos(1),
+        ] {
+            for jitter in [-1.0, 0.0, 0.1, 5.0, f64::NAN] {
+                let after = requeue_after(interval, Some(now), now, jitter).unwrap();
+                assert!(
+                    after >= Duration::from_secs(1) && after <= MAX_REQUEUE,
+                    "{interval:?} {jitter}: {after:?}"
+                );
+            }
+            let _ = probe_due(&Due {
+                inputs_changed: false,
+                last_validation: Some(t(-1_000_000_000)),
+                interval,
+                now,
+            });
+        }
+        let floored = effective_interval(Duration::from_nanos(1), floor);
+        assert_eq!(
+            requeue_after(floored, Some(now), now, 0.0),
+            Some(floor),
+            "a nanosecond interval probes every ten seconds, not every second"
         );
     }
 

@@ -48,6 +48,10 @@ pub struct RunArgs {
     /// How long to wait for the CRDs to be established before giving up (seconds).
     #[arg(long, default_value_t = 120)]
     pub crd_wait_seconds: u64,
+    /// Shortest validation interval applied to any backend, whatever its spec asks (a tenant's
+    /// `interval: 1s` then costs one probe and one status write per this period).
+    #[arg(long, env = "CASTELLAN_MIN_VALIDATION_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub min_validation_interval: Duration,
 }
 
 /// A listen address, or none when the flag says `off`.
@@ -97,6 +101,7 @@ impl RunArgs {
                 verify_concurrency: usize::from(self.verify_concurrency),
                 verify_bytes_per_second: (self.verify_bytes_per_second > 0)
                     .then_some(self.verify_bytes_per_second),
+                min_validation_interval: self.min_validation_interval,
                 ..Settings::default()
             },
         }
@@ -113,6 +118,7 @@ pub const EXIT_CODES_HELP: &str = "Exit codes:
 /// Run the operator until SIGTERM or Ctrl-C. Returns the process exit code.
 pub async fn run(args: RunArgs) -> i32 {
     telemetry::init(args.log_format);
+    telemetry::install_panic_hook();
     let config = args.config();
     let client = match kube::Client::try_default().await {
         Ok(client) => client,

@@ -117,6 +117,8 @@ impl Environment {
             crd_wait: Duration::from_secs(30),
             settings: Settings {
                 max_backoff: Duration::from_secs(5),
+                // The story validates every second or two so that it shows quickly.
+                min_validation_interval: Duration::from_secs(1),
                 ..Settings::default()
             },
         };

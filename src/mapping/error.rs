@@ -37,6 +37,9 @@ pub enum Error {
     /// Writing the status failed: retried.
     #[error("writing status: {0}")]
     StatusPatch(#[source] kube::Error),
+    /// The reconcile panicked (a bug): an error on this object, retried; the process lives on.
+    #[error("the reconcile panicked: {0}")]
+    Panicked(String),
 }
 
 impl Error {
@@ -48,6 +51,7 @@ impl Error {
             Error::Resolve { .. } => "resolve",
             Error::Storage { .. } => "storage",
             Error::StatusPatch(_) => "status_patch",
+            Error::Panicked(_) => "panic",
         }
     }
 
@@ -56,7 +60,7 @@ impl Error {
         match self {
             Error::IncompleteObject(_) | Error::InvalidDigest(_) => true,
             Error::Storage { source, .. } => source.is_terminal(),
-            Error::Resolve { .. } | Error::StatusPatch(_) => false,
+            Error::Resolve { .. } | Error::StatusPatch(_) | Error::Panicked(_) => false,
         }
     }
 }

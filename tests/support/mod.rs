@@ -56,6 +56,7 @@ pub async fn install_crds(client: &Client) {
 pub fn common(client: &Client, clock: Arc<dyn Clock>) -> Common {
     let settings = Settings {
         verify_concurrency: 4,
+        min_validation_interval: Duration::from_secs(1),
         ..Settings::default()
     };
     Common::new(
