@@ -13,7 +13,9 @@
 #
 # Against a real cluster, the examples still run (throw-away namespaces); the chart part is
 # skipped, because it would install cluster-scoped RBAC and an operator Deployment into the
-# cluster: use `helm install` there.
+# cluster: use `helm install` there. On e2e/kube's throw-away control plane ($kube_env) the chart
+# part runs (the Deployment's pods stay Pending: there is no node), and what it installed is
+# deleted at the end so that the next run against the same control plane starts clean.
 
 expected_objects() { grep -c '^kind:' "$1"; }
 for example in examples/*.yaml; do
@@ -27,7 +29,7 @@ for example in examples/*.yaml; do
   fi
 done
 
-if [ "$real_cluster" = 1 ]; then
+if [ "$real_cluster" = 1 ] && [ -z "$kube_env" ]; then
   skip "the Helm chart is not applied to a real cluster (cluster-scoped RBAC, a real Deployment): use helm install"
 else
   chart_dir="$work/chart"
@@ -91,6 +93,10 @@ else
     pass "kubectl apply -f default.yaml over ha-namespaced.yaml: strategic merge patch (Recreate without rollingUpdate, 1 replica, the default args)"
   else
     fail "default.yaml over ha-namespaced.yaml: $out; $(k -n castellan-system get deploy castellan -o jsonpath='{.spec.replicas} {.spec.strategy} {.spec.template.spec.containers[0].args}')"
+  fi
+  if [ -n "$kube_env" ]; then
+    k delete -f "$chart_dir/ha-namespaced.yaml" -f "$chart_dir/default.yaml" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+    k delete namespace castellan-system team-a --wait=false >/dev/null 2>&1 || true
   fi
 fi
 
