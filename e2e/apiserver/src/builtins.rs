@@ -54,8 +54,31 @@ pub fn annotations_bump_generation(b: Builtin) -> bool {
 }
 
 /// Defaults the v1 API applies that validation depends on: RBAC `roleRef.apiGroup` and the
-/// `apiGroup` of User/Group subjects.
+/// `apiGroup` of User/Group subjects; a Service port's `protocol` (TCP) and `targetPort` (the
+/// port).
 pub fn default(b: Builtin, obj: &mut Value) {
+    if b == Builtin::Service {
+        let ports = obj
+            .get_mut("spec")
+            .and_then(|s| s.get_mut("ports"))
+            .and_then(Value::as_array_mut);
+        for p in ports.into_iter().flatten().filter_map(Value::as_object_mut) {
+            if str_of(p.get("protocol")).is_empty() {
+                p.insert("protocol".into(), json!("TCP"));
+            }
+            let unset = match p.get("targetPort") {
+                None | Some(Value::Null) => true,
+                Some(Value::Number(n)) => n.as_i64() == Some(0),
+                Some(Value::String(s)) => s.is_empty(),
+                Some(_) => false,
+            };
+            if unset {
+                let port = p.get("port").cloned().unwrap_or(json!(0));
+                p.insert("targetPort".into(), port);
+            }
+        }
+        return;
+    }
     if !matches!(b, Builtin::ClusterRoleBinding | Builtin::RoleBinding) {
         return;
     }
@@ -89,8 +112,8 @@ pub fn validate(b: Builtin, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
                 if old.get("roleRef") != obj.get("roleRef") {
                     c.push(invalid(
                         "roleRef",
-                        &role_ref_go(&obj["roleRef"]),
-                        "cannot change roleRef",
+                        &role_ref_json(&obj["roleRef"]),
+                        "field is immutable",
                     ));
                 }
             }
@@ -215,28 +238,71 @@ fn duplicate(field: &str, value: &str) -> Cause {
     )
 }
 
-/// Go's `%#v` of a `map[string]string` (keys sorted, as fmt prints maps).
-fn go_string_map(m: Option<&Map<String, Value>>) -> String {
+/// A `map[string]string` as kube-apiserver 1.37 prints it in `Invalid value:` (JSON, keys
+/// sorted; `null` when absent).
+fn string_map_json(m: Option<&Map<String, Value>>) -> String {
     match m {
-        None => "map[string]string(nil)".into(),
+        None => "null".into(),
         Some(m) => {
-            let mut pairs: Vec<(&String, &Value)> = m.iter().collect();
-            pairs.sort_by(|a, b| a.0.cmp(b.0));
-            let body: Vec<String> = pairs
-                .iter()
-                .map(|(k, v)| format!("{k:?}:{:?}", v.as_str().unwrap_or("")))
-                .collect();
-            format!("map[string]string{{{}}}", body.join(", "))
+            let sorted: std::collections::BTreeMap<&String, &Value> = m.iter().collect();
+            serde_json::to_string(&sorted).unwrap()
         }
     }
 }
 
-fn role_ref_go(r: &Value) -> String {
+/// `rbac.RoleRef` (an internal type without JSON tags) as it is printed: Go field names.
+fn role_ref_json(r: &Value) -> String {
     format!(
-        "rbac.RoleRef{{APIGroup:{:?}, Kind:{:?}, Name:{:?}}}",
-        str_of(r.get("apiGroup")),
-        str_of(r.get("kind")),
-        str_of(r.get("name"))
+        "{{\"APIGroup\":{},\"Kind\":{},\"Name\":{}}}",
+        json!(str_of(r.get("apiGroup"))),
+        json!(str_of(r.get("kind"))),
+        json!(str_of(r.get("name")))
+    )
+}
+
+/// `policy.PodDisruptionBudgetSpec` (internal, no JSON tags, so Go field names) as it is
+/// printed: the selector (a `metav1.LabelSelector`, which has tags) in its JSON form.
+fn pdb_spec_json(spec: &Value) -> String {
+    let field = |k: &str| match spec.get(k) {
+        None | Some(Value::Null) => "null".to_string(),
+        Some(v) => v.to_string(),
+    };
+    let selector = match spec.get("selector") {
+        None | Some(Value::Null) => "null".to_string(),
+        Some(sel) => {
+            let mut parts = Vec::new();
+            if len_of(&sel["matchLabels"]) > 0 {
+                parts.push(format!(
+                    "\"matchLabels\":{}",
+                    string_map_json(sel["matchLabels"].as_object())
+                ));
+            }
+            if let Some(exprs) = sel["matchExpressions"].as_array().filter(|a| !a.is_empty()) {
+                let exprs: Vec<String> = exprs
+                    .iter()
+                    .map(|e| {
+                        let mut s = format!(
+                            "{{\"key\":{},\"operator\":{}",
+                            json!(str_of(e.get("key"))),
+                            json!(str_of(e.get("operator")))
+                        );
+                        if len_of(&e["values"]) > 0 {
+                            s.push_str(&format!(",\"values\":{}", e["values"]));
+                        }
+                        s.push('}');
+                        s
+                    })
+                    .collect();
+                parts.push(format!("\"matchExpressions\":[{}]", exprs.join(",")));
+            }
+            format!("{{{}}}", parts.join(","))
+        }
+    };
+    format!(
+        "{{\"MinAvailable\":{},\"Selector\":{selector},\"MaxUnavailable\":{},\"UnhealthyPodEvictionPolicy\":{}}}",
+        field("minAvailable"),
+        field("maxUnavailable"),
+        field("unhealthyPodEvictionPolicy")
     )
 }
 
@@ -289,7 +355,7 @@ fn deployment(spec: &Value, c: &mut Vec<Cause>) {
             // A nil selector converts to "select nothing", which no labels match.
             c.push(invalid(
                 "spec.template.metadata.labels",
-                &go_string_map(labels),
+                &string_map_json(labels),
                 "`selector` does not match template `labels`",
             ));
         }
@@ -303,7 +369,7 @@ fn deployment(spec: &Value, c: &mut Vec<Cause>) {
             } else if !selector_matches(sel, labels) {
                 c.push(invalid(
                     "spec.template.metadata.labels",
-                    &go_string_map(labels),
+                    &string_map_json(labels),
                     "`selector` does not match template `labels`",
                 ));
             }
@@ -389,7 +455,50 @@ fn service(spec: &Value, c: &mut Vec<Cause>) {
                 &["SCTP", "TCP", "UDP"],
             ));
         }
+        let field = format!("spec.ports[{i}].targetPort");
+        match p.get("targetPort") {
+            Some(Value::Number(n)) => {
+                let n = n.as_i64().unwrap_or(0);
+                if !(1..=65535).contains(&n) {
+                    c.push(invalid(
+                        &field,
+                        &n.to_string(),
+                        "must be between 1 and 65535, inclusive",
+                    ));
+                }
+            }
+            Some(Value::String(name)) => {
+                for why in port_name_errors(name) {
+                    c.push(invalid(&field, &format!("{name:?}"), why));
+                }
+            }
+            _ => {}
+        }
     }
+}
+
+/// `validation.IsValidPortName` (an IANA_SVC_NAME), one message per rule broken.
+fn port_name_errors(name: &str) -> Vec<&'static str> {
+    let mut errs = Vec::new();
+    if name.is_empty() || name.len() > 15 {
+        errs.push("must be no more than 15 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        errs.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)");
+    }
+    if !name.bytes().any(|b| b.is_ascii_lowercase()) {
+        errs.push("must contain at least one letter (a-z)");
+    }
+    if name.contains("--") {
+        errs.push("must not contain consecutive hyphens");
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        errs.push("must not begin or end with a hyphen");
+    }
+    errs
 }
 
 fn pdb(spec: &Value, c: &mut Vec<Cause>) {
@@ -397,7 +506,7 @@ fn pdb(spec: &Value, c: &mut Vec<Cause>) {
     if set("minAvailable") && set("maxUnavailable") {
         c.push(invalid(
             "spec",
-            &format!("{spec}"),
+            &pdb_spec_json(spec),
             "minAvailable and maxUnavailable cannot be both set",
         ));
     }
@@ -409,12 +518,6 @@ fn rules(rules: &Value, namespaced: bool, c: &mut Vec<Cause>) {
     };
     for (i, r) in rules.iter().enumerate() {
         let path = format!("rules[{i}]");
-        if len_of(&r["verbs"]) == 0 {
-            c.push(required(
-                &format!("{path}.verbs"),
-                "verbs must contain at least one value",
-            ));
-        }
         if len_of(&r["nonResourceURLs"]) > 0 {
             if namespaced {
                 c.push(invalid(
@@ -443,6 +546,12 @@ fn rules(rules: &Value, namespaced: bool, c: &mut Vec<Cause>) {
                 &format!("{path}.resources"),
                 "resource rules must supply at least one resource",
             ));
+        }
+    }
+    // kube-apiserver 1.37 checks `verbs` declaratively, after the handwritten rule checks.
+    for (i, r) in rules.iter().enumerate() {
+        if len_of(&r["verbs"]) == 0 {
+            c.push(required(&format!("rules[{i}].verbs"), ""));
         }
     }
 }
@@ -526,7 +635,7 @@ mod tests {
         assert_eq!(
             fields_of(&validate(Builtin::Deployment, &bad, None)),
             [
-                "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"a\", \"z\":\"1\"}: `selector` does not match template `labels`",
+                "spec.template.metadata.labels: Invalid value: {\"app\":\"a\",\"z\":\"1\"}: `selector` does not match template `labels`",
                 "spec.template.spec.containers[0].image: Required value",
                 "spec.template.spec.containers[1].name: Duplicate value: \"c\"",
             ]
@@ -536,7 +645,7 @@ mod tests {
             fields_of(&validate(Builtin::Deployment, &none, None)),
             [
                 "spec.selector: Required value",
-                "spec.template.metadata.labels: Invalid value: map[string]string(nil): `selector` does not match template `labels`",
+                "spec.template.metadata.labels: Invalid value: null: `selector` does not match template `labels`",
                 "spec.template.spec.containers: Required value",
             ]
         );
@@ -572,9 +681,9 @@ mod tests {
         assert_eq!(
             fields_of(&validate(Builtin::Role, &role, None)),
             [
-                "rules[0].verbs: Required value: verbs must contain at least one value",
                 "rules[1].apiGroups: Required value: resource rules must supply at least one api group",
                 "rules[1].resources: Required value: resource rules must supply at least one resource",
+                "rules[0].verbs: Required value",
             ]
         );
         let mut crb = json!({"roleRef": {"kind": "Role", "name": "r"},
@@ -593,19 +702,39 @@ mod tests {
         let rb = json!({"roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": "r"}});
         assert_eq!(
             fields_of(&validate(Builtin::RoleBinding, &rb, Some(&old))),
-            ["roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"Role\", Name:\"r\"}: cannot change roleRef"]
+            ["roleRef: Invalid value: {\"APIGroup\":\"rbac.authorization.k8s.io\",\"Kind\":\"Role\",\"Name\":\"r\"}: field is immutable"]
+        );
+    }
+
+    #[test]
+    fn pdb_spec_is_printed_with_go_field_names() {
+        let spec = json!({"minAvailable": 1, "maxUnavailable": "10%"});
+        assert_eq!(
+            fields_of(&validate(Builtin::PodDisruptionBudget, &json!({"spec": spec}), None)),
+            ["spec: Invalid value: {\"MinAvailable\":1,\"Selector\":null,\"MaxUnavailable\":\"10%\",\"UnhealthyPodEvictionPolicy\":null}: minAvailable and maxUnavailable cannot be both set"]
         );
     }
 
     #[test]
     fn service_ports() {
-        let svc = json!({"spec": {"ports": [{"port": 80}, {"name": "b", "port": 0, "protocol": "HTTP"}]}});
+        // As kube-apiserver 1.37.2 answered this create (defaults first: targetPort = port).
+        let mut svc = json!({"spec": {"ports": [
+            {"port": 80}, {"name": "b", "port": 0, "protocol": "HTTP"},
+            {"name": "c", "port": 81, "targetPort": "Bad_Name"}, {"name": "d", "port": 82, "targetPort": 0}]}});
+        default(Builtin::Service, &mut svc);
+        assert_eq!(
+            svc["spec"]["ports"][0],
+            json!({"port": 80, "protocol": "TCP", "targetPort": 80})
+        );
+        assert_eq!(svc["spec"]["ports"][3]["targetPort"], 82);
         assert_eq!(
             fields_of(&validate(Builtin::Service, &svc, None)),
             [
                 "spec.ports[0].name: Required value",
                 "spec.ports[1].port: Invalid value: 0: must be between 1 and 65535, inclusive",
                 "spec.ports[1].protocol: Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\"",
+                "spec.ports[1].targetPort: Invalid value: 0: must be between 1 and 65535, inclusive",
+                "spec.ports[2].targetPort: Invalid value: \"Bad_Name\": must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
             ]
         );
         let headless = json!({"spec": {"clusterIP": "None"}});

@@ -187,13 +187,14 @@ pub fn serve(reg: &Registry, segs: &[&str], req: &Request) -> Reply {
                 v["apiVersion"] = json!("v1");
                 Reply::json(200, &v)
             }
-            None => Reply::error(&ApiError::not_found_path()),
+            // Not a Status: kube-apiserver's handler chain ends in Go's plain-text NotFound.
+            None => Reply::text(404, "404 page not found\n"),
         },
         ["apis", g, v] => {
             if reg.has_group_version(g, v) {
                 Reply::json(200, &resource_list(reg, g, v))
             } else {
-                Reply::error(&ApiError::not_found_path())
+                Reply::text(404, "404 page not found\n")
             }
         }
         _ => Reply::error(&ApiError::not_found_path()),

@@ -134,6 +134,26 @@ impl ApiError {
         )
         .with_details(s.resource_details())
     }
+    /// The 409 of a failed delete precondition (`registry.Store`'s precondition check), which
+    /// names the kind, not the resource: `Operation cannot be fulfilled on Widget.example.com
+    /// "w1": the UID in the precondition (…) does not match the UID in record (…). …`.
+    pub fn precondition_conflict(s: &Subject, why: &str) -> Self {
+        let mut details = json!({"name": s.name, "kind": s.kind});
+        if !s.group.is_empty() {
+            details["group"] = json!(s.group);
+        }
+        Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{}\": {}",
+                s.qualified_kind(),
+                s.name,
+                why
+            ),
+        )
+        .with_details(details)
+    }
     /// 422 `Invalid` with one cause per error (`errors.NewInvalid`).
     pub fn invalid(s: &Subject, causes: Vec<Cause>) -> Self {
         let summary: Vec<String> = causes
@@ -146,10 +166,17 @@ impl ApiError {
                 }
             })
             .collect();
-        let summary = if summary.len() == 1 {
-            summary[0].clone()
+        // Go's aggregate error text: repeated messages once, brackets only for several.
+        let mut unique: Vec<String> = Vec::new();
+        for m in summary {
+            if !unique.contains(&m) {
+                unique.push(m);
+            }
+        }
+        let summary = if unique.len() == 1 {
+            unique.remove(0)
         } else {
-            format!("[{}]", summary.join(", "))
+            format!("[{}]", unique.join(", "))
         };
         let mut details = json!({"name": s.name, "kind": s.kind});
         if !s.group.is_empty() {

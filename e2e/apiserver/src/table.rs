@@ -1,9 +1,45 @@
 //! Server-side `meta.k8s.io/v1` Table output: `additionalPrinterColumns` for
 //! custom resources (JSONPath cells, typed values, `date` → human age), a
-//! default Name/Age table otherwise. Rows carry PartialObjectMetadata.
+//! default Name/Age table otherwise. Built-ins get the columns kube-apiserver's printers
+//! give them where the emulator has them (Namespace, ConfigMap, Secret), with Age as a
+//! `string` column. Rows carry PartialObjectMetadata.
 
-use crate::resources::ResourceInfo;
+use crate::resources::{Builtin, ResourceInfo};
 use serde_json::{json, Value};
+
+/// A built-in printer column: name, description, cell.
+type BuiltinColumn = (&'static str, &'static str, fn(&Value) -> Value);
+
+fn count(v: &Value) -> usize {
+    v.as_object().map_or(0, |m| m.len())
+}
+
+/// The columns between Name and Age of kube-apiserver's printers (`pkg/printers/internalversion`).
+fn builtin_columns(b: Builtin) -> &'static [BuiltinColumn] {
+    match b {
+        Builtin::Namespace => &[("Status", "The status of the namespace", |o| {
+            o["status"]["phase"].clone()
+        })],
+        Builtin::ConfigMap => &[(
+            "Data",
+            "Data contains the configuration data. Each key must consist of alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte sequences must use the BinaryData field. The keys stored in Data must not overlap with the keys in the BinaryData field, this is enforced during validation process.",
+            |o| json!(count(&o["data"]) + count(&o["binaryData"])),
+        )],
+        Builtin::Secret => &[
+            (
+                "Type",
+                "Used to facilitate programmatic handling of secret data. More info: https://kubernetes.io/docs/concepts/configuration/secret/#secret-types",
+                |o| o["type"].clone(),
+            ),
+            (
+                "Data",
+                "Data contains the secret data. Each key must consist of alphanumeric characters, '-', '_' or '.'. The serialized form of the secret data is a base64 encoded string, representing the arbitrary (possibly non-string) data value here. Described in https://tools.ietf.org/html/rfc4648#section-4",
+                |o| json!(count(&o["data"])),
+            ),
+        ],
+        _ => &[],
+    }
+}
 
 /// Build a Table for `objects` (served form).
 pub fn table(info: &ResourceInfo, objects: &[Value], list_meta: &Value) -> Value {
@@ -19,10 +55,21 @@ pub fn table(info: &ResourceInfo, objects: &[Value], list_meta: &Value) -> Value
         .custom()
         .map(|c| c.printer_columns.clone())
         .unwrap_or_default();
+    let builtin = info.builtin().map(builtin_columns).unwrap_or_default();
+    for (name, description, _) in builtin {
+        columns.push(json!({
+            "name": name,
+            "type": "string",
+            "format": "",
+            "description": description,
+            "priority": 0,
+        }));
+    }
     if printer.is_empty() {
         columns.push(json!({
             "name": "Age",
-            "type": "date",
+            // The printers of built-ins render the age themselves; a CRD's default column is a date.
+            "type": if info.is_custom() { "date" } else { "string" },
             "format": "",
             "description": "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
             "priority": 0,
@@ -48,6 +95,7 @@ pub fn table(info: &ResourceInfo, objects: &[Value], list_meta: &Value) -> Value
         .iter()
         .map(|o| {
             let mut cells = vec![json!(crate::meta::name_of(o))];
+            cells.extend(builtin.iter().map(|(_, _, cell)| cell(o)));
             for (path, ty) in &paths {
                 cells.push(cell(o, path, ty, now));
             }

@@ -86,10 +86,10 @@ fn delete_locked(
     if let Some(uid) = &opts.uid {
         let have = meta::meta_str(&live, "uid").unwrap_or("");
         if uid != have {
-            return Err(ApiError::conflict_msg(
+            return Err(ApiError::precondition_conflict(
                 &subject,
                 &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"
+                    "the UID in the precondition ({uid}) does not match the UID in record ({have}). The object might have been deleted and then recreated"
                 ),
             ));
         }
@@ -97,9 +97,9 @@ fn delete_locked(
     if let Some(rv) = &opts.rv {
         let have = meta::meta_str(&live, "resourceVersion").unwrap_or("");
         if rv != have {
-            return Err(ApiError::conflict_msg(
+            return Err(ApiError::precondition_conflict(
                 &subject,
-                &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {have}"),
+                &format!("the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record ({have}). The object might have been modified"),
             ));
         }
     }

@@ -122,13 +122,26 @@ pub async fn dispatch(shared: &Arc<Shared>, req: &Request, rec: &mut RequestReco
     let (group, version, rest) = match s.as_slice() {
         ["api", "v1", rest @ ..] => ("", "v1", rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
-        _ => return Reply::error(&ApiError::not_found_path()),
+        ["api", ..] => return Reply::error(&ApiError::not_found_path()),
+        _ => return Reply::text(404, "404 page not found\n"),
     };
     let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
     let target = {
         let inner = shared.inner.lock().unwrap();
         match resolve(&inner, group, version, &rest) {
             Ok(t) => t,
+            // kube-apiserver answers a Status only inside the group-versions it serves itself;
+            // any other path (a group no CRD serves, an unknown resource in a CRD's group)
+            // falls through its handler chain to Go's plain-text NotFound.
+            Err(e)
+                if e.code == 404
+                    && !inner
+                        .registry
+                        .all()
+                        .any(|r| !r.is_custom() && r.group == group && r.version == version) =>
+            {
+                return Reply::text(404, "404 page not found\n")
+            }
             Err(e) => return Reply::error(&e),
         }
     };

@@ -113,9 +113,30 @@ struct ContinueToken {
     name: String,
 }
 
-fn decode_continue(tok: &str) -> Option<ContinueToken> {
-    let bytes = hex::decode(tok).ok()?;
-    serde_json::from_slice(&bytes).ok()
+/// Tokens are unpadded URL-safe base64 of JSON, as kube-apiserver's; one that does not decode is
+/// a 400 (a decodable one too old for the history is a 410, [`expired_token`]).
+fn encode_continue(tok: &ContinueToken) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(tok).unwrap())
+}
+
+fn decode_continue(tok: &str) -> ApiResult<ContinueToken> {
+    use base64::Engine;
+    let invalid = |why: String| {
+        ApiError::bad_request(format!(
+            "invalid continue token: continue key is not valid: {why}"
+        ))
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(tok)
+        .map_err(|e| match e {
+            base64::DecodeError::InvalidByte(at, _)
+            | base64::DecodeError::InvalidLastSymbol(at, _) => {
+                invalid(format!("illegal base64 data at input byte {at}"))
+            }
+            _ => invalid(format!("illegal base64 data at input byte {}", tok.len())),
+        })?;
+    serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))
 }
 
 fn expired_token() -> ApiError {
@@ -178,7 +199,7 @@ pub fn list(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Reply>
     let current = inner.store.rv();
     // Which snapshot, and where to start.
     let (snap_rv, start): (u64, Option<ObjKey>) = if let Some(tok) = cont {
-        let tok = decode_continue(tok).ok_or_else(expired_token)?;
+        let tok = decode_continue(tok)?;
         if tok.rv < inner.store.floor() || tok.rv > current {
             return Err(expired_token());
         }
@@ -271,20 +292,25 @@ pub fn list(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Reply>
 
     let mut list_meta = json!({"resourceVersion": snap_rv.to_string()});
     if let Some((ns, name)) = next {
-        let tok = hex::encode(
-            serde_json::to_vec(&ContinueToken {
-                rv: snap_rv,
-                ns,
-                name,
-            })
-            .unwrap(),
-        );
+        let tok = encode_continue(&ContinueToken {
+            rv: snap_rv,
+            ns,
+            name,
+        });
         list_meta["continue"] = json!(tok);
         if let Some(r) = remaining {
             list_meta["remainingItemCount"] = json!(r);
         }
     }
     if let Some(e) = encoder {
+        // A custom resource's full list (unstructured) carries an empty `continue` on its last
+        // page; typed lists, PartialObjectMetadataLists and Tables omit it.
+        if t.info.is_custom()
+            && repr != Repr::PartialMetaList
+            && list_meta.get("continue").is_none()
+        {
+            list_meta["continue"] = json!("");
+        }
         return Ok(e.finish(&list_meta));
     }
     Ok(Reply::json(

@@ -627,6 +627,22 @@ pub fn update(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Repl
     let live_rv = meta::meta_str(&live, "resourceVersion")
         .unwrap_or("")
         .to_string();
+    // A uid in the body is a storage precondition, checked before anything else (etcd3's
+    // GuaranteedUpdate): 409, whatever the resourceVersion. (A patch that changes it is a 422.)
+    if let Some(uid) = meta::meta_str(&obj, "uid").filter(|s| !s.is_empty()) {
+        let have = meta::meta_str(&live, "uid").unwrap_or("");
+        if uid != have {
+            return Err(ApiError::conflict_msg(
+                &t.info.subject(t.name()),
+                &format!(
+                    "StorageError: invalid object, Code: 4, Key: {}, ResourceVersion: 0, \
+                     AdditionalErrorMsg: Precondition failed: UID in precondition: {uid}, UID in \
+                     object meta: {have}",
+                    storage_key(t)
+                ),
+            ));
+        }
+    }
     match meta::meta_str(&obj, "resourceVersion").filter(|s| !s.is_empty()) {
         None if !t.info.allow_unconditional_update() => {
             return Err(ApiError::invalid(
@@ -650,24 +666,57 @@ pub fn update(shared: &Arc<Shared>, req: &Request, t: &Target) -> ApiResult<Repl
     Ok(Reply::json(200, &out).with_warnings(&warnings))
 }
 
-/// Server-owned metadata comes from the live object (`BeforeUpdate`); a
-/// different uid is rejected.
+/// The etcd key kube-apiserver stores the target under (as its storage errors print it):
+/// `/registry/<plural>/…` for built-ins, `/registry/<group>/<plural>/…` for custom resources
+/// and CRDs.
+fn storage_key(t: &Target) -> String {
+    let mut key = String::from("/registry/");
+    if t.info.is_custom() || t.info.group == "apiextensions.k8s.io" {
+        key.push_str(&t.info.group);
+        key.push('/');
+    }
+    key.push_str(&t.info.plural);
+    if !t.ns().is_empty() {
+        key.push('/');
+        key.push_str(t.ns());
+    }
+    key.push('/');
+    key.push_str(t.name());
+    key
+}
+
+/// Server-owned metadata comes from the live object (`BeforeUpdate`); a different uid, or a
+/// deletionTimestamp on an object that has none, is rejected (`ValidateObjectMetaUpdate`; for
+/// custom resources it runs twice, once more in the CR strategy, so each cause comes twice).
 pub fn restore_server_fields(t: &Target, live: &Value, new: &mut Value) -> ApiResult<()> {
     let subject = t.info.subject(t.name());
     {
         let lmd = meta::metadata(live).cloned().unwrap_or_default();
         let md = metadata_mut(new);
+        let mut causes = Vec::new();
         if let Some(uid) = md.get("uid").and_then(Value::as_str) {
             if !uid.is_empty() && Some(uid) != lmd.get("uid").and_then(Value::as_str) {
-                return Err(ApiError::invalid(
-                    &subject,
-                    vec![Cause::new(
-                        "FieldValueInvalid",
-                        format!("Invalid value: {uid:?}: field is immutable"),
-                        "metadata.uid",
-                    )],
+                causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    format!("Invalid value: {uid:?}: field is immutable"),
+                    "metadata.uid",
                 ));
             }
+        }
+        if !lmd.contains_key("deletionTimestamp") {
+            if let Some(ts) = md.get("deletionTimestamp").filter(|v| !v.is_null()) {
+                causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    format!("Invalid value: {ts}: field is immutable"),
+                    "metadata.deletionTimestamp",
+                ));
+            }
+        }
+        if !causes.is_empty() {
+            if t.info.is_custom() {
+                causes = causes.iter().chain(causes.iter()).cloned().collect();
+            }
+            return Err(ApiError::invalid(&subject, causes));
         }
         for k in [
             "uid",

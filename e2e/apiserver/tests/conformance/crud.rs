@@ -479,6 +479,7 @@ async fn uid_and_creation_timestamp_are_immutable() {
         .create(&PostParams::default(), &widget("w1", 1))
         .await
         .unwrap();
+    // A replace naming another uid fails its storage precondition: 409, not 422.
     let mut b = a.clone();
     b.metadata.uid = Some("other".into());
     let e = api_err(
@@ -486,7 +487,35 @@ async fn uid_and_creation_timestamp_are_immutable() {
             .await
             .unwrap_err(),
     );
+    assert_eq!((e.code, e.reason.as_str()), (409, "Conflict"));
+    assert_eq!(
+        e.message,
+        format!(
+            "Operation cannot be fulfilled on widgets.example.com \"w1\": StorageError: invalid \
+             object, Code: 4, Key: /registry/example.com/widgets/{}/w1, ResourceVersion: 0, \
+             AdditionalErrorMsg: Precondition failed: UID in precondition: other, UID in object \
+             meta: {}",
+            server.ns(),
+            a.metadata.uid.as_deref().unwrap()
+        )
+    );
+    // A patch that changes it is invalid (twice: a custom resource's metadata is validated
+    // by the update and again by its strategy).
+    let e = api_err(
+        api.patch(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"uid": "other"}})),
+        )
+        .await
+        .unwrap_err(),
+    );
     assert_eq!(e.code, 422);
+    assert_eq!(
+        e.message,
+        "Widget.example.com \"w1\" is invalid: metadata.uid: Invalid value: \"other\": field is immutable"
+    );
+    assert_eq!(e.details.unwrap().causes.len(), 2);
     let mut c = a.clone();
     c.metadata.creation_timestamp = None;
     c.data["spec"]["size"] = json!(2);

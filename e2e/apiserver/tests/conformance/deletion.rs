@@ -148,14 +148,29 @@ async fn deletion_timestamp_cannot_be_changed_by_update() {
         .create(&PostParams::default(), &widget("w1", 1))
         .await
         .unwrap();
-    let o = api
-        .patch(
+    let e = api_err(
+        api.patch(
             "w1",
             &PatchParams::default(),
             &Patch::Merge(json!({"metadata":{"deletionTimestamp":"2020-01-01T00:00:00Z"}})),
         )
         .await
-        .unwrap();
+        .unwrap_err(),
+    );
+    assert_eq!(e.code, 422);
+    assert_eq!(
+        e.message,
+        "Widget.example.com \"w1\" is invalid: metadata.deletionTimestamp: Invalid value: \
+         \"2020-01-01T00:00:00Z\": field is immutable"
+    );
+    // A custom resource's metadata is validated twice (the update's common fields, then the
+    // CR strategy): the cause comes twice, the message (Go's aggregate) names it once.
+    let causes = e.details.unwrap().causes;
+    assert_eq!(causes.len(), 2, "{causes:?}");
+    assert!(causes
+        .iter()
+        .all(|c| c.field == "metadata.deletionTimestamp" && c.reason == "FieldValueInvalid"));
+    let o = api.get("w1").await.unwrap();
     assert!(o.metadata.deletion_timestamp.is_none());
     assert_eq!(rv(&a), rv(&o));
 }
@@ -223,9 +238,11 @@ async fn failed_json_patch_test_is_422_and_object_unchanged() {
 async fn delete_preconditions_mismatch_is_409() {
     let (server, _) = setup().await;
     let api = widgets(&server).await;
-    api.create(&PostParams::default(), &widget("w1", 1))
+    let w = api
+        .create(&PostParams::default(), &widget("w1", 1))
         .await
         .unwrap();
+    let uid = w.metadata.uid.unwrap();
     let dp = DeleteParams {
         preconditions: Some(Preconditions {
             uid: Some("not-it".into()),
@@ -235,11 +252,20 @@ async fn delete_preconditions_mismatch_is_409() {
     };
     let e = api_err(api.delete("w1", &dp).await.unwrap_err());
     assert_eq!(e.code, 409);
-    assert!(
-        e.message
-            .contains("Precondition failed: UID in precondition"),
-        "{}",
-        e.message
+    assert_eq!(e.reason, "Conflict");
+    // The kind, not the resource, as registry.Store words a failed precondition.
+    assert_eq!(
+        e.message,
+        format!(
+            "Operation cannot be fulfilled on Widget.example.com \"w1\": the UID in the \
+             precondition (not-it) does not match the UID in record ({uid}). The object might \
+             have been deleted and then recreated"
+        )
+    );
+    let details = e.details.unwrap();
+    assert_eq!(
+        (details.kind.as_str(), details.group.as_str()),
+        ("Widget", GROUP)
     );
 }
 

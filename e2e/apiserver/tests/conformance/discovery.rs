@@ -164,11 +164,32 @@ async fn table_for_crs_uses_printer_columns() {
     assert!(row["cells"][4].as_str().unwrap().ends_with('s'));
     assert_eq!(row["object"]["kind"], "PartialObjectMetadata");
     assert_eq!(row["object"]["metadata"]["namespace"], server.ns());
-    // Built-ins: Name and Age.
+    // Built-ins: their printers' columns, Age a string.
     let t = raw(
         &server,
         "GET",
-        "/api/v1/namespaces",
+        &format!("/api/v1/namespaces/{}", server.ns()),
+        &[("Accept", accept)],
+        "",
+    )
+    .await
+    .json();
+    let cols: Vec<(&str, &str)> = t["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        cols,
+        [("Name", "string"), ("Status", "string"), ("Age", "string")]
+    );
+    assert_eq!(t["rows"][0]["cells"][0], server.ns());
+    assert_eq!(t["rows"][0]["cells"][1], "Active");
+    let t = raw(
+        &server,
+        "GET",
+        &format!("/api/v1/namespaces/{}/serviceaccounts", server.ns()),
         &[("Accept", accept)],
         "",
     )
@@ -186,21 +207,43 @@ async fn table_for_crs_uses_printer_columns() {
 #[tokio::test]
 async fn status_errors_are_metav1_status() {
     let (server, _client) = setup().await;
-    // A group no CRD serves.
-    let r = raw(
-        &server,
-        "GET",
-        &format!(
+    // A group no CRD serves, or an unknown resource in a CRD's group: not a Status but Go's
+    // plain-text NotFound (what kube-rs turns into an Api error with code 404 all the same).
+    install(&server, widget_crd()).await;
+    for path in [
+        format!(
             "/apis/{}/v1/namespaces/{}/widgets/x",
             server.group(),
             server.ns()
         ),
+        format!("/apis/{}", server.group()),
+        format!("/apis/{GROUP}/v1/namespaces/{}/nopes", server.ns()),
+        "/nope".to_string(),
+    ] {
+        let r = raw(&server, "GET", &path, &[], "").await;
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(r.body, "404 page not found\n", "{path}");
+        assert_eq!(
+            r.header("Content-Type"),
+            Some("text/plain; charset=utf-8"),
+            "{path}"
+        );
+    }
+    // Inside a built-in group-version: a Status.
+    let r = raw(
+        &server,
+        "GET",
+        &format!("/api/v1/namespaces/{}/nopes", server.ns()),
         &[],
         "",
     )
     .await;
     assert_eq!(r.status, 404);
     let s = r.json();
+    assert_eq!(
+        s["message"],
+        "the server could not find the requested resource"
+    );
     assert_eq!(s["kind"], "Status");
     assert_eq!(s["status"], "Failure");
     assert_eq!(s["code"], 404);

@@ -161,6 +161,14 @@ async fn protobuf_only_accept_is_406_before_writing() {
 
 #[tokio::test]
 async fn protobuf_body_for_custom_resource_is_415() {
+    if emulator_only(
+        "protobuf_body_for_custom_resource_is_415",
+        "kube-apiserver v1.37.2 gives no answer to compare: its custom-resource create handler \
+         panics on a protobuf body (nil decoder in schemaCoercingDecoder) and the connection is \
+         dropped; see the README's known differences",
+    ) {
+        return;
+    }
     let (server, _) = setup().await;
     install(&server, widget_crd()).await;
     // Any bytes: custom resources have no protobuf serializer at all.

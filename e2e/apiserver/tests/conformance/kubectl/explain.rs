@@ -115,7 +115,14 @@ async fn kubectl_explain_follows_crd_changes() {
     install(&server, widget_crd_in(&group)).await;
     let k = kubectl(&server);
     let version = format!("--api-version={group}/v1");
-    let out = k.ok(&["explain", "widgets.spec", &version]).await;
+    // kube-apiserver publishes a new CRD's OpenAPI moments after it is Established, the
+    // emulator at once: until then kubectl explain finds no such resource.
+    let out = wait_for(|| async {
+        let (ok, stdout, _) = k.run(&["explain", "widgets.spec", &version]).await;
+        ok.then_some(stdout)
+    })
+    .await;
+    assert!(out.contains("FIELD: spec <Object>"), "{out}");
     assert!(!out.contains("colour"), "{out}");
     let mut crd = widget_crd_in(&group);
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
