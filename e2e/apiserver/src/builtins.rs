@@ -57,6 +57,12 @@ pub fn annotations_bump_generation(b: Builtin) -> bool {
 /// `apiGroup` of User/Group subjects; a Service port's `protocol` (TCP) and `targetPort` (the
 /// port).
 pub fn default(b: Builtin, obj: &mut Value) {
+    if b == Builtin::Deployment {
+        if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+            default_deployment(spec);
+        }
+        return;
+    }
     if b == Builtin::Service {
         let ports = obj
             .get_mut("spec")
@@ -94,6 +100,87 @@ pub fn default(b: Builtin, obj: &mut Value) {
                 s.insert("apiGroup".into(), json!(RBAC_GROUP));
             }
         }
+    }
+}
+
+/// Inserts `value` at `key` unless a non-null value is there.
+fn or_insert(m: &mut Map<String, Value>, key: &str, value: Value) {
+    if m.get(key).is_none_or(Value::is_null) {
+        m.insert(key.into(), value);
+    }
+}
+
+/// apps/v1 `SetDefaults_Deployment` and the core/v1 pod-template defaults it implies, for the
+/// fields the emulator knows (probes, volumes, env sources are not defaulted).
+fn default_deployment(spec: &mut Map<String, Value>) {
+    or_insert(spec, "replicas", json!(1));
+    let strategy = spec
+        .entry("strategy")
+        .or_insert_with(|| json!({}))
+        .as_object_mut();
+    if let Some(strategy) = strategy {
+        or_insert(strategy, "type", json!("RollingUpdate"));
+        if strategy["type"] == "RollingUpdate" {
+            if let Some(ru) = strategy
+                .entry("rollingUpdate")
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+            {
+                or_insert(ru, "maxUnavailable", json!("25%"));
+                or_insert(ru, "maxSurge", json!("25%"));
+            }
+        }
+    }
+    or_insert(spec, "revisionHistoryLimit", json!(10));
+    or_insert(spec, "progressDeadlineSeconds", json!(600));
+    let Some(pod) = spec
+        .get_mut("template")
+        .and_then(|t| t.get_mut("spec"))
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    or_insert(pod, "restartPolicy", json!("Always"));
+    or_insert(pod, "terminationGracePeriodSeconds", json!(30));
+    or_insert(pod, "dnsPolicy", json!("ClusterFirst"));
+    or_insert(pod, "securityContext", json!({}));
+    or_insert(pod, "schedulerName", json!("default-scheduler"));
+    for list in ["initContainers", "containers"] {
+        let containers = pod.get_mut(list).and_then(Value::as_array_mut);
+        for c in containers
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_object_mut)
+        {
+            or_insert(c, "resources", json!({}));
+            or_insert(c, "terminationMessagePath", json!("/dev/termination-log"));
+            or_insert(c, "terminationMessagePolicy", json!("File"));
+            let policy = if image_tag(str_of(c.get("image"))) == "latest" {
+                "Always"
+            } else {
+                "IfNotPresent"
+            };
+            or_insert(c, "imagePullPolicy", json!(policy));
+            let ports = c.get_mut("ports").and_then(Value::as_array_mut);
+            for p in ports.into_iter().flatten().filter_map(Value::as_object_mut) {
+                or_insert(p, "protocol", json!("TCP"));
+            }
+        }
+    }
+}
+
+/// The tag of an image reference as `parsers.ParseImageName` finds it: `latest` when there is
+/// neither a tag nor a digest, empty with a digest alone.
+fn image_tag(image: &str) -> &str {
+    let (name, digest) = match image.split_once('@') {
+        Some((n, _)) => (n, true),
+        None => (image, false),
+    };
+    let last = name.rsplit('/').next().unwrap_or(name);
+    match last.rsplit_once(':') {
+        Some((_, tag)) => tag,
+        None if digest => "",
+        None => "latest",
     }
 }
 
@@ -703,6 +790,55 @@ mod tests {
         assert_eq!(
             fields_of(&validate(Builtin::RoleBinding, &rb, Some(&old))),
             ["roleRef: Invalid value: {\"APIGroup\":\"rbac.authorization.k8s.io\",\"Kind\":\"Role\",\"Name\":\"r\"}: field is immutable"]
+        );
+    }
+
+    #[test]
+    fn deployment_defaults_are_kube_apiservers() {
+        // What kube-apiserver 1.37.2 stored for this create.
+        let mut d = json!({"spec": {"selector": {"matchLabels": {"app": "web"}},
+            "strategy": {"type": "Recreate"},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
+                "initContainers": [{"name": "i", "image": "x:latest"}],
+                "containers": [
+                    {"name": "main", "image": "app", "ports": [{"containerPort": 80}]},
+                    {"name": "s", "image": "s:1@sha256:abc", "imagePullPolicy": "Never"},
+                    {"name": "t", "image": "reg:5000/t:2"},
+                    {"name": "u", "image": "u@sha256:abc"}]}}}});
+        default(Builtin::Deployment, &mut d);
+        let spec = &d["spec"];
+        assert_eq!(spec["replicas"], 1);
+        assert_eq!(spec["strategy"], json!({"type": "Recreate"}));
+        assert_eq!(
+            (
+                &spec["revisionHistoryLimit"],
+                &spec["progressDeadlineSeconds"]
+            ),
+            (&json!(10), &json!(600))
+        );
+        let pod = &spec["template"]["spec"];
+        assert_eq!(pod["restartPolicy"], "Always");
+        assert_eq!(pod["terminationGracePeriodSeconds"], 30);
+        assert_eq!(pod["dnsPolicy"], "ClusterFirst");
+        assert_eq!(pod["schedulerName"], "default-scheduler");
+        assert_eq!(pod["securityContext"], json!({}));
+        assert_eq!(pod["initContainers"][0]["imagePullPolicy"], "Always");
+        let c = &pod["containers"];
+        assert_eq!(
+            c[0],
+            json!({"name": "main", "image": "app", "ports": [{"containerPort": 80, "protocol": "TCP"}],
+            "resources": {}, "terminationMessagePath": "/dev/termination-log",
+            "terminationMessagePolicy": "File", "imagePullPolicy": "Always"})
+        );
+        assert_eq!(c[1]["imagePullPolicy"], "Never");
+        assert_eq!(c[2]["imagePullPolicy"], "IfNotPresent");
+        assert_eq!(c[3]["imagePullPolicy"], "IfNotPresent");
+        let mut rolling = json!({"spec": {"strategy": {"rollingUpdate": {"maxSurge": 1}}}});
+        default(Builtin::Deployment, &mut rolling);
+        assert_eq!(
+            rolling["spec"]["strategy"],
+            json!({"type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": "25%"}})
         );
     }
 

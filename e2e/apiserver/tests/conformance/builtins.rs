@@ -512,13 +512,22 @@ async fn strategic_merge_patch_on_deployment_merges_lists_by_key() {
     );
     assert_eq!(v["spec"]["strategy"], json!({"type": "Recreate"}));
     let containers = &v["spec"]["template"]["spec"]["containers"];
+    // (With the pod-template defaults every write gets.)
+    let defaults = json!({"imagePullPolicy": "IfNotPresent", "resources": {},
+        "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"});
+    let with_defaults = |mut c: Value| {
+        c.as_object_mut()
+            .unwrap()
+            .extend(defaults.as_object().unwrap().clone());
+        c
+    };
     assert_eq!(
         containers,
         &json!([
-            {"name": "init", "image": "init:1"},
-            {"name": "main", "image": "app:2",
+            with_defaults(json!({"name": "init", "image": "init:1"})),
+            with_defaults(json!({"name": "main", "image": "app:2",
              "env": [{"name": "A", "value": "1"}, {"name": "C", "value": "3"}],
-             "ports": [{"containerPort": 80, "name": "http"}]}
+             "ports": [{"containerPort": 80, "name": "http", "protocol": "TCP"}]}))
         ])
     );
     assert_eq!(d.metadata.generation, Some(2));

@@ -332,6 +332,14 @@ impl Server {
         };
         let script = real.var("CASTELLAN_KUBE_RESTART_APISERVER");
         run("bash", &[script, &real.env_file.display().to_string()]).await;
+        // `/readyz` is ok before every custom resource's storage is: until it is, requests
+        // get 429 "storage is (re)initializing" (which kube's client retries, raw requests do
+        // not). Wait until this test's collections answer.
+        let collections = self.unfinalize_at_end.lock().unwrap().clone();
+        for path in collections {
+            let path = format!("{path}?limit=1");
+            wait_until(|| async { raw(self, "GET", &path, &[], "").await.status != 429 }).await;
+        }
     }
 }
 

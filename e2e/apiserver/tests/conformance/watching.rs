@@ -280,13 +280,16 @@ async fn label_selector_transitions_are_added_and_deleted() {
 async fn streaming_list_sends_initial_events_end_bookmark() {
     let (server, _) = setup().await;
     let api = widgets(&server).await;
-    api.create(&PostParams::default(), &widget("a", 1))
+    let a = api
+        .create(&PostParams::default(), &widget("a", 1))
         .await
         .unwrap();
+    // Not older than the create: with resourceVersion=0 ("any") kube-apiserver may answer
+    // from a watch cache that has not seen it yet (the emulator is never behind).
     let r = raw(
         &server,
         "GET",
-        &format!("{}?&watch=true&timeoutSeconds=1&allowWatchBookmarks=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&resourceVersion=0", server.widgets_path()),
+        &format!("{}?&watch=true&timeoutSeconds=1&allowWatchBookmarks=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&resourceVersion={}", server.widgets_path(), rv(&a)),
         &[],
         "",
     )

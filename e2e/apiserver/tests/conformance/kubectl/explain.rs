@@ -48,7 +48,13 @@ async fn kubectl_explain_shows_crd_field_descriptions() {
     // CRDs existed; `explain` (ResourcesFor) does not re-expand after refreshing it, while
     // `get` (KindFor) does, so a real server needs the same first step for `explain sbe`.
     k.ok(&["get", "sbe"]).await;
-    let out = k.ok(&["explain", "sbe"]).await;
+    // And kube-apiserver publishes a new CRD's OpenAPI moments after it is Established (the
+    // emulator at once): until then `explain` finds no such resource.
+    let out = wait_for(|| async {
+        let (ok, stdout, _) = k.run(&["explain", "sbe"]).await;
+        ok.then_some(stdout)
+    })
+    .await;
     assert!(out.contains("KIND:       StorageBackend"), "{out}");
     assert!(
         words(&out).contains(&words(&description(
