@@ -36,7 +36,7 @@ else
   if bash charts/check --render-to "$chart_dir" >"$work/chart-check.log" 2>&1; then
     pass "charts/check --render-to: lint, template and validations passed"
   else
-    fail "charts/check failed: $(grep -E '^ *FAIL' "$work/chart-check.log" | head -5 | tr '\n' ';') $(tail -2 "$work/chart-check.log" | tr '\n' ' ')"
+    fail "charts/check failed: $( { grep -E '^ *FAIL' "$work/chart-check.log" || tail -3 "$work/chart-check.log"; } | sort -u | head -5 | tr '\n' ' ')"
   fi
   # charts/check renders only when every check passed; a failed check of something else (docs,
   # alerts) must not hide whether the chart applies, so render the same way here then.
@@ -115,7 +115,8 @@ if [ -f "$chart_dir/default.yaml" ]; then
   fi
   if [ -n "$kube_env" ]; then
     k delete -f "$chart_dir/ha-namespaced.yaml" -f "$chart_dir/default.yaml" --ignore-not-found --wait=false >/dev/null 2>&1 || true
-    k delete namespace castellan-system team-a --wait=false >/dev/null 2>&1 || true
+    # Waited for (~5 s), so that a next run against the same control plane can create them again.
+    k delete namespace castellan-system team-a --timeout=60s >/dev/null 2>&1 || true
   fi
 fi
 
