@@ -331,6 +331,12 @@ mod tests {
             (BackendReason::TlsHandshakeFailed, "TLSHandshakeFailed"),
             (BackendReason::InvalidAccessKeyId, "InvalidAccessKeyId"),
             (BackendReason::SecretKeyMissing, "SecretKeyMissing"),
+            (
+                BackendReason::SignatureDoesNotMatch,
+                "SignatureDoesNotMatch",
+            ),
+            (BackendReason::ServerError, "ServerError"),
+            (BackendReason::Throttled, "Throttled"),
         ];
         for (reason, wire) in cases {
             assert_eq!(reason.as_str(), wire);

@@ -455,7 +455,7 @@ mod tests {
             ("an expired session token is ExpiredToken", resp(400, Some("ExpiredToken"), None), b(ExpiredToken)),
             ("a plain AccessDenied stays AccessDenied", resp(403, Some("AccessDenied"), Some("Access Denied")), b(AccessDenied)),
             ("a 403 without a code (HEAD) is AccessDenied", resp(403, None, None), b(AccessDenied)),
-            ("a suspended user on Ceph RGW 16.2.15 (403 UserSuspended, empty message; tests/storage_rgw.rs) is AccessDenied", resp(403, Some("UserSuspended"), None), b(AccessDenied)),
+            ("a suspended user on Ceph RGW 16.2.15 (403 UserSuspended, empty message; tests/s3_contract rgw fixture) is AccessDenied", resp(403, Some("UserSuspended"), None), b(AccessDenied)),
             ("UserSuspended is AccessDenied whatever the status", resp(400, Some("UserSuspended"), None), b(AccessDenied)),
             ("a missing bucket is NoSuchBucket", resp(404, Some("NoSuchBucket"), None), b(NoSuchBucket)),
             ("a bucket missing from the index with HTTP 500 is still NoSuchBucket", resp(500, Some("NoSuchBucket"), None), b(NoSuchBucket)),
