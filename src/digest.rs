@@ -265,7 +265,8 @@ enum StreamEnd<E> {
 ///
 /// `expected_size` is the number of bytes the stream must deliver (a declared size or the
 /// server's Content-Length). Fewer bytes, or an error after fewer bytes, is `Truncated`; more
-/// bytes is `SizeMismatch`; an error with no expected size is `Io`.
+/// bytes is `SizeMismatch`, decided at the first chunk past the size without reading further
+/// (so its `actual` counts up to that chunk); an error with no expected size is `Io`.
 pub async fn verify_stream<S, E>(
     stream: S,
     expected: &Digest,
@@ -298,10 +299,9 @@ where
             Some(Ok(chunk)) => {
                 received += chunk.len() as u64;
                 if expected_size.is_some_and(|n| received > n) {
-                    // Wrong anyway: keep counting to report the real size, stop hashing.
-                    hasher_gone = true;
+                    // Wrong anyway, and a body that never ends must not hold the reader: stop.
                     batch.clear();
-                    continue;
+                    break StreamEnd::Complete;
                 }
                 if hasher_gone {
                     continue;

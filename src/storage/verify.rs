@@ -30,7 +30,8 @@ pub enum Verdict {
     Verified { bytes: u64 },
     /// Every byte arrived and the bytes hash to something else.
     DigestMismatch { actual: Digest },
-    /// The object has another size than expected (announced, or counted while streaming).
+    /// The object has another size than expected: announced, or counted while streaming (then
+    /// `actual` counts up to the first chunk past `expected`, where reading stopped).
     SizeMismatch { expected: u64, actual: u64 },
     /// The body stopped before `expected` bytes: says nothing about the content.
     Truncated { expected: u64, received: u64 },
@@ -195,6 +196,47 @@ pub struct ReadOptions {
     pub budgets: Vec<Arc<ByteBudget>>,
     /// Called with the size of every body chunk as it arrives (progress bars).
     pub on_bytes: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+    /// When a body that trickles or never ends is given up.
+    pub limits: ReadLimits,
+}
+
+/// How long a body may take: a server that trickles, stalls or never ends must not hold a
+/// verification slot (or a terminal) for longer than an honest slow server would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// The slowest throughput accepted over the whole body, in bytes per second.
+    pub min_bytes_per_second: u64,
+    /// Time allowed on top of `size / min_bytes_per_second` (connection, first byte, pauses).
+    pub grace: Duration,
+    /// The longest wait for the next chunk of the body.
+    pub idle: Duration,
+}
+
+impl Default for ReadLimits {
+    /// 256 KiB/s is far below any object store on a network worth the name; a minute between
+    /// chunks is far above any pause an honest server takes.
+    fn default() -> ReadLimits {
+        ReadLimits {
+            min_bytes_per_second: 256 * 1024,
+            grace: Duration::from_secs(30),
+            idle: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ReadLimits {
+    /// The time a body of `size` bytes may take in all, paid at `pace` bytes per second at most
+    /// (a byte budget slower than the minimum must not make every read miss its deadline).
+    /// `None` when the size is unknown: then only the idle limit applies.
+    pub fn deadline_for(&self, size: Option<u64>, pace: Option<u64>) -> Option<Duration> {
+        let rate = match pace {
+            Some(pace) => self.min_bytes_per_second.min(pace / 2),
+            None => self.min_bytes_per_second,
+        }
+        .max(1);
+        let transfer = Duration::from_secs(size?.div_ceil(rate));
+        Some(self.grace.saturating_add(transfer))
+    }
 }
 
 /// A local failure writing the sink: no other backend can fix it.
@@ -234,12 +276,18 @@ pub async fn read_verified(
     // What this response must deliver: its Content-Length, else the expected size.
     let must_deliver = got.content_length.or(expected_size);
     let received = Arc::new(AtomicU64::new(0));
-    let body = observed(got.body, received.clone(), options.clone()).boxed();
+    let pace = options.budgets.iter().map(|b| b.bytes_per_second()).min();
+    let deadline = options
+        .limits
+        .deadline_for(must_deliver, pace)
+        .map(|d| start + d);
+    let body = within_limits(got.body, deadline, options.limits.idle);
+    let body = observed(body, received.clone(), options.clone()).boxed();
     let (outcome, write_failure) = match sink {
         Sink::Discard => (verify_stream(body, digest, must_deliver).await, None),
         Sink::File(file) => {
             let failure: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
-            let tee = tee_into(body, file, failure.clone());
+            let tee = tee_into(body, file, must_deliver, failure.clone());
             let outcome = verify_stream(tee, digest, must_deliver).await;
             let failure = failure.lock().unwrap_or_else(|e| e.into_inner()).take();
             (outcome, failure)
@@ -262,9 +310,38 @@ pub async fn read_verified(
     Ok(done(verdict, received.load(Ordering::Relaxed)))
 }
 
+/// The body until `deadline` (when known) or until a chunk is `idle` late: then one error ends
+/// it, which the verification reports as a read that did not finish.
+fn within_limits(
+    body: ByteStream,
+    deadline: Option<Instant>,
+    idle: Duration,
+) -> impl Stream<Item = Result<bytes::Bytes, StorageError>> + Send {
+    futures::stream::unfold(Some(body), move |state| async move {
+        let mut body = state?;
+        let started = Instant::now();
+        let limit = deadline.map_or(started + idle, |d| d.min(started + idle));
+        match tokio::time::timeout_at(limit, body.next()).await {
+            Ok(Some(chunk)) => Some((chunk, Some(body))),
+            Ok(None) => None,
+            Err(_) => {
+                let why = if deadline.is_some_and(|d| Instant::now() >= d) {
+                    "the body did not arrive within its deadline".to_owned()
+                } else {
+                    format!("the body stalled: no byte for {idle:?}")
+                };
+                Some((
+                    Err(StorageError::new(ErrorKind::BodyInterrupted, why)),
+                    None,
+                ))
+            }
+        }
+    })
+}
+
 /// The body, paid for from the budgets and counted as it streams.
 fn observed(
-    body: ByteStream,
+    body: impl Stream<Item = Result<bytes::Bytes, StorageError>> + Send,
     received: Arc<AtomicU64>,
     options: ReadOptions,
 ) -> impl Stream<Item = Result<bytes::Bytes, StorageError>> {
@@ -289,19 +366,22 @@ fn observed(
 }
 
 /// The body stream, with every chunk also written to `file` (buffered, flushed and synced when
-/// the body ends). A write failure is put in `failure` and ends the stream with an error, so the
-/// verification can never report it as verified.
+/// the body ends), never past `limit` bytes: the bytes beyond are passed on (the verification
+/// sees them and stops) but not written. A write failure is put in `failure` and ends the
+/// stream with an error, so the verification can never report it as verified.
 fn tee_into<S>(
     body: S,
     file: tokio::fs::File,
+    limit: Option<u64>,
     failure: Arc<Mutex<Option<std::io::Error>>>,
 ) -> impl Stream<Item = Result<bytes::Bytes, StorageError>>
 where
     S: Stream<Item = Result<bytes::Bytes, StorageError>> + Unpin + Send,
 {
     let writer = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
-    futures::stream::unfold(Some((body, writer, failure)), |state| async move {
-        let (mut body, mut writer, failure) = state?;
+    let room = limit.unwrap_or(u64::MAX);
+    futures::stream::unfold(Some((body, writer, failure, room)), |state| async move {
+        let (mut body, mut writer, failure, room) = state?;
         let local_failure = |e: std::io::Error, failure: &Mutex<Option<std::io::Error>>| {
             *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
             StorageError::new(ErrorKind::BodyInterrupted, "writing the local file failed")
@@ -317,10 +397,14 @@ where
                     Err(e) => Some((Err(local_failure(e, &failure)), None)),
                 }
             }
-            Some(Ok(chunk)) => match writer.write_all(&chunk).await {
-                Ok(()) => Some((Ok(chunk), Some((body, writer, failure)))),
-                Err(e) => Some((Err(local_failure(e, &failure)), None)),
-            },
+            Some(Ok(chunk)) => {
+                let keep = chunk.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+                let room = room - keep as u64;
+                match writer.write_all(&chunk[..keep]).await {
+                    Ok(()) => Some((Ok(chunk), Some((body, writer, failure, room)))),
+                    Err(e) => Some((Err(local_failure(e, &failure)), None)),
+                }
+            }
             Some(Err(e)) => Some((Err(e), None)),
         }
     })
@@ -398,7 +482,7 @@ mod tests {
         let chunks: Vec<Result<bytes::Bytes, StorageError>> =
             vec![Ok("hello ".into()), Ok("world".into())];
         let failure: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
-        let tee = tee_into(futures::stream::iter(chunks), file, failure.clone());
+        let tee = tee_into(futures::stream::iter(chunks), file, None, failure.clone());
         let outcome = verify_stream(tee, &digest_of(b"hello world"), Some(11)).await;
         assert!(outcome.is_verified(), "{outcome:?}");
         assert!(failure.lock().unwrap().is_none());
@@ -409,10 +493,256 @@ mod tests {
         let failure: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
         let big = vec![7u8; 2 * WRITE_BUFFER];
         let chunks: Vec<Result<bytes::Bytes, StorageError>> = vec![Ok(big.clone().into())];
-        let tee = tee_into(futures::stream::iter(chunks), read_only, failure.clone());
+        let tee = tee_into(
+            futures::stream::iter(chunks),
+            read_only,
+            None,
+            failure.clone(),
+        );
         let outcome = verify_stream(tee, &digest_of(&big), None).await;
         assert!(!outcome.is_verified(), "{outcome:?}");
         assert!(failure.lock().unwrap().is_some());
+    }
+
+    /// A store whose one object answers with a scripted body: what a hostile or broken server
+    /// can send after honest headers.
+    struct Scripted {
+        content_length: Option<u64>,
+        body: Mutex<Option<ByteStream>>,
+    }
+
+    impl Scripted {
+        fn new(content_length: Option<u64>, body: ByteStream) -> Scripted {
+            Scripted {
+                content_length,
+                body: Mutex::new(Some(body)),
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for Scripted {
+        async fn probe(
+            &self,
+            _: super::super::ProbeMode,
+            _: Option<&str>,
+        ) -> Result<super::super::ProbeReport, StorageError> {
+            unreachable!("a verified read never probes")
+        }
+        async fn head(&self, _: &str) -> Result<Option<super::super::ObjectInfo>, StorageError> {
+            unreachable!("a verified read is one GET")
+        }
+        async fn get(
+            &self,
+            _: &str,
+            _: Option<super::super::ByteRange>,
+        ) -> Result<super::super::GetObject, StorageError> {
+            Ok(super::super::GetObject {
+                content_length: self.content_length,
+                total_size: None,
+                etag: None,
+                body: self.body.lock().unwrap().take().expect("one GET"),
+            })
+        }
+        async fn put(
+            &self,
+            _: &str,
+            _: super::super::PutBody,
+            _: u64,
+            _: &super::super::PutOptions,
+        ) -> Result<super::super::PutOutcome, StorageError> {
+            unreachable!()
+        }
+        async fn delete(&self, _: &str) -> Result<(), StorageError> {
+            unreachable!()
+        }
+        async fn list(
+            &self,
+            _: &str,
+            _: Option<&str>,
+        ) -> Result<super::super::ListPage, StorageError> {
+            unreachable!()
+        }
+        fn key_prefix(&self) -> &str {
+            ""
+        }
+    }
+
+    fn endless() -> ByteStream {
+        futures::stream::repeat_with(|| Ok(bytes::Bytes::from(vec![b'x'; 4096]))).boxed()
+    }
+
+    fn trickle(every: Duration) -> ByteStream {
+        futures::stream::repeat_with(|| Ok(bytes::Bytes::from_static(b"x")))
+            .then(move |c| async move {
+                tokio::time::sleep(every).await;
+                c
+            })
+            .boxed()
+    }
+
+    fn limits(idle: Duration, grace: Duration) -> ReadOptions {
+        ReadOptions {
+            limits: ReadLimits {
+                min_bytes_per_second: 1024,
+                grace,
+                idle,
+            },
+            ..ReadOptions::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_endless_body_is_a_size_mismatch_as_soon_as_it_passes_the_expected_size() {
+        // No Content-Length: only the declared size can stop it.
+        let store = Scripted::new(None, endless());
+        let read = read_verified(
+            &store,
+            "k",
+            &digest_of(b"ten bytes!"),
+            Some(10),
+            Sink::Discard,
+            &ReadOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(read.verdict, Verdict::SizeMismatch { expected: 10, actual } if actual > 10),
+            "{:?}",
+            read.verdict
+        );
+        assert_eq!(
+            read.bytes, 4096,
+            "reading stops at the first chunk past the size"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_sink_never_grows_past_the_expected_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let file = tokio::fs::File::create(&path).await.unwrap();
+        let store = Scripted::new(None, endless());
+        let read = read_verified(
+            &store,
+            "k",
+            &digest_of(b"ten bytes!"),
+            Some(10),
+            Sink::File(file),
+            &ReadOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert!(read.verdict.is_mismatch(), "{:?}", read.verdict);
+        let written = std::fs::metadata(&path).unwrap().len();
+        assert!(
+            written <= 10,
+            "the file holds {written} bytes, at most 10 allowed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stalls_is_given_up_after_the_idle_limit_as_truncated() {
+        let stalled = futures::stream::iter([Ok(bytes::Bytes::from_static(b"ab"))])
+            .chain(futures::stream::pending())
+            .boxed();
+        let store = Scripted::new(Some(10), stalled);
+        let options = limits(Duration::from_millis(200), Duration::from_secs(3600));
+        let read = read_verified(
+            &store,
+            "k",
+            &digest_of(b"0123456789"),
+            Some(10),
+            Sink::Discard,
+            &options,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            read.verdict,
+            Verdict::Truncated {
+                expected: 10,
+                received: 2
+            }
+        );
+        assert!(
+            !read.verdict.is_conclusive(),
+            "a stall says nothing about the bytes"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_that_trickles_is_given_up_at_its_deadline_although_never_idle() {
+        // One byte every 20 ms is never idle for 200 ms, but 1 MB at that pace takes hours; at
+        // the minimum of 1 MB/s it may take 1 s plus the grace.
+        let store = Scripted::new(Some(1_000_000), trickle(Duration::from_millis(20)));
+        let mut options = limits(Duration::from_millis(200), Duration::from_millis(300));
+        options.limits.min_bytes_per_second = 1_000_000;
+        let read = read_verified(
+            &store,
+            "k",
+            &digest_of(b"irrelevant"),
+            Some(1_000_000),
+            Sink::Discard,
+            &options,
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(read.verdict, Verdict::Truncated { expected: 1_000_000, received } if received < 1_000_000),
+            "{:?}",
+            read.verdict
+        );
+    }
+
+    #[test]
+    fn the_deadline_grows_with_the_size_and_never_with_an_unknown_size() {
+        let l = ReadLimits {
+            min_bytes_per_second: 1000,
+            grace: Duration::from_secs(30),
+            idle: Duration::from_secs(60),
+        };
+        let cases = [
+            ("an unknown size has no deadline", None, None, None),
+            ("an empty object gets the grace", Some(0), None, Some(30)),
+            (
+                "10 kB at 1 kB/s gets 10 s more",
+                Some(10_000),
+                None,
+                Some(40),
+            ),
+            (
+                "a slower budget lowers the pace to half its rate",
+                Some(10_000),
+                Some(1000),
+                Some(50),
+            ),
+            (
+                "a faster budget changes nothing",
+                Some(10_000),
+                Some(1 << 30),
+                Some(40),
+            ),
+            (
+                "a zero budget cannot divide by zero",
+                Some(10),
+                Some(0),
+                Some(40),
+            ),
+            (
+                "the largest object does not overflow",
+                Some(u64::MAX),
+                None,
+                Some(30 + u64::MAX / 1000 + 1),
+            ),
+        ];
+        for (name, size, pace, want) in cases {
+            assert_eq!(
+                l.deadline_for(size, pace),
+                want.map(Duration::from_secs),
+                "{name}"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]

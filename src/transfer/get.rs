@@ -320,6 +320,7 @@ async fn download(
     let options = ReadOptions {
         budgets: Vec::new(),
         on_bytes: Some(Arc::new(move |n| progress.advance(n))),
+        ..ReadOptions::default()
     };
     let read = read_verified(
         store,

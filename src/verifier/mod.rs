@@ -194,7 +194,7 @@ impl Verifier {
         let permits = self.permits.clone();
         let options = ReadOptions {
             budgets: self.budget.iter().cloned().collect(),
-            on_bytes: None,
+            ..ReadOptions::default()
         };
         let metrics = self.metrics.clone();
         let state = self.state.clone();
