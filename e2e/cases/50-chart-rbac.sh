@@ -8,9 +8,10 @@
 #   - every request must be covered by a rule the chart binds to the ServiceAccount;
 #   - every (verb, group, resource[/subresource], resourceNames) the chart grants and the run never
 #     used is printed ("unused"), so that a rule without a user is seen.
-# The chart is rendered with watchNamespace (a Role in the tenant's namespace: the operator of
-# this run must not see the other cases' namespaces, whose own operators are running) and leader
-# election on (the Lease Role in the release namespace).
+# Twice: with watchNamespace (a Role in the tenant's namespace, `--namespace`) and with the
+# defaults (a ClusterRole: every namespace is watched, also the earlier cases', whose objects the
+# operator then reconciles too, harmlessly: they are settled), each time with leader election on
+# (the Lease Role in the release namespace) and its own release, namespaces and S3 server.
 #
 # Runs only on e2e/kube's control plane (`e2e/run --kube` or CASTELLAN_E2E_KUBE_ENV): it needs the
 # audit log, and it installs cluster-scoped RBAC (removed at the end).
@@ -33,14 +34,19 @@ if [ ! -x "$rbac_helm" ]; then
   return 0
 fi
 
-rbac_release="castellan-e2e-$$"  # the chart's full name, ServiceAccount and Lease name
-rbac_ns=$(new_namespace rbac-release)
-rbac_tenant=$(new_namespace rbac-tenant)
-rbac_chart="$work/rbac-chart.yaml"
+rbac_scenario() { # ns (watchNamespace: a Role) | cw (every namespace: the ClusterRole)
+local mode=$1 out
+rbac_release="castellan-e2e-$$-$mode"  # the chart's full name, ServiceAccount and Lease name
+rbac_ns=$(new_namespace "rbac-$mode-release")
+rbac_tenant=$(new_namespace "rbac-$mode-tenant")
+rbac_chart="$work/rbac-$mode-chart.yaml"
+local scope_set=() scope_text="every namespace: ClusterRole"
+if [ "$mode" = ns ]; then scope_set=(--set "watchNamespace=$rbac_tenant"); scope_text="watchNamespace: Role"; fi
+echo "  [$scope_text]"
 if "$rbac_helm" template "$rbac_release" charts/castellan --namespace "$rbac_ns" \
-     --set "watchNamespace=$rbac_tenant" --set leaderElection.enabled=true >"$rbac_chart" 2>"$work/rbac-helm.err" \
+     ${scope_set[@]+"${scope_set[@]}"} --set leaderElection.enabled=true >"$rbac_chart" 2>"$work/rbac-helm.err" \
    && out=$(k apply -f "$rbac_chart" 2>&1); then
-  pass "the chart rendered for release $rbac_release (watchNamespace, leader election) applied: $(grep -c created <<<"$out") objects"
+  pass "the chart rendered for release $rbac_release ($scope_text; leader election) applied: $(grep -c created <<<"$out") objects"
 else
   fail "helm template / kubectl apply of the chart: $(cat "$work/rbac-helm.err") ${out:-}"
   return 0
@@ -48,7 +54,7 @@ fi
 
 # A token for the chart's ServiceAccount and a kubeconfig that uses only it.
 rbac_token=$(k -n "$rbac_ns" create token "$rbac_release" --duration 1h)
-rbac_kubeconfig="$work/rbac-sa.kubeconfig"
+rbac_kubeconfig="$work/rbac-$mode-sa.kubeconfig"
 cat >"$rbac_kubeconfig" <<EOF
 apiVersion: v1
 kind: Config
@@ -74,7 +80,7 @@ PY
 rbac_pod="$rbac_release-7d9f-rbac0"
 KUBECONFIG="$rbac_kubeconfig" POD_NAME="$rbac_pod" POD_NAMESPACE="$rbac_ns" \
   "$bin/castellan" "${rbac_args[@]}" --metrics-addr 127.0.0.1:0 --health-addr off \
-  --min-validation-interval 1s >"$work/operator-rbac-sa.log" 2>&1 &
+  --min-validation-interval 1s >"$work/operator-rbac-$mode-sa.log" 2>&1 &
 rbac_pid=$!
 pids+=("$rbac_pid")
 lease_holder() { k -n "$rbac_ns" get lease "$rbac_release" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null; }
@@ -82,11 +88,11 @@ rbac_leads() { [ "$(lease_holder)" = "$rbac_pod" ]; }
 if wait_for 60 rbac_leads; then
   pass "castellan ${rbac_args[*]} as $rbac_user holds the Lease $rbac_ns/$rbac_release"
 else
-  fail "the operator as the ServiceAccount does not hold the Lease: '$(lease_holder)'; $(tail -5 "$work/operator-rbac-sa.log")"
+  fail "the operator as the ServiceAccount does not hold the Lease: '$(lease_holder)'; $(tail -5 "$work/operator-rbac-$mode-sa.log")"
 fi
 
 # The rotation story under these rights.
-start_s3server rbac artifacts "K1 secret-one-$$
+start_s3server "rbac-$mode" artifacts "K1 secret-one-$$
 K2 secret-two-$$"
 rbac_s3_pid=$S3_PID rbac_keys=$S3_KEYS rbac_endpoint=$S3_ENDPOINT
 rbac_backend() { # name, secret, default
@@ -105,8 +111,8 @@ YAML
 rbac_backend backend-a creds-a true K1 "secret-one-$$" | k -n "$rbac_tenant" apply -f - >/dev/null
 rbac_files=()
 for i in 1 2 3; do
-  head -c $((i * 20000)) /dev/urandom >"$work/rbac-artifact-$i"
-  rbac_files+=("$work/rbac-artifact-$i")
+  head -c $((i * 20000)) /dev/urandom >"$work/rbac-$mode-artifact-$i"
+  rbac_files+=("$work/rbac-$mode-artifact-$i")
 done
 rbac_put_all() {
   local f
@@ -144,20 +150,23 @@ kill -TERM "$rbac_pid" 2>/dev/null || true
 if wait_for 30 bash -c "! kill -0 $rbac_pid" && wait "$rbac_pid"; then
   pass "the operator stopped cleanly on SIGTERM (exit 0)"
 else
-  fail "the operator did not stop cleanly on SIGTERM: $(tail -5 "$work/operator-rbac-sa.log")"
+  fail "the operator did not stop cleanly on SIGTERM: $(tail -5 "$work/operator-rbac-$mode-sa.log")"
 fi
 # The audit log is written synchronously; the SIGTERM's own requests are there once the Lease
 # shows the release.
 lease_released() { [ -z "$(lease_holder)" ]; }
 wait_for 10 lease_released || true
 
-if grep -Eiq 'code: ?403|"code": ?403|forbidden' "$work/operator-rbac-sa.log"; then
-  fail "the operator's log shows a 403/forbidden: $(grep -Ei 'code: ?403|"code": ?403|forbidden' "$work/operator-rbac-sa.log" | head -3)"
+# The apiserver's Forbidden: `<resource> is forbidden: User "…" cannot …`, reason Forbidden, code
+# 403 (not the S3 SDK's own 403s, e.g. from the instance-metadata credential provider).
+rbac_forbidden='forbidden: User|reason: \\?"Forbidden|"reason": ?"Forbidden'
+if grep -Eq "$rbac_forbidden" "$work/operator-rbac-$mode-sa.log"; then
+  fail "the operator's log shows a Kubernetes Forbidden: $(grep -E "$rbac_forbidden" "$work/operator-rbac-$mode-sa.log" | head -3)"
 else
-  pass "no 403/forbidden in the operator's log"
+  pass "no Kubernetes Forbidden (403) in the operator's log"
 fi
 
-rbac_report="$work/rbac-report.txt"
+rbac_report="$work/rbac-$mode-report.txt"
 rbac_status=0
 python3 - "$CASTELLAN_KUBE_AUDIT_LOG" "$rbac_user" "$rbac_chart" "$rbac_ns" "$rbac_release" >"$rbac_report" <<'PY' || rbac_status=$?
 import collections, json, sys, yaml
@@ -201,6 +210,7 @@ def covers(unit, verb, group, resource, ns, name):
     return not names or name in names
 
 requests = collections.Counter()
+namespaces = {}
 forbidden, uncovered, nonresource = [], [], collections.Counter()
 used = set()
 for line in open(audit_path):
@@ -219,8 +229,11 @@ for line in open(audit_path):
         continue
     res = o.get("resource", "") + ("/" + o["subresource"] if o.get("subresource") else "")
     group, ns, name = o.get("apiGroup", ""), o.get("namespace"), o.get("name")
-    key = (e["verb"], group or "core", res, ns or "-", name or "*")
+    # Printed per (verb, resource, namespaced or not); names only where the rules name objects.
+    key = (e["verb"], group or "core", res, "namespaced" if ns else "cluster-scope",
+           name if name and res in ("leases", "customresourcedefinitions") else "*")
     requests[key] += 1
+    namespaces.setdefault(key, set()).add(ns)
     if code == 403:
         forbidden.append(f"{e['verb']} {group or 'core'}/{res} ns={ns} name={name}: {e.get('responseStatus', {}).get('message', '')}")
     hits = [u for u in units if covers(u, e["verb"], group, res, ns, name)]
@@ -231,8 +244,10 @@ for line in open(audit_path):
 
 total = sum(requests.values()) + sum(nonresource.values())
 print(f"REQUESTS {total}")
-for (verb, group, res, ns, name), n in sorted(requests.items()):
-    print(f"  {n:5d}  {verb:6s} {group}/{res}  ns={ns} name={name}")
+for key, n in sorted(requests.items()):
+    verb, group, res, scope, name = key
+    where = f"in {len(namespaces[key])} namespace(s)" if scope == "namespaced" else "cluster-wide (no namespace in the URL)"
+    print(f"  {n:5d}  {verb:6s} {group}/{res}{' ' + name if name != '*' else ''}  {where}")
 for (verb, uri), n in sorted(nonresource.items()):
     print(f"  {n:5d}  {verb:6s} {uri}  (non-resource: granted to every authenticated user by system:discovery)")
 unused = [u for u in units if u not in used]
@@ -261,3 +276,7 @@ fi
 
 # Cluster-scoped objects of this release (the namespaced ones go with the namespaces).
 k delete clusterrole,clusterrolebinding -l "app.kubernetes.io/instance=$rbac_release" --ignore-not-found >/dev/null 2>&1 || true
+}
+
+rbac_scenario ns
+rbac_scenario cw
