@@ -49,11 +49,12 @@ fn is_stranded(mapping: &ArtifactMapping) -> bool {
         .is_some_and(|s| condition::is_true(&s.conditions, mapping_condition::STRANDED))
 }
 
-/// A key the read probe can HEAD: an object this backend is known to hold. Preference: a mapping
-/// this backend serves and has verified (`status.backend` = this backend, `Ready=True`, its
-/// `status.key`), then a mapping declared on it that is not stranded (its `spec.key`, or the
-/// layout key of its digest under the backend's `keyPrefix`). Among equals the smallest mapping
-/// name wins, so successive probes HEAD the same object.
+/// A key the read probe can HEAD: an object this backend is known to hold, always the layout key
+/// of a digest under the backend's `keyPrefix`. A mapping's own `spec.key` is never probed: a
+/// tenant must not be able to make a backend look `AccessDenied` by naming a key it may not read.
+/// Preference: a mapping this backend serves and has verified (`status.backend` = this backend,
+/// `Ready=True`), then a mapping declared on it that is not stranded. Among equals the smallest
+/// mapping name wins, so successive probes HEAD the same object.
 pub fn known_key(backend: &StorageBackend, mappings: &[Arc<ArtifactMapping>]) -> Option<String> {
     let name = backend.name_any();
     let prefix = backend.spec.s3.key_prefix.as_deref().unwrap_or("");
@@ -63,30 +64,22 @@ pub fn known_key(backend: &StorageBackend, mappings: &[Arc<ArtifactMapping>]) ->
         slot.as_ref().is_none_or(|(n, _)| candidate < n.as_str())
     };
     for m in in_namespace(backend, mappings) {
+        if m.spec.key.is_some() {
+            continue;
+        }
+        let Ok(digest) = m.spec.digest.parse::<Digest>() else {
+            continue;
+        };
         let mapping_name = m.name_any();
-        let status = m.status.as_ref();
-        if serves(m, &name)
-            && status.is_some_and(|s| condition::is_true(&s.conditions, mapping_condition::READY))
-        {
-            if let Some(key) = status.and_then(|s| s.key.clone()) {
-                if better(&served, &mapping_name) {
-                    served = Some((mapping_name.clone(), key));
-                }
-            }
+        let verified_here = serves(m, &name)
+            && m.status
+                .as_ref()
+                .is_some_and(|s| condition::is_true(&s.conditions, mapping_condition::READY));
+        if verified_here && better(&served, &mapping_name) {
+            served = Some((mapping_name.clone(), layout::key_for(prefix, &digest)));
         }
         if m.spec.backend_ref.name == name && !is_stranded(m) && better(&declared, &mapping_name) {
-            let key = match &m.spec.key {
-                Some(k) => Some(k.clone()),
-                None => m
-                    .spec
-                    .digest
-                    .parse::<Digest>()
-                    .ok()
-                    .map(|d| layout::key_for(prefix, &d)),
-            };
-            if let Some(key) = key {
-                declared = Some((mapping_name, key));
-            }
+            declared = Some((mapping_name, layout::key_for(prefix, &digest)));
         }
     }
     served.or(declared).map(|(_, key)| key)
@@ -271,7 +264,7 @@ mod tests {
         let cases: Vec<Case> = vec![
             ("no mapping means no known key", vec![], None),
             (
-                "a verified mapping served by the backend gives its status key",
+                "a verified mapping served by the backend gives its layout key there",
                 vec![mapping(
                     "org",
                     "m1",
@@ -280,7 +273,7 @@ mod tests {
                     Some(("a", "x/served")),
                     &[("Ready", "True")],
                 )],
-                Some("x/served".into()),
+                Some(layout_key_a.clone()),
             ),
             (
                 "a mapping declared on the backend gives its layout key",
@@ -300,7 +293,7 @@ mod tests {
                         &[("Ready", "True")],
                     ),
                 ],
-                Some("x/served".into()),
+                Some(layout_key_a.clone()),
             ),
             (
                 "a stranded declared mapping is not used (its object may be missing)",
@@ -333,6 +326,15 @@ mod tests {
                     mapping("org", "m1", HEX_A, "a", None, &[]),
                 ],
                 Some(layout_key_a.clone()),
+            ),
+            (
+                "a mapping with its own spec.key is never probed with (tenants must not steer probes)",
+                vec![{
+                    let mut m = (*mapping("org", "m1", HEX_A, "a", None, &[])).clone();
+                    m.spec.key = Some("secret/of/another/team".into());
+                    Arc::new(m)
+                }],
+                None,
             ),
             (
                 "a mapping of another namespace is never used",

@@ -107,7 +107,7 @@ async fn verify_candidates(
         let (verdict, at) = match ctx.clients.store_for(backend).await {
             Err(err) => (Verdict::Failed(err.as_storage_error()), now),
             Ok(store) => {
-                let target = observe::target(obj, digest, &candidate.location, &candidate.key);
+                let target = observe::target(obj, digest, backend, &candidate.key);
                 ctx.verifier.verify(store, &target, now).await
             }
         };

@@ -16,6 +16,7 @@ use crate::api::condition;
 use crate::api::reasons::mapping_condition;
 use crate::api::{ArtifactMapping, StorageBackend};
 use crate::digest::Digest;
+use crate::placement::view::reader_of;
 use crate::placement::{BackendView, ObjectFact, Replica};
 use crate::storage::verify::Verdict;
 use crate::verifier::{Fact, Target};
@@ -78,10 +79,15 @@ pub fn namespace_backends(ctx: &Context, namespace: &str) -> Vec<Arc<StorageBack
     backends
 }
 
-/// The verification target of the mapping under `key` at `location`.
-pub fn target(mapping: &ArtifactMapping, digest: &Digest, location: &str, key: &str) -> Target {
+/// The verification target of the mapping under `key`, read through `backend`.
+pub fn target(
+    mapping: &ArtifactMapping,
+    digest: &Digest,
+    backend: &StorageBackend,
+    key: &str,
+) -> Target {
     Target {
-        location: location.to_owned(),
+        reader: reader_of(backend),
         key: key.to_owned(),
         digest: digest.clone(),
         size: declared_size(mapping),
@@ -100,7 +106,7 @@ pub async fn replicas(
     for backend in backends {
         let view = BackendView::of(backend);
         let key = view.key_of(mapping, digest);
-        let target = target(mapping, digest, &view.location, &key);
+        let target = target(mapping, digest, backend, &key);
         let mut object = ctx
             .verifier
             .known(&target)

@@ -1,7 +1,8 @@
 //! A backend as placement sees it: the few facts of a `StorageBackend` that decide where a
 //! mapping may be served from and where a write may go, and the object key a mapping has on it.
 //!
-//! Owns: [`BackendView`], the replication group ([`location_of`]) and the key a mapping has on a
+//! Owns: [`BackendView`], the replication group ([`location_of`]), who reads through a backend
+//! ([`reader_of`]) and the key a mapping has on a
 //! backend ([`key_on`]). Must not: do I/O or read anything but the API objects it is handed.
 
 use crate::api::backend::Trust;
@@ -10,6 +11,26 @@ use crate::api::reasons::backend_condition;
 use crate::api::{ArtifactMapping, StorageBackend};
 use crate::digest::Digest;
 use crate::storage::layout;
+
+/// Who reads through `backend`: its namespace, uid and generation (an edited endpoint or
+/// bucket is another reader) and the credentials it names. Verification facts are keyed by it,
+/// never by the free-form `spec.location` alone.
+pub fn reader_of(backend: &StorageBackend) -> String {
+    let meta = &backend.metadata;
+    let credentials = match &backend.spec.s3.credentials_secret_ref {
+        Some(r) => format!(
+            "secret:{}:{}:{}",
+            r.name, r.access_key_id_key, r.secret_access_key_key
+        ),
+        None => "ambient".to_owned(),
+    };
+    format!(
+        "{}/{}/{}/{credentials}",
+        meta.namespace.as_deref().unwrap_or(""),
+        meta.uid.as_deref().unwrap_or(""),
+        meta.generation.unwrap_or(0)
+    )
+}
 
 /// The placement-relevant state of one backend. Two views that compare equal place mappings
 /// identically, which is what the mapping index uses to fan out only on real transitions.

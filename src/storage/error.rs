@@ -228,14 +228,27 @@ pub fn classify(f: &Facts<'_>) -> ErrorKind {
 const MAX_MESSAGE: usize = 200;
 
 /// Shortens `text` and removes anything that could carry credentials or request identity:
-/// query strings, signature/credential parameters, and the given secrets.
+/// query strings of URLs, signature, credential and token parameters in query form
+/// (`X-Amz-Signature=…`) and header form (`X-Amz-Security-Token: …`, `Authorization: …`), in
+/// any letter case, and the given secrets. Everything is scrubbed before the text is cut, so no
+/// prefix of a secret survives the cut.
 pub fn redact(text: &str, secrets: &[&str]) -> String {
     let mut out = String::with_capacity(text.len().min(MAX_MESSAGE + 16));
-    for (i, word) in text.split(' ').enumerate() {
-        if i > 0 {
-            out.push(' ');
+    let mut hide_next = false;
+    for piece in text.split_inclusive(char::is_whitespace) {
+        let word = piece.trim_end_matches(char::is_whitespace);
+        let separator = &piece[word.len()..];
+        if !word.is_empty() {
+            if hide_next {
+                out.push_str("[redacted]");
+                hide_next = false;
+            } else {
+                let (kept, value_follows) = redact_word(word);
+                out.push_str(&kept);
+                hide_next = value_follows;
+            }
         }
-        out.push_str(&redact_word(word));
+        out.push_str(separator);
     }
     for secret in secrets.iter().filter(|s| s.len() >= 4) {
         out = out.replace(secret, "[redacted]");
@@ -251,24 +264,54 @@ pub fn redact(text: &str, secrets: &[&str]) -> String {
     out
 }
 
-fn redact_word(word: &str) -> String {
+/// Parameters whose value is a credential, a signature or a token (lowercase).
+const SECRET_PARAMETERS: [&str; 6] = [
+    "signature",
+    "credential",
+    "x-amz-security-token",
+    "x-amz-signature",
+    "x-amz-credential",
+    "awsaccesskeyid",
+];
+/// Headers whose value is secret (lowercase), written `name: value` or `name:value`.
+const SECRET_HEADERS: [&str; 4] = [
+    "authorization",
+    "x-amz-security-token",
+    "x-amz-signature",
+    "x-amz-credential",
+];
+
+/// One whitespace-free word, redacted; `true` when the word is a header name whose value is the
+/// next word.
+fn redact_word(word: &str) -> (String, bool) {
     let lower = word.to_ascii_lowercase();
     if lower.contains("://") {
         if let Some(q) = word.find('?') {
-            return format!("{}?[redacted]", &word[..q]);
+            return (format!("{}?[redacted]", &word[..q]), false);
         }
     }
-    for marker in [
-        "signature=",
-        "credential=",
-        "x-amz-security-token=",
-        "x-amz-signature=",
-    ] {
-        if let Some(pos) = lower.find(marker) {
-            return format!("{}[redacted]", &word[..pos + marker.len()]);
-        }
+    let earliest = SECRET_PARAMETERS
+        .iter()
+        .filter_map(|p| find_marker(&lower, p, '=').map(|at| at + p.len() + 1))
+        .chain(
+            SECRET_HEADERS
+                .iter()
+                .filter_map(|h| find_marker(&lower, h, ':').map(|at| at + h.len() + 1)),
+        )
+        .min();
+    match earliest {
+        Some(end) if end == word.len() && lower.ends_with(':') => (word.to_owned(), true),
+        Some(end) => (format!("{}[redacted]", &word[..end]), false),
+        None => (word.to_owned(), false),
     }
-    word.to_owned()
+}
+
+/// Where `name` followed by `delimiter` starts in `lower`.
+fn find_marker(lower: &str, name: &str, delimiter: char) -> Option<usize> {
+    lower
+        .match_indices(name)
+        .map(|(at, _)| at)
+        .find(|&at| lower[at + name.len()..].starts_with(delimiter))
 }
 
 /// Gathers facts from an aws-sdk error and classifies them.
@@ -535,9 +578,14 @@ mod tests {
                 "GET http://127.0.0.1:9000/b/k?[redacted] failed",
             ),
             (
-                "an authorization header loses its signature",
+                "an authorization header loses its value, credential and signature",
                 "Authorization: AWS4-HMAC-SHA256 Credential=AKIA/2026/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0123abcd",
-                "Authorization: AWS4-HMAC-SHA256 Credential=[redacted] SignedHeaders=host, Signature=[redacted]",
+                "Authorization: [redacted] Credential=[redacted] SignedHeaders=host, Signature=[redacted]",
+            ),
+            (
+                "a session token header loses its value, whatever the case and spacing",
+                "sent X-AMZ-SECURITY-TOKEN:\tFwoGZXIvYXdzEJr and x-amz-security-token:IQoJb3JpZ2lu",
+                "sent X-AMZ-SECURITY-TOKEN:\t[redacted] and x-amz-security-token:[redacted]",
             ),
             ("a known secret is removed", "secret is wJalrXUtnFEMI here", "secret is [redacted] here"),
         ];

@@ -49,11 +49,11 @@ pub fn worth_retrying(verdict: &Verdict) -> bool {
 /// truncated to 128 bits.
 pub type FactKey = u128;
 
-/// The fingerprint of `(location, key, digest)`.
-pub fn fact_key(location: &str, key: &str, digest: &Digest) -> FactKey {
+/// The fingerprint of `(reader, key, digest)`.
+pub fn fact_key(reader: &str, key: &str, digest: &Digest) -> FactKey {
     let mut h = sha2::Sha256::new();
     let digest = digest.to_string();
-    for part in [location, key, digest.as_str()] {
+    for part in [reader, key, digest.as_str()] {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
@@ -228,7 +228,7 @@ mod tests {
     }
 
     #[test]
-    fn fingerprints_separate_location_key_and_digest() {
+    fn fingerprints_separate_reader_key_and_digest() {
         let d = Digest::of_bytes(crate::digest::Algorithm::Sha256, b"a");
         let e = Digest::of_bytes(crate::digest::Algorithm::Sha256, b"b");
         let base = fact_key("l", "k", &d);

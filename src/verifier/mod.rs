@@ -1,7 +1,7 @@
 //! Bounded, shared, rate-limited digest verification for the operator, and its memory.
 //!
 //! Owns: how many verifications run at once (a semaphore), the operator-wide byte budget,
-//! sharing one read between concurrent requests for the same `(location, key, digest)`,
+//! sharing one read between concurrent requests for the same `(reader, key, digest)`,
 //! retrying reads whose body was cut short, the verification metrics, and remembering
 //! conclusive verdicts ([`memory`]) so that a converged mapping reconciled again by an unrelated
 //! event does no I/O. Every read goes through [`crate::storage::verify::read_verified`].
@@ -32,11 +32,13 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// Pause before the second attempt; doubled before each further one.
 pub const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
-/// What to verify: one object at one location.
+/// What to verify: one object, read by one reader.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
-    /// Replication group: backends with the same location hold the same bytes.
-    pub location: String,
+    /// Who reads: the backend's namespace, uid, generation and credentials
+    /// ([`crate::placement::view::reader_of`]). Facts and shared reads never cross readers, so
+    /// a backend that claims another tenant's `spec.location` learns nothing that tenant read.
+    pub reader: String,
     pub key: String,
     pub digest: Digest,
     /// The declared size, checked on the announced length before any body byte is read.
@@ -45,7 +47,7 @@ pub struct Target {
 
 impl Target {
     fn fact_key(&self) -> FactKey {
-        fact_key(&self.location, &self.key, &self.digest)
+        fact_key(&self.reader, &self.key, &self.digest)
     }
 }
 
@@ -150,7 +152,7 @@ impl Verifier {
         Ok(head.map(|i| i.size))
     }
 
-    /// Verifies `target` through `store`. Concurrent calls for the same `(location, key,
+    /// Verifies `target` through `store`. Concurrent calls for the same `(reader, key,
     /// digest)` share one download; a remembered conclusive verdict is returned without I/O.
     /// Returns the verdict and when it was reached (`now` of the call that did the download).
     pub async fn verify(
@@ -376,7 +378,7 @@ mod tests {
 
     fn target(key: &str, data: &[u8]) -> Target {
         Target {
-            location: "loc".into(),
+            reader: "ns/uid/1/secret".into(),
             key: key.into(),
             digest: Digest::of_bytes(Algorithm::Sha256, data),
             size: Some(data.len() as u64),
@@ -429,6 +431,36 @@ mod tests {
                 .contains("castellan_verified_bytes_total 1000"),
             "{}",
             v.metrics.render()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reader_of_another_tenant_learns_nothing_and_reads_through_its_own_store() {
+        // Tenant B's backend has verified the object. Tenant A's backend claims the same
+        // location and key, but its credentials read nothing: it must get its own verdict.
+        let data = vec![9u8; 300];
+        let b_store = CountingStore::with(&[("k", &data)], Duration::ZERO);
+        let a_store = CountingStore::with(&[], Duration::ZERO);
+        let v = verifier(4, None);
+        let b = Target {
+            reader: "tenant-b/uid-b/1/secret:b-keys:id:secret".into(),
+            ..target("k", &data)
+        };
+        let a = Target {
+            reader: "tenant-a/uid-a/1/secret:a-keys:id:secret".into(),
+            ..target("k", &data)
+        };
+        let (verdict, _) = v.verify(b_store.clone(), &b, now()).await;
+        assert!(verdict.is_verified(), "{verdict:?}");
+        assert!(v.known(&a).is_none(), "B's fact is not A's");
+
+        let (verdict, _) = v.verify(a_store.clone(), &a, now()).await;
+        assert_eq!(verdict, Verdict::Missing, "A reads through its own store");
+        assert_eq!(a_store.gets.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            b_store.gets.load(Ordering::SeqCst),
+            1,
+            "B's store is not read for A"
         );
     }
 
