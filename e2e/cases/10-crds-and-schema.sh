@@ -48,11 +48,11 @@ apiVersion: castellan.io/v1alpha1
 kind: StorageBackend
 metadata: {name: typo}
 spec: {s3: {bucket: artifacts, forcePathStlye: true}}'
-expect_rejected "an interval of a thousand years" "interval must be 0 (off) or between 1s and 8760h" '
+expect_rejected "an interval of a hundred years" "interval must be 0 (off) or between 1s and 8760h" '
 apiVersion: castellan.io/v1alpha1
 kind: StorageBackend
 metadata: {name: forever}
-spec: {s3: {bucket: artifacts}, validation: {interval: "8760000h"}}'
+spec: {s3: {bucket: artifacts}, validation: {interval: "876000h"}}'
 expect_rejected "a zero probe timeout" "timeout must be between 100ms and 10m" '
 apiVersion: castellan.io/v1alpha1
 kind: StorageBackend
