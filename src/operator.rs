@@ -14,6 +14,7 @@ use std::time::Duration;
 use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::store::Writer;
@@ -253,6 +254,7 @@ async fn run_controllers(
     // Backend transitions re-place the mappings they affect (computed by the index in the
     // backend feed, so no mapper mutates anything).
     let (affected_tx, affected_rx) = futures::channel::mpsc::unbounded();
+    let (secret_gone_tx, secret_gone_rx) = futures::channel::mpsc::unbounded();
     let feeds = Feeds::start(
         &client,
         config,
@@ -260,6 +262,7 @@ async fn run_controllers(
         &backend_ctx,
         &common.index,
         affected_tx,
+        secret_gone_tx,
     );
     let stopped = stopped(stop);
     let synced = caches.mark_synced(readiness);
@@ -275,6 +278,7 @@ async fn run_controllers(
         backends,
         backend_changes,
         secret_changes,
+        secret_gone_rx,
         backend_ctx,
         stopped.clone(),
     );
@@ -313,17 +317,18 @@ pub struct Common {
 }
 
 impl Common {
-    /// `secrets`: the Secret cache the clients read from (one GET per resolve without it).
+    /// `secrets`: the Secrets' metadata cache the clients consult (one GET per resolve without
+    /// it).
     pub fn new(
         client: &Client,
         instance: &str,
         settings: &Settings,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
-        secrets: Option<Store<Secret>>,
+        secrets: Option<Store<PartialObjectMeta<Secret>>>,
     ) -> Common {
         let clients = match secrets {
-            Some(store) => Resolver::with_secret_store(client.clone(), store),
+            Some(store) => Resolver::with_secret_metadata(client.clone(), store),
             None => Resolver::new(client.clone()),
         };
         Common {
@@ -387,10 +392,11 @@ impl Common {
 struct Caches {
     backends: Store<StorageBackend>,
     mappings: Store<ArtifactMapping>,
-    secrets: Store<Secret>,
+    /// Metadata only: which Secrets exist and their resourceVersions, never their data.
+    secrets: Store<PartialObjectMeta<Secret>>,
     backend_changes: ChangeStream<StorageBackend>,
     mapping_changes: ChangeStream<ArtifactMapping>,
-    secret_changes: ChangeStream<Secret>,
+    secret_changes: ChangeStream<PartialObjectMeta<Secret>>,
 }
 
 /// Changes of a shared cache, as a controller follows them.
@@ -408,14 +414,14 @@ where
 struct Writers {
     backends: Writer<StorageBackend>,
     mappings: Writer<ArtifactMapping>,
-    secrets: Writer<Secret>,
+    secrets: Writer<PartialObjectMeta<Secret>>,
 }
 
 impl Caches {
     fn new() -> (Caches, Writers) {
         let (backends, backend_writer) = reflector::store_shared::<StorageBackend>(1024);
         let (mappings, mapping_writer) = reflector::store_shared::<ArtifactMapping>(4096);
-        let (secrets, secret_writer) = reflector::store_shared::<Secret>(256);
+        let (secrets, secret_writer) = reflector::store_shared::<PartialObjectMeta<Secret>>(256);
         let caches = Caches {
             backend_changes: subscribe(&backend_writer),
             mapping_changes: subscribe(&mapping_writer),
@@ -466,6 +472,7 @@ impl Feeds {
         backend_ctx: &Arc<backend::Context>,
         index: &Arc<MappingIndex>,
         affected: futures::channel::mpsc::UnboundedSender<ObjectRef<ArtifactMapping>>,
+        secret_gone: futures::channel::mpsc::UnboundedSender<ObjectRef<StorageBackend>>,
     ) -> Feeds {
         let scope = config.namespace.as_deref();
         let backends = {
@@ -506,12 +513,27 @@ impl Feeds {
                 .for_each(|event| log_watch_error("ArtifactMapping", event))
                 .boxed()
         };
-        let secrets = watcher(api::<Secret>(client, scope), watcher::Config::default())
+        let secrets = {
+            let backends = backend_ctx.backends.clone();
+            watcher(
+                api::<PartialObjectMeta<Secret>>(client, scope),
+                watcher::Config::default(),
+            )
             .default_backoff()
             .modify(strip_secret_metadata)
+            .inspect_ok(move |event| {
+                // A shared store tells subscribers of changes, not of deletions: a deleted
+                // Secret re-validates its backends from here, within seconds.
+                if let watcher::Event::Delete(secret) = event {
+                    for backend in backend::backends_for_secret(secret, &backends) {
+                        let _ = secret_gone.unbounded_send(backend);
+                    }
+                }
+            })
             .reflect_shared(writers.secrets)
             .for_each(|event| log_watch_error("Secret", event))
-            .boxed();
+            .boxed()
+        };
         Feeds {
             backends,
             mappings,
@@ -561,7 +583,8 @@ fn stopped(mut stop: tokio_watch::Receiver<bool>) -> Shared<BoxFuture<'static, (
 fn run_backend_controller(
     backends: Store<StorageBackend>,
     backend_changes: ChangeStream<StorageBackend>,
-    secret_changes: ChangeStream<Secret>,
+    secret_changes: ChangeStream<PartialObjectMeta<Secret>>,
+    secret_gone: futures::channel::mpsc::UnboundedReceiver<ObjectRef<StorageBackend>>,
     ctx: Arc<backend::Context>,
     stopped: Shared<BoxFuture<'static, ()>>,
 ) -> impl Future<Output = ()> {
@@ -573,8 +596,9 @@ fn run_backend_controller(
         // delays nothing else by more.
         .with_config(controller::Config::default().debounce(BACKEND_DEBOUNCE))
         .watches_shared_stream(secret_changes, move |secret| {
-            backend::backends_for_secret(&secret, &referencing)
+            backend::backends_for_secret(secret.as_ref(), &referencing)
         })
+        .reconcile_on(secret_gone)
         .graceful_shutdown_on(stopped)
         .run(
             |obj, ctx| {
@@ -622,9 +646,10 @@ fn strip_managed_fields<K: kube::Resource>(object: &mut K) {
     object.meta_mut().managed_fields = None;
 }
 
-/// What the Secret cache keeps: the data the resolver reads, not the bookkeeping. kubectl's
-/// last-applied annotation would be a second copy of the keys; managed fields are only weight.
-fn strip_secret_metadata(secret: &mut Secret) {
+/// What the Secret metadata cache keeps: the name and resourceVersion the resolver reads, not
+/// the bookkeeping. kubectl's last-applied annotation would be a copy of the keys themselves;
+/// managed fields are only weight.
+fn strip_secret_metadata(secret: &mut PartialObjectMeta<Secret>) {
     strip_managed_fields(secret);
     if let Some(annotations) = secret.metadata.annotations.as_mut() {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
 
@@ -145,9 +146,13 @@ struct Entry {
 /// referenced Secrets' resourceVersions.
 pub struct Resolver {
     client: Client,
-    /// When set, Secrets are read from this reflector cache instead of one GET each; it must be
-    /// ready before the first resolve (a Secret not yet in the cache reads as missing).
-    secrets: Option<Store<Secret>>,
+    /// When set, which Secrets exist (and their resourceVersions) is read from this metadata
+    /// cache, and a Secret's data is read with one GET only when its resourceVersion is new; it
+    /// must be ready before the first resolve (a Secret not yet in it reads as missing).
+    secrets: Option<Store<PartialObjectMeta<Secret>>>,
+    /// The referenced Secrets read so far, by `(namespace, name)`: what memory holds of Secrets
+    /// follows the number of backends, not the number of Secrets in the cluster.
+    fetched: Mutex<HashMap<(String, String), Arc<Secret>>>,
     cache: Mutex<HashMap<String, Entry>>,
 }
 
@@ -167,13 +172,19 @@ impl Resolver {
         Resolver {
             client,
             secrets: None,
+            fetched: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
         }
     }
 
-    /// A resolver that reads Secrets from a reflector cache (no API call per resolve): what the
-    /// mapping controller needs at scale. The store must be ready before controllers start.
-    pub fn with_secret_store(client: Client, secrets: Store<Secret>) -> Resolver {
+    /// A resolver that learns from a metadata cache which Secrets exist and which changed, and
+    /// reads a Secret's data (one GET) only when it is referenced and changed: no API call per
+    /// resolve, and no copy of unreferenced Secrets. The store must be ready before controllers
+    /// start.
+    pub fn with_secret_metadata(
+        client: Client,
+        secrets: Store<PartialObjectMeta<Secret>>,
+    ) -> Resolver {
         Resolver {
             secrets: Some(secrets),
             ..Resolver::new(client)
@@ -275,25 +286,53 @@ impl Resolver {
         namespace: &str,
         name: &str,
     ) -> Result<Option<Arc<Secret>>, ResolveError> {
-        match &self.secrets {
-            Some(store) => {
-                // Before the first list completes an absent Secret would be reported missing. Wait
-                // a little, never forever: a reconcile that hangs writes no status and no error.
-                match tokio::time::timeout(SECRET_CACHE_WAIT, store.wait_until_ready()).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) | Err(_) => return Err(ResolveError::SecretCacheNotSynced),
-                }
-                Ok(store.get(&ObjectRef::new(name).within(namespace)))
-            }
-            None => Api::<Secret>::namespaced(self.client.clone(), namespace)
-                .get_opt(name)
-                .await
-                .map(|s| s.map(Arc::new))
-                .map_err(|source| ResolveError::ReadSecret {
-                    name: name.to_owned(),
-                    source,
-                }),
+        let Some(store) = &self.secrets else {
+            return self.get_secret(namespace, name).await;
+        };
+        // Before the first list completes an absent Secret would be reported missing. Wait a
+        // little, never forever: a reconcile that hangs writes no status and no error.
+        match tokio::time::timeout(SECRET_CACHE_WAIT, store.wait_until_ready()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return Err(ResolveError::SecretCacheNotSynced),
         }
+        let slot = (namespace.to_owned(), name.to_owned());
+        let Some(meta) = store.get(&ObjectRef::new(name).within(namespace)) else {
+            self.lock_fetched().remove(&slot);
+            return Ok(None);
+        };
+        let current = meta.resource_version();
+        if let Some(known) = self.lock_fetched().get(&slot) {
+            if known.resource_version() == current {
+                return Ok(Some(known.clone()));
+            }
+        }
+        let secret = self.get_secret(namespace, name).await?;
+        let mut fetched = self.lock_fetched();
+        match &secret {
+            Some(s) => fetched.insert(slot, s.clone()),
+            None => fetched.remove(&slot),
+        };
+        Ok(secret)
+    }
+
+    async fn get_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Arc<Secret>>, ResolveError> {
+        Api::<Secret>::namespaced(self.client.clone(), namespace)
+            .get_opt(name)
+            .await
+            .map(|s| s.map(Arc::new))
+            .map_err(|source| ResolveError::ReadSecret {
+                name: name.to_owned(),
+                source,
+            })
+    }
+
+    fn lock_fetched(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Arc<Secret>>> {
+        // Single inserts and removes: a poisoned lock cannot hold an inconsistent map.
+        self.fetched.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -634,10 +673,10 @@ mod tests {
     #[tokio::test]
     async fn a_secret_cache_that_never_syncs_fails_the_resolve_instead_of_hanging() {
         // The writer is kept but never fed: the store never becomes ready (e.g. no RBAC to list).
-        let (secrets, _writer) = kube::runtime::reflector::store::<Secret>();
+        let (secrets, _writer) = kube::runtime::reflector::store::<PartialObjectMeta<Secret>>();
         let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
         let client = Client::try_from(config).unwrap();
-        let resolver = Resolver::with_secret_store(client, secrets);
+        let resolver = Resolver::with_secret_metadata(client, secrets);
         let mut b = backend(with_creds(spec()), None);
         b.metadata.namespace = Some("team-a".into());
         b.metadata.uid = Some("uid-1".into());

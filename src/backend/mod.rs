@@ -25,7 +25,6 @@ pub mod schedule;
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::Client;
@@ -60,7 +59,7 @@ pub struct Context {
 /// The backends a changed Secret feeds (same namespace, referenced by `credentialsSecretRef` or
 /// `caBundleSecretRef`), so a rotated Secret is re-validated within seconds.
 pub fn backends_for_secret(
-    secret: &Secret,
+    secret: &impl kube::Resource,
     backends: &Store<StorageBackend>,
 ) -> Vec<ObjectRef<StorageBackend>> {
     observe::backends_referencing(secret, &backends.state())

@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 
@@ -144,7 +143,7 @@ pub fn conflicts(
 /// The backends a Secret feeds: same namespace, referenced by `credentialsSecretRef` or
 /// `caBundleSecretRef`.
 pub fn backends_referencing(
-    secret: &Secret,
+    secret: &impl kube::Resource,
     backends: &[Arc<StorageBackend>],
 ) -> Vec<ObjectRef<StorageBackend>> {
     let name = secret.name_any();
@@ -457,13 +456,13 @@ mod tests {
             backend("org", "a", false, false),
             backend("other", "b", false, false),
         ];
-        let secret = |ns: &str, name: &str| Secret {
+        let secret = |ns: &str, name: &str| k8s_openapi::api::core::v1::Secret {
             metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
                 name: Some(name.to_owned()),
                 namespace: Some(ns.to_owned()),
                 ..Default::default()
             },
-            ..Secret::default()
+            ..k8s_openapi::api::core::v1::Secret::default()
         };
         let names = |refs: Vec<ObjectRef<StorageBackend>>| -> Vec<String> {
             refs.into_iter().map(|r| r.name).collect()
