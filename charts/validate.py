@@ -639,10 +639,20 @@ HEALTH_CASES = [
 
 
 def terminal_backend_reasons(reasons_rs):
+    """The reasons whose row in BackendReason::traits() has the class Terminal (the variant
+    name is the wire string: strum serializes variants as they are spelt, except where a
+    `#[strum(serialize = ...)]` says otherwise, which the table below reads too)."""
     src = open(reasons_rs).read()
-    m = re.search(r"// Terminal until.*?\n(.*?)// Transient", src, re.S)
-    check(m is not None, f"{reasons_rs}: no 'Terminal until ... Transient' section")
-    return set(re.findall(r'const \w+: &str = "(\w+)";', m.group(1))) if m else set()
+    m = re.search(r"impl BackendReason \{(.*?)\n\}", src, re.S)
+    table = re.search(r"pub const fn traits\(self\) -> Traits \{(.*?)\n    \}", m.group(1), re.S) if m else None
+    check(table is not None, f"{reasons_rs}: no BackendReason::traits() table")
+    if table is None:
+        return set()
+    rows = re.findall(r"(\w+) => \(\s*(\w+),", table.group(1))
+    check(len(rows) > 10, f"{reasons_rs}: BackendReason::traits() has only {len(rows)} rows")
+    renamed = dict(re.findall(r'#\[strum\(serialize = "(\w+)"\)\]\s*(\w+),', src))
+    wire = {variant: name for name, variant in renamed.items()}
+    return {wire.get(variant, variant) for variant, cls in rows if cls == "Terminal"}
 
 
 def check_argocd_health(doc_path, reasons_rs):
