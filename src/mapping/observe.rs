@@ -87,6 +87,7 @@ pub fn target(
     key: &str,
 ) -> Target {
     Target {
+        tenant: backend.metadata.namespace.clone().unwrap_or_default(),
         reader: reader_of(backend),
         key: key.to_owned(),
         digest: digest.clone(),

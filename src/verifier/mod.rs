@@ -1,6 +1,7 @@
 //! Bounded, shared, rate-limited digest verification for the operator, and its memory.
 //!
-//! Owns: how many verifications run at once (a semaphore), the operator-wide byte budget,
+//! Owns: how many verifications run at once, shared fairly between namespaces ([`slots`]),
+//! the operator-wide byte budget,
 //! sharing one read between concurrent requests for the same `(reader, key, digest)`,
 //! retrying reads whose body was cut short, the verification metrics, and remembering
 //! conclusive verdicts ([`memory`]) so that a converged mapping reconciled again by an unrelated
@@ -9,6 +10,7 @@
 //! Must not: decide placement or talk to the API server.
 
 pub mod memory;
+pub mod slots;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,11 +18,11 @@ use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt, Shared};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 pub use memory::Fact;
 use memory::{fact_key, worth_retrying, FactKey, Memory, PRESENT_TRUSTED_FOR};
+use slots::FairSlots;
 
 use crate::digest::Digest;
 use crate::metrics::{Metrics, ResultLabels};
@@ -35,6 +37,8 @@ pub const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// What to verify: one object, read by one reader.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
+    /// The namespace the verification is for: slots are shared fairly between namespaces.
+    pub tenant: String,
     /// Who reads: the backend's namespace, uid, generation and credentials
     /// ([`crate::placement::view::reader_of`]). Facts and shared reads never cross readers, so
     /// a backend that claims another tenant's `spec.location` learns nothing that tenant read.
@@ -61,7 +65,7 @@ struct State {
 
 /// Bounded, shared, rate-limited verification. One per operator.
 pub struct Verifier {
-    permits: Arc<Semaphore>,
+    slots: Arc<FairSlots>,
     budget: Option<Arc<ByteBudget>>,
     metrics: Arc<Metrics>,
     state: Arc<Mutex<State>>,
@@ -76,7 +80,7 @@ impl Verifier {
         metrics: Arc<Metrics>,
     ) -> Verifier {
         Verifier {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            slots: Arc::new(FairSlots::new(concurrency)),
             budget: bytes_per_second.map(|r| Arc::new(ByteBudget::new(r))),
             metrics,
             state: Arc::default(),
@@ -126,11 +130,7 @@ impl Verifier {
             _ => {}
         }
         let head = {
-            let _permit = self
-                .permits
-                .acquire()
-                .await
-                .expect("the semaphore is never closed");
+            let _slot = self.slots.acquire(&target.tenant).await;
             store.head(&target.key).await?
         };
         let mut state = self.lock();
@@ -193,7 +193,7 @@ impl Verifier {
         key: FactKey,
         now: Time,
     ) -> impl std::future::Future<Output = (Verdict, Time)> + Send + 'static {
-        let permits = self.permits.clone();
+        let slots = self.slots.clone();
         let options = ReadOptions {
             budgets: self.budget.iter().cloned().collect(),
             ..ReadOptions::default()
@@ -204,10 +204,7 @@ impl Verifier {
             let mut attempt = 1;
             let verdict = loop {
                 let read = {
-                    let _permit = permits
-                        .acquire()
-                        .await
-                        .expect("the semaphore is never closed");
+                    let _slot = slots.acquire(&target.tenant).await;
                     read_verified(
                         store.as_ref(),
                         &target.key,
@@ -378,6 +375,7 @@ mod tests {
 
     fn target(key: &str, data: &[u8]) -> Target {
         Target {
+            tenant: "ns".into(),
             reader: "ns/uid/1/secret".into(),
             key: key.into(),
             digest: Digest::of_bytes(Algorithm::Sha256, data),
@@ -461,6 +459,54 @@ mod tests {
             b_store.gets.load(Ordering::SeqCst),
             1,
             "B's store is not read for A"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_namespace_with_a_long_queue_delays_another_by_its_fair_share_only() {
+        // One slot. Namespace A queues 20 verifications on a slow server, then namespace B
+        // queues one: B's must not wait for A's queue, only for about one of A's reads.
+        let data = vec![5u8; 2000];
+        let objects: Vec<(String, Vec<u8>)> =
+            (0..21).map(|i| (format!("k{i}"), data.clone())).collect();
+        let refs: Vec<(&str, &[u8])> = objects
+            .iter()
+            .map(|(k, d)| (k.as_str(), d.as_slice()))
+            .collect();
+        let store = CountingStore::with(&refs, Duration::from_millis(2));
+        let v = Arc::new(verifier(1, None));
+        let finished = Arc::new(Mutex::new(Vec::<String>::new()));
+        let mut tasks = Vec::new();
+        let mut spawn = |tenant: &str, key: String| {
+            let (v, store, finished) = (v.clone(), store.clone(), finished.clone());
+            let t = Target {
+                tenant: tenant.into(),
+                reader: format!("{tenant}/uid/1/secret"),
+                ..target(&key, &data)
+            };
+            let label = format!("{tenant}:{key}");
+            tasks.push(tokio::spawn(async move {
+                let (verdict, _) = v.verify(store, &t, now()).await;
+                assert!(verdict.is_verified(), "{verdict:?}");
+                finished.lock().unwrap().push(label);
+            }));
+        };
+        for i in 0..20 {
+            spawn("a", format!("k{i}"));
+        }
+        // A's reads are queued (one runs, the rest wait for the slot) before B asks.
+        while store.gets.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        spawn("b", "k20".into());
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let finished = finished.lock().unwrap();
+        let b_at = finished.iter().position(|l| l == "b:k20").unwrap();
+        assert!(
+            b_at <= 3,
+            "B finished after {b_at} of A's 20 verifications: {finished:?}"
         );
     }
 
