@@ -31,7 +31,8 @@ use crate::cluster::{self, ClusterError};
 use crate::mapping::decide::MappingState;
 use crate::mapping::MappingIndex;
 use crate::metrics::Metrics;
-use crate::resolve::Resolver;
+use crate::resolve::{AmbientCredentials, Resolver};
+use crate::storage::network::EndpointPolicy;
 use crate::telemetry::{guarded, traced};
 use crate::verifier::Verifier;
 use crate::{backend, mapping};
@@ -79,6 +80,10 @@ pub struct Settings {
     pub max_backoff: Duration,
     /// Shortest validation interval applied to any backend, whatever its spec asks.
     pub min_validation_interval: Duration,
+    /// Namespaces whose backends without a Secret may use the operator's own identity.
+    pub ambient_credentials: AmbientCredentials,
+    /// Which addresses endpoints may be in; `None` allows any (`castellan run` always sets it).
+    pub endpoint_policy: Option<Arc<EndpointPolicy>>,
 }
 
 impl Default for Settings {
@@ -88,6 +93,8 @@ impl Default for Settings {
             verify_bytes_per_second: None,
             max_backoff: Duration::from_secs(300),
             min_validation_interval: backend::schedule::DEFAULT_MIN_INTERVAL,
+            ambient_credentials: AmbientCredentials::Nowhere,
+            endpoint_policy: None,
         }
     }
 }
@@ -330,7 +337,12 @@ impl Common {
         let clients = match secrets {
             Some(store) => Resolver::with_secret_metadata(client.clone(), store),
             None => Resolver::new(client.clone()),
-        };
+        }
+        .with_ambient_credentials(
+            settings.ambient_credentials.clone(),
+            "start castellan run with --allow-ambient-credentials NAMESPACE to lend them",
+        )
+        .with_endpoint_policy(settings.endpoint_policy.clone());
         Common {
             client: client.clone(),
             recorder: Recorder::new(

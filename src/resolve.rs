@@ -22,6 +22,7 @@ use kube::{Client, ResourceExt};
 
 use crate::api::backend::{S3Spec, SseType, StorageBackend};
 use crate::api::reasons::BackendReason;
+use crate::storage::network::EndpointPolicy;
 use crate::storage::{
     layout, ObjectStore, S3Config, S3Store, Sse, StaticCredentials, StorageError,
 };
@@ -64,6 +65,42 @@ pub enum ResolveError {
     /// The object lacks metadata the API server always sets (namespace, uid).
     #[error("the StorageBackend has no {0}")]
     IncompleteObject(&'static str),
+}
+
+/// Who may use the ambient credentials of the process that resolves (the operator's IRSA role,
+/// instance profile or environment; a user's own AWS configuration for the CLI) for a backend
+/// that names no `credentialsSecretRef`. Lending them to any namespace would let any tenant
+/// read with the operator's identity what it could not read with its own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AmbientCredentials {
+    /// Nobody: a backend without a Secret is `InvalidSpec`.
+    #[default]
+    Nowhere,
+    /// Backends in these namespaces.
+    Namespaces(std::collections::BTreeSet<String>),
+    /// Every backend (the CLI when asked to, or a single-tenant operator).
+    Everywhere,
+}
+
+impl AmbientCredentials {
+    /// From `--allow-ambient-credentials` values: `*` means every namespace.
+    pub fn from_namespaces(values: &[String]) -> AmbientCredentials {
+        if values.iter().any(|v| v == "*") {
+            AmbientCredentials::Everywhere
+        } else if values.is_empty() {
+            AmbientCredentials::Nowhere
+        } else {
+            AmbientCredentials::Namespaces(values.iter().cloned().collect())
+        }
+    }
+
+    pub fn allows(&self, namespace: &str) -> bool {
+        match self {
+            AmbientCredentials::Nowhere => false,
+            AmbientCredentials::Namespaces(allowed) => allowed.contains(namespace),
+            AmbientCredentials::Everywhere => true,
+        }
+    }
 }
 
 /// What is wrong with a Secret key.
@@ -154,6 +191,11 @@ pub struct Resolver {
     /// follows the number of backends, not the number of Secrets in the cluster.
     fetched: Mutex<HashMap<(String, String), Arc<Secret>>>,
     cache: Mutex<HashMap<String, Entry>>,
+    ambient: AmbientCredentials,
+    /// How to ask for the ambient credentials, in the refusal (a flag of the caller).
+    ambient_hint: &'static str,
+    /// Which addresses endpoints may be in (`None`: any).
+    endpoint_policy: Option<Arc<EndpointPolicy>>,
 }
 
 impl fmt::Debug for Resolver {
@@ -174,7 +216,29 @@ impl Resolver {
             secrets: None,
             fetched: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
+            ambient: AmbientCredentials::Nowhere,
+            ambient_hint: "",
+            endpoint_policy: None,
         }
+    }
+
+    /// Connects only to endpoints `policy` allows (checked on literal IPs and on every DNS
+    /// answer).
+    pub fn with_endpoint_policy(mut self, policy: Option<Arc<EndpointPolicy>>) -> Resolver {
+        self.endpoint_policy = policy;
+        self
+    }
+
+    /// Lends the ambient credentials as `policy` says; `hint` tells a refused user how to ask
+    /// for them (e.g. "start the operator with --allow-ambient-credentials NAMESPACE").
+    pub fn with_ambient_credentials(
+        mut self,
+        policy: AmbientCredentials,
+        hint: &'static str,
+    ) -> Resolver {
+        self.ambient = policy;
+        self.ambient_hint = hint;
+        self
     }
 
     /// A resolver that learns from a metadata cache which Secrets exist and which changed, and
@@ -240,11 +304,27 @@ impl Resolver {
                 });
             }
         }
+        if s3.credentials_secret_ref.is_none() && !self.ambient.allows(&namespace) {
+            self.lock_cache().remove(&uid);
+            let refusal = format!(
+                "spec.s3.credentialsSecretRef is not set, and the ambient credentials (IRSA, \
+                 instance profile, environment) are not lent to namespace {namespace:?}: {}",
+                self.ambient_hint
+            );
+            return Ok(Resolved {
+                inputs,
+                store: Err(ResolveError::InvalidSpec(refusal)),
+            });
+        }
         let config = s3_config(
             s3,
             credentials.as_ref().and_then(|(_, s)| s.as_deref()),
             ca.as_ref().and_then(|(_, s)| s.as_deref()),
-        );
+        )
+        .map(|mut config| {
+            config.endpoint_policy = self.endpoint_policy.clone();
+            config
+        });
         let store = match config {
             Ok(config) => S3Store::new(config)
                 .await
@@ -667,6 +747,66 @@ mod tests {
             problem: KeyProblem::Empty,
         };
         assert!(!format!("{err:?}").contains(SECRET_VALUE));
+    }
+
+    #[test]
+    fn ambient_credentials_are_lent_only_where_the_flags_say() {
+        let ns = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cases = [
+            ("no flag lends them nowhere", ns(&[]), "team-a", false),
+            (
+                "a listed namespace may use them",
+                ns(&["team-a"]),
+                "team-a",
+                true,
+            ),
+            (
+                "another namespace may not",
+                ns(&["team-a"]),
+                "team-b",
+                false,
+            ),
+            ("a star lends them everywhere", ns(&["*"]), "team-b", true),
+        ];
+        for (name, flags, namespace, allowed) in cases {
+            assert_eq!(
+                AmbientCredentials::from_namespaces(&flags).allows(namespace),
+                allowed,
+                "{name}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_backend_without_a_secret_is_invalid_spec_unless_its_namespace_may_use_the_ambient_identity(
+    ) {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = Client::try_from(config).unwrap();
+        let mut b = backend(spec(), None);
+        b.metadata.namespace = Some("team-a".into());
+        b.metadata.uid = Some("uid-1".into());
+
+        let refused = Resolver::new(client.clone()).with_ambient_credentials(
+            AmbientCredentials::Namespaces(["team-b".to_string()].into()),
+            "start castellan run with --allow-ambient-credentials NAMESPACE to lend them",
+        );
+        let err = refused
+            .resolve(&b)
+            .await
+            .unwrap()
+            .store
+            .err()
+            .expect("refused");
+        assert_eq!(err.reason(), Some(BackendReason::InvalidSpec));
+        let message = err.to_string();
+        assert!(message.contains("credentialsSecretRef"), "{message}");
+        assert!(message.contains("--allow-ambient-credentials"), "{message}");
+
+        let lent = Resolver::new(client).with_ambient_credentials(
+            AmbientCredentials::Namespaces(["team-a".to_string()].into()),
+            "",
+        );
+        assert!(lent.resolve(&b).await.unwrap().store.is_ok());
     }
 
     /// Waits the real SECRET_CACHE_WAIT (5 s).

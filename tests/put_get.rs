@@ -297,7 +297,7 @@ async fn put_then_get_round_trips_small_and_multipart_blobs() {
         std::fs::write(&src, &data).unwrap();
         let opts = PutOptions {
             algorithm,
-            progress: None,
+            ..PutOptions::default()
         };
         let put = put_file(&env.client, NS, &src, &opts).await.expect(case);
         assert_eq!(put.digest, Digest::of_bytes(algorithm, &data), "{case}");

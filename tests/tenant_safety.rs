@@ -8,11 +8,14 @@
 mod support;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use castellan::api::reasons::{backend_condition, BackendReason};
 use castellan::api::StorageBackend;
 use castellan::operator::{self, RunConfig, Settings};
+use castellan::storage::network::EndpointPolicy;
+use castellan::storage::{ErrorKind, ObjectStore as _, ProbeMode, S3Config, S3Store};
 use castellan_apiserver::ApiServer;
 use castellan_s3server::{S3Server, ServerOptions};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -116,6 +119,11 @@ impl Env {
             settings: Settings {
                 max_backoff: Duration::from_secs(2),
                 min_validation_interval: Duration::from_secs(1),
+                // As `castellan run --allow-endpoint-network 127.0.0.1/32`: the S3 server's
+                // address, and no other loopback or link-local address.
+                endpoint_policy: Some(Arc::new(EndpointPolicy::allowing(vec!["127.0.0.1/32"
+                    .parse()
+                    .unwrap()]))),
                 ..Settings::default()
             },
         };
@@ -160,6 +168,11 @@ impl Env {
 
     /// A backend on the S3 server validated once an hour: anything sooner is a reaction.
     async fn create_backend(&self, ns: &str, name: &str, secret: &str) {
+        self.create_backend_at(ns, name, secret, &self.s3.endpoint())
+            .await;
+    }
+
+    async fn create_backend_at(&self, ns: &str, name: &str, secret: &str, endpoint: &str) {
         let backend: StorageBackend = serde_json::from_value(json!({
             "apiVersion": "castellan.io/v1alpha1",
             "kind": "StorageBackend",
@@ -167,7 +180,7 @@ impl Env {
             "spec": {
                 "s3": {
                     "bucket": BUCKET,
-                    "endpoint": self.s3.endpoint(),
+                    "endpoint": endpoint,
                     "forcePathStyle": true,
                     "credentialsSecretRef": {"name": secret},
                 },
@@ -346,4 +359,83 @@ async fn a_broken_tenant_leaves_another_tenants_backend_validated() {
     })
     .await;
     assert!(env.operator_is_running().await, "the operator is still up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn endpoints_in_refused_networks_get_a_reason_while_an_allowed_one_validates() {
+    let test = "endpoints_in_refused_networks_get_a_reason_while_an_allowed_one_validates";
+    let env = Env::start(test, &["team-a"], Some("team-a"))
+        .await
+        .expect("runs on both servers");
+    env.put_creds("team-a", "creds").await;
+    let port = env.s3.addr().port();
+    env.create_backend_at("team-a", "metadata", "creds", "http://169.254.169.254")
+        .await;
+    env.create_backend_at(
+        "team-a",
+        "loopback6",
+        "creds",
+        &format!("http://[::1]:{port}"),
+    )
+    .await;
+    env.create_backend_at(
+        "team-a",
+        "other-loopback",
+        "creds",
+        &format!("http://127.0.0.2:{port}"),
+    )
+    .await;
+    env.create_backend("team-a", "allowed", "creds").await;
+    let refused = is("False", BackendReason::EndpointNotAllowed);
+    for name in ["metadata", "loopback6", "other-loopback"] {
+        within(
+            &format!("{name} says EndpointNotAllowed"),
+            Duration::from_secs(60),
+            || async { refused(env.ready("team-a", name).await) },
+        )
+        .await;
+    }
+    let validated = is("True", BackendReason::Validated);
+    within(
+        "the allowed backend validates",
+        Duration::from_secs(60),
+        || async { validated(env.ready("team-a", "allowed").await) },
+    )
+    .await;
+}
+
+/// A hostname is checked where it is resolved, at connect time: `localhost` resolves to
+/// loopback, which the default policy refuses, so the probe fails before any request.
+#[tokio::test]
+async fn a_hostname_resolving_into_a_refused_network_is_refused_at_connect_time() {
+    let s3 = S3Server::start(ServerOptions {
+        buckets: vec![BUCKET.into()],
+        keys: vec![(KEY.0.into(), KEY.1.into())],
+        ..ServerOptions::default()
+    })
+    .await
+    .expect("S3 server");
+    let mut config = S3Config::new(BUCKET);
+    config.endpoint = Some(format!("http://localhost:{}", s3.addr().port()));
+    config.force_path_style = true;
+    config.max_attempts = 1;
+    config.credentials = Some(castellan::storage::StaticCredentials {
+        access_key_id: KEY.0.into(),
+        secret_access_key: KEY.1.into(),
+        session_token: None,
+    });
+    config.endpoint_policy = Some(Arc::new(EndpointPolicy::default()));
+    let store = S3Store::new(config)
+        .await
+        .expect("a hostname passes the literal check");
+    let err = store
+        .probe(ProbeMode::Read, None)
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Backend(BackendReason::EndpointNotAllowed),
+        "{err}"
+    );
+    assert!(err.message().contains("--allow-endpoint-network"), "{err}");
 }

@@ -80,7 +80,8 @@ PY
 rbac_pod="$rbac_release-7d9f-rbac0"
 KUBECONFIG="$rbac_kubeconfig" POD_NAME="$rbac_pod" POD_NAMESPACE="$rbac_ns" \
   "$bin/castellan" "${rbac_args[@]}" --metrics-addr 127.0.0.1:0 --health-addr off \
-  --min-validation-interval 1s >"$work/operator-rbac-$mode-sa.log" 2>&1 &
+  --min-validation-interval 1s --allow-endpoint-network 127.0.0.0/8,::1/128 \
+  >"$work/operator-rbac-$mode-sa.log" 2>&1 &
 rbac_pid=$!
 pids+=("$rbac_pid")
 lease_holder() { k -n "$rbac_ns" get lease "$rbac_release" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null; }

@@ -110,6 +110,7 @@ pub enum BackendReason {
     SecretKeyMissing,
     InvalidSpec,
     EndpointUnreachable,
+    EndpointNotAllowed,
     #[strum(serialize = "TLSHandshakeFailed")]
     TlsHandshakeFailed,
     Timeout,
@@ -218,6 +219,13 @@ impl BackendReason {
                 NoAnswer,
                 false,
                 "the endpoint could not be reached",
+            ),
+            EndpointNotAllowed => (
+                Terminal,
+                CredUnproven,
+                NoAnswer,
+                true,
+                "the endpoint is in a network the operator does not connect to (loopback, link-local, instance metadata)",
             ),
             TlsHandshakeFailed => (
                 Transient,

@@ -96,6 +96,7 @@ pub async fn run(args: GetArgs) -> i32 {
     };
     let opts = GetOptions {
         progress: bars_if_terminal(),
+        ambient: args.cluster.ambient(),
     };
     let to_stdout = args.output.as_deref() == Some(Path::new("-"));
     // For stdout, stage the verified file in a private directory, then copy it out: nothing

@@ -116,6 +116,7 @@ pub async fn run(args: PutArgs) -> i32 {
     let opts = PutOptions {
         algorithm: args.algorithm.into(),
         progress: bars_if_terminal(),
+        ambient: args.cluster.ambient(),
     };
     match put_file(&client, &namespace, &args.file, &opts).await {
         Ok(outcome) => {

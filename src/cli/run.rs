@@ -7,6 +7,8 @@ use clap::Args;
 
 use castellan::operator::Settings;
 use castellan::operator::{self, LeaderElection, RunConfig};
+use castellan::resolve::AmbientCredentials;
+use castellan::storage::network::EndpointPolicy;
 use castellan::telemetry::{self, LogFormat};
 
 /// Flags of `castellan run`.
@@ -52,6 +54,27 @@ pub struct RunArgs {
     /// `interval: 1s` then costs one probe and one status write per this period).
     #[arg(long, env = "CASTELLAN_MIN_VALIDATION_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub min_validation_interval: Duration,
+    /// A namespace whose StorageBackends without credentialsSecretRef may use the operator's
+    /// own identity (IRSA, instance profile, environment); repeatable, `*` for every
+    /// namespace. Without it such backends are InvalidSpec: a tenant must not read with the
+    /// operator's identity what it could not read with its own.
+    #[arg(
+        long = "allow-ambient-credentials",
+        env = "CASTELLAN_ALLOW_AMBIENT_CREDENTIALS",
+        value_delimiter = ',',
+        value_name = "NAMESPACE"
+    )]
+    pub allow_ambient_credentials: Vec<String>,
+    /// A network endpoints may be in although the default policy refuses it (loopback,
+    /// link-local and instance-metadata addresses are refused, checked after DNS resolution);
+    /// repeatable, e.g. 127.0.0.0/8 for an object store on the operator's own host.
+    #[arg(
+        long = "allow-endpoint-network",
+        env = "CASTELLAN_ALLOW_ENDPOINT_NETWORK",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub allow_endpoint_network: Vec<ipnet::IpNet>,
 }
 
 /// A listen address, or none when the flag says `off`.
@@ -102,6 +125,12 @@ impl RunArgs {
                 verify_bytes_per_second: (self.verify_bytes_per_second > 0)
                     .then_some(self.verify_bytes_per_second),
                 min_validation_interval: self.min_validation_interval,
+                ambient_credentials: AmbientCredentials::from_namespaces(
+                    &self.allow_ambient_credentials,
+                ),
+                endpoint_policy: Some(std::sync::Arc::new(EndpointPolicy::allowing(
+                    self.allow_endpoint_network.clone(),
+                ))),
                 ..Settings::default()
             },
         }

@@ -23,6 +23,22 @@ pub struct ClusterArgs {
     /// service account).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
+    /// Sign requests to a backend that names no credentialsSecretRef with your own AWS
+    /// credentials (environment, profile, instance role). Without it such a backend is
+    /// refused: your credentials are not handed to a backend you did not choose.
+    #[arg(long)]
+    pub use_local_credentials: bool,
+}
+
+impl ClusterArgs {
+    /// What the flags say about the ambient credentials.
+    pub fn ambient(&self) -> castellan::resolve::AmbientCredentials {
+        if self.use_local_credentials {
+            castellan::resolve::AmbientCredentials::Everywhere
+        } else {
+            castellan::resolve::AmbientCredentials::Nowhere
+        }
+    }
 }
 
 /// A client and the namespace to work in.

@@ -119,6 +119,14 @@ impl Environment {
                 max_backoff: Duration::from_secs(5),
                 // The story validates every second or two so that it shows quickly.
                 min_validation_interval: Duration::from_secs(1),
+                // As `castellan run --allow-endpoint-network 127.0.0.0/8,::1/128`: the demo's
+                // S3 server listens on loopback, which the endpoint policy refuses otherwise.
+                endpoint_policy: Some(std::sync::Arc::new(
+                    castellan::storage::network::EndpointPolicy::allowing(vec![
+                        "127.0.0.0/8".parse().expect("a network"),
+                        "::1/128".parse().expect("a network"),
+                    ]),
+                )),
                 ..Settings::default()
             },
         };

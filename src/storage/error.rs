@@ -306,6 +306,20 @@ fn redact_word(word: &str) -> (String, bool) {
     }
 }
 
+/// The first error of type `T` in `err`'s source chain.
+fn cause<'e, T: std::error::Error + 'static>(
+    err: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e T> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        next = e.source();
+    }
+    None
+}
+
 /// Where `name` followed by `delimiter` starts in `lower`.
 fn find_marker(lower: &str, name: &str, delimiter: char) -> Option<usize> {
     lower
@@ -326,6 +340,9 @@ where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
 {
     use aws_smithy_runtime_api::client::result::SdkError;
+    if let Some(refused) = cause::<super::network::Refused>(err) {
+        return StorageError::new(BackendReason::EndpointNotAllowed, refused.to_string());
+    }
     let (facts_status, code, message, transport, description) = match err {
         SdkError::ConstructionFailure(_) => (
             None,

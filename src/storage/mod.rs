@@ -10,6 +10,7 @@
 
 pub mod error;
 pub mod layout;
+pub mod network;
 pub mod s3;
 pub mod verify;
 

@@ -16,6 +16,7 @@
 //!   default chain (environment, profile, IRSA, instance metadata).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_s3::config::{
@@ -30,6 +31,7 @@ use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::error::{from_body_error, from_sdk_error, ErrorKind, StorageError, Target};
+use super::network::{EndpointPolicy, PolicyResolver};
 use super::{
     layout, ByteRange, GetObject, ListPage, ListedObject, ObjectInfo, ObjectStore, ProbeMode,
     ProbeReport, ProbeStep, PutBody, PutOptions, PutOutcome,
@@ -95,6 +97,9 @@ pub struct S3Config {
     /// Attempts per request including the first (the SDK retries transient failures);
     /// 1 disables retries.
     pub max_attempts: u32,
+    /// Which addresses the endpoint may be in; `None` allows every address (the CLI and tests;
+    /// `castellan run` always sets one).
+    pub endpoint_policy: Option<Arc<EndpointPolicy>>,
 }
 
 impl S3Config {
@@ -114,6 +119,7 @@ impl S3Config {
             multipart_chunk_bytes: 16 * 1024 * 1024,
             operation_timeout: Some(Duration::from_secs(30)),
             max_attempts: 3,
+            endpoint_policy: None,
         }
     }
 
@@ -201,12 +207,24 @@ impl S3Store {
         let tls = tls.build().map_err(|e| {
             StorageError::new(BackendReason::InvalidSpec, format!("TLS setup: {e}"))
         })?;
-        let http_client = aws_smithy_http_client::Builder::new()
+        let builder = aws_smithy_http_client::Builder::new()
             .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
                 aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
             ))
-            .tls_context(tls)
-            .build_https();
+            .tls_context(tls);
+        let http_client = match &config.endpoint_policy {
+            None => builder.build_https(),
+            Some(policy) => {
+                if let Some(endpoint) = &config.endpoint {
+                    policy.check_endpoint(endpoint).map_err(|refused| {
+                        StorageError::new(BackendReason::EndpointNotAllowed, refused.to_string())
+                    })?;
+                }
+                builder.build_with_resolver(PolicyResolver {
+                    policy: policy.clone(),
+                })
+            }
+        };
 
         let mut timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder();
         if let Some(t) = config.operation_timeout {

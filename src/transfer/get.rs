@@ -16,13 +16,13 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 
 use super::error::TransferError;
-use super::namespace_backends;
 use super::progress::{Phase, Progress, Reporter};
+use super::{namespace_backends, LOCAL_CREDENTIALS_HINT};
 use crate::api::reasons::{BackendReason, MappingReason};
 use crate::api::ArtifactMapping;
 use crate::digest::Digest;
 use crate::placement::{read_order, ReadStep};
-use crate::resolve::Resolver;
+use crate::resolve::{AmbientCredentials, Resolver};
 use crate::storage::verify::{read_verified, ReadOptions, Sink, SinkError, Verdict};
 use crate::storage::ObjectStore;
 /// Mappings per page when searching a namespace by `spec.digest`.
@@ -33,12 +33,15 @@ const LIST_PAGE: u32 = 500;
 pub struct GetOptions {
     /// Receives download progress, one phase per backend tried; `None` for none.
     pub progress: Option<Arc<dyn Progress>>,
+    /// Whether a backend without a Secret may be read with the user's own AWS credentials.
+    pub ambient: AmbientCredentials,
 }
 
 impl fmt::Debug for GetOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GetOptions")
             .field("progress", &self.progress.is_some())
+            .field("ambient", &self.ambient)
             .finish()
     }
 }
@@ -175,7 +178,8 @@ pub async fn get_to_path(
     let (mapping, found_by) = find_mapping(client, namespace, digest).await?;
     let declared_size = mapping.spec.size.and_then(|s| u64::try_from(s).ok());
     let backends = namespace_backends(client, namespace).await?;
-    let resolver = Resolver::new(client.clone());
+    let resolver = Resolver::new(client.clone())
+        .with_ambient_credentials(opts.ambient.clone(), LOCAL_CREDENTIALS_HINT);
     let reporter = Reporter(opts.progress.clone());
     let mut attempts = Vec::new();
     for step in read_order(&mapping, digest, &backends) {

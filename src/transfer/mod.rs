@@ -24,6 +24,10 @@ use kube::Client;
 use crate::api::StorageBackend;
 
 pub use error::TransferError;
+
+/// How a user refused the ambient credentials asks for them.
+pub const LOCAL_CREDENTIALS_HINT: &str =
+    "pass --use-local-credentials to sign with your own AWS credentials (environment, profile)";
 pub use get::{get_to_path, Attempt, AttemptResult, FoundBy, GetOptions, GetOutcome};
 pub use progress::{Phase, Progress};
 pub use put::{put_bytes, put_file, PutOptions, PutOutcome};

@@ -19,14 +19,14 @@ use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 
 use super::error::TransferError;
-use super::namespace_backends;
 use super::progress::{Phase, Progress, Reporter};
+use super::{namespace_backends, LOCAL_CREDENTIALS_HINT};
 use crate::api::mapping::{BackendRef, Reassignment};
 use crate::api::reasons::BackendReason;
 use crate::api::{ArtifactMapping, ArtifactMappingSpec, StorageBackend};
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::placement::write_backend;
-use crate::resolve::Resolver;
+use crate::resolve::{AmbientCredentials, Resolver};
 use crate::storage::{self, layout, ObjectStore, PutBody, StorageError};
 
 /// The field manager `put` creates mappings with.
@@ -42,6 +42,8 @@ pub struct PutOptions {
     pub algorithm: Algorithm,
     /// Receives hashing and upload progress; `None` for none.
     pub progress: Option<Arc<dyn Progress>>,
+    /// Whether a backend without a Secret may be written with the user's own AWS credentials.
+    pub ambient: AmbientCredentials,
 }
 
 impl Default for PutOptions {
@@ -49,6 +51,7 @@ impl Default for PutOptions {
         PutOptions {
             algorithm: Algorithm::Sha256,
             progress: None,
+            ambient: AmbientCredentials::Nowhere,
         }
     }
 }
@@ -107,7 +110,7 @@ pub async fn put_file(
         path: path.to_owned(),
         stamp: before,
     };
-    store_and_map(client, namespace, digest, before.0, source, reporter, start).await
+    store_and_map(client, namespace, digest, before.0, source, opts, start).await
 }
 
 /// Uploads `bytes` into `namespace` and maps them (the demo seeds artifacts with it).
@@ -122,14 +125,13 @@ pub async fn put_bytes(
     hasher.update(&bytes);
     let digest = hasher.finish();
     let size = bytes.len() as u64;
-    let reporter = Reporter(opts.progress.clone());
     store_and_map(
         client,
         namespace,
         digest,
         size,
         Source::Bytes(bytes),
-        reporter,
+        opts,
         start,
     )
     .await
@@ -214,9 +216,10 @@ async fn store_and_map(
     digest: Digest,
     size: u64,
     source: Source,
-    reporter: Reporter,
+    opts: &PutOptions,
     start: Instant,
 ) -> Result<PutOutcome, TransferError> {
+    let reporter = Reporter(opts.progress.clone());
     let mappings: Api<ArtifactMapping> = Api::namespaced(client.clone(), namespace);
     let name = digest.object_name();
     // A name taken by other content fails before any byte is sent.
@@ -232,6 +235,7 @@ async fn store_and_map(
     })?;
     let backend = target.name_any();
     let store = Resolver::new(client.clone())
+        .with_ambient_credentials(opts.ambient.clone(), LOCAL_CREDENTIALS_HINT)
         .store_for(target)
         .await
         .map_err(|e| TransferError::Backend {
