@@ -812,3 +812,92 @@ async fn the_binary_round_trips_and_exits_with_documented_codes() {
     let help = castellan(&env, &["put", "--help"], dir.path()).await;
     assert!(text(&help.stdout).contains("5  conflict"));
 }
+
+/// A TCP proxy to `upstream` that passes requests at once and answers slowly: after the first
+/// MiB of responses, 16 KiB per 50 ms. A download through it takes long enough to interrupt.
+async fn slow_proxy(upstream: std::net::SocketAddr) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let (mut client_rx, mut client_tx) = client.into_split();
+                let (mut server_rx, mut server_tx) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client_rx, &mut server_tx).await;
+                });
+                let mut buf = vec![0u8; 16 * 1024];
+                let mut sent = 0usize;
+                while let Ok(n) = server_rx.read(&mut buf).await {
+                    if n == 0 || client_tx.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    sent += n;
+                    if sent > MIB {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_get_leaves_no_partial_file_and_exits_130() {
+    let env = setup().await;
+    let proxy = slow_proxy(env.s3.addr()).await;
+    let mut backend = B::new("a", "shared", "a-creds").default();
+    backend.endpoint = Some(format!("http://{proxy}"));
+    env.backend(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = blob(24 * MIB, 31);
+    std::fs::write(dir.path().join("artifact.bin"), &data).unwrap();
+    let put = castellan(&env, &["put", "artifact.bin", "-n", NS], dir.path()).await;
+    assert_eq!(put.status.code(), Some(0), "{}", text(&put.stderr));
+    let digest = text(&put.stdout).trim().to_owned();
+
+    let out = tempfile::tempdir().unwrap();
+    let mut get = tokio::process::Command::new(env!("CARGO_BIN_EXE_castellan"))
+        .args(["get", &digest, "-n", NS, "-o", "artifact.bin"])
+        .current_dir(out.path())
+        .env("KUBECONFIG", env.api.kubeconfig_path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run castellan get");
+    let partial = || {
+        std::fs::read_dir(out.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .next()
+    };
+    // Interrupt once bytes are on disk.
+    while partial().is_none_or(|len| len == 0) {
+        assert!(
+            get.try_wait().unwrap().is_none(),
+            "get ended before it could be interrupted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = get.id().expect("running").to_string();
+    let kill = tokio::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(kill.success());
+    let done = get.wait_with_output().await.unwrap();
+    assert_eq!(done.status.code(), Some(130), "{}", text(&done.stderr));
+    let left: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "nothing is left behind: {left:?}");
+}

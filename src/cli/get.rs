@@ -23,6 +23,8 @@ pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_MISMATCH: i32 = 3;
 /// No ArtifactMapping for the digest in the namespace.
 pub const EXIT_NOT_FOUND: i32 = 4;
+/// Interrupted (Ctrl-C, SIGTERM): the partial download was removed.
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Shown under `castellan get --help`.
 pub const EXIT_CODES_HELP: &str = "\
@@ -33,6 +35,7 @@ Exit codes:
   2  usage error (bad flags or digest)
   3  digest mismatch everywhere: every backend that answered holds other bytes
   4  not found: no ArtifactMapping for the digest in the namespace
+  130  interrupted (Ctrl-C, SIGTERM): the partial download was removed
 
 Backends are tried in order: the mapping's status.backend, its declared backend, the other
 Ready backends in the operator's candidate order, then backends that are not Ready;
@@ -113,7 +116,16 @@ pub async fn run(args: GetArgs) -> i32 {
         (None, Some(path)) => path,
         (None, None) => PathBuf::from(args.digest.object_name()),
     };
-    let outcome = match get_to_path(&client, &namespace, &args.digest, &dest, &opts).await {
+    // On a signal the download is dropped, which removes its temporary file (and the staging
+    // directory), instead of the process dying with a partial file left behind.
+    let got = tokio::select! {
+        got = get_to_path(&client, &namespace, &args.digest, &dest, &opts) => got,
+        () = super::run::shutdown_signal() => {
+            eprintln!("interrupted: the partial download was removed");
+            return EXIT_INTERRUPTED;
+        }
+    };
+    let outcome = match got {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");
