@@ -274,20 +274,24 @@ impl Resolver {
             .namespace()
             .ok_or(ResolveError::IncompleteObject("metadata.namespace"))?;
         let s3 = &backend.spec.s3;
-        let credentials = match &s3.credentials_secret_ref {
-            Some(r) => Some((r.name.clone(), self.secret(&namespace, &r.name).await?)),
-            None => None,
-        };
-        let ca = match &s3.ca_bundle_secret_ref {
-            Some(r) => Some((r.name.clone(), self.secret(&namespace, &r.name).await?)),
-            None => None,
-        };
+        let credentials = self
+            .referenced(
+                &namespace,
+                s3.credentials_secret_ref.as_ref().map(|r| &r.name),
+            )
+            .await?;
+        let ca = self
+            .referenced(
+                &namespace,
+                s3.ca_bundle_secret_ref.as_ref().map(|r| &r.name),
+            )
+            .await?;
         let inputs = Inputs {
             uid: uid.clone(),
             generation: backend.metadata.generation,
-            secrets: credentials
-                .iter()
-                .chain(ca.iter())
+            secrets: [&credentials, &ca]
+                .into_iter()
+                .flatten()
                 .map(|(name, secret)| {
                     (
                         name.clone(),
@@ -296,44 +300,72 @@ impl Resolver {
                 })
                 .collect(),
         };
-        if let Some(entry) = self.lock_cache().get(&uid) {
-            if entry.inputs == inputs {
-                return Ok(Resolved {
-                    inputs,
-                    store: Ok(entry.store.clone()),
-                });
-            }
+        if let Some(store) = self.cached(&uid, &inputs) {
+            return Ok(Resolved {
+                inputs,
+                store: Ok(store),
+            });
         }
-        if s3.credentials_secret_ref.is_none() && !self.ambient.allows(&namespace) {
-            self.lock_cache().remove(&uid);
-            let refusal = format!(
+        let store = self.build(s3, &namespace, &credentials, &ca).await;
+        self.remember(uid, &inputs, &store);
+        Ok(Resolved { inputs, store })
+    }
+
+    /// The Secret `name` names, if any, with what was read of it (`None`: it does not exist).
+    async fn referenced(
+        &self,
+        namespace: &str,
+        name: Option<&String>,
+    ) -> Result<Option<(String, Option<Arc<Secret>>)>, ResolveError> {
+        match name {
+            Some(name) => Ok(Some((name.clone(), self.secret(namespace, name).await?))),
+            None => Ok(None),
+        }
+    }
+
+    fn cached(&self, uid: &str, inputs: &Inputs) -> Option<Arc<dyn ObjectStore>> {
+        self.lock_cache()
+            .get(uid)
+            .filter(|entry| &entry.inputs == inputs)
+            .map(|entry| entry.store.clone())
+    }
+
+    /// A new client, or why there is none: the ambient credentials refused, a spec or Secret the
+    /// client cannot be configured from, or a client the SDK refuses to build.
+    async fn build(
+        &self,
+        s3: &S3Spec,
+        namespace: &str,
+        credentials: &Option<(String, Option<Arc<Secret>>)>,
+        ca: &Option<(String, Option<Arc<Secret>>)>,
+    ) -> Result<Arc<dyn ObjectStore>, ResolveError> {
+        if s3.credentials_secret_ref.is_none() && !self.ambient.allows(namespace) {
+            return Err(ResolveError::InvalidSpec(format!(
                 "spec.s3.credentialsSecretRef is not set, and the ambient credentials (IRSA, \
                  instance profile, environment) are not lent to namespace {namespace:?}: {}",
                 self.ambient_hint
-            );
-            return Ok(Resolved {
-                inputs,
-                store: Err(ResolveError::InvalidSpec(refusal)),
-            });
+            )));
         }
-        let config = s3_config(
-            s3,
-            credentials.as_ref().and_then(|(_, s)| s.as_deref()),
-            ca.as_ref().and_then(|(_, s)| s.as_deref()),
-        )
-        .map(|mut config| {
-            config.endpoint_policy = self.endpoint_policy.clone();
-            config
-        });
-        let store = match config {
-            Ok(config) => S3Store::new(config)
-                .await
-                .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
-                .map_err(ResolveError::Storage),
-            Err(e) => Err(e),
+        let secret = |s: &Option<(String, Option<Arc<Secret>>)>| {
+            s.as_ref().and_then(|(_, secret)| secret.clone())
         };
+        let mut config = s3_config(s3, secret(credentials).as_deref(), secret(ca).as_deref())?;
+        config.endpoint_policy = self.endpoint_policy.clone();
+        S3Store::new(config)
+            .await
+            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            .map_err(ResolveError::Storage)
+    }
+
+    /// Keeps a built client for the next resolve with the same inputs; forgets it on failure.
+    fn remember(
+        &self,
+        uid: String,
+        inputs: &Inputs,
+        store: &Result<Arc<dyn ObjectStore>, ResolveError>,
+    ) {
         let mut cache = self.lock_cache();
-        match &store {
+        match store {
             Ok(store) => {
                 cache.insert(
                     uid,
@@ -347,7 +379,6 @@ impl Resolver {
                 cache.remove(&uid);
             }
         }
-        Ok(Resolved { inputs, store })
     }
 
     /// Drops the client kept for a deleted backend.
