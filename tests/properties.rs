@@ -1,6 +1,6 @@
-//! Property tests: arbitrary spec values, keys, digests and error texts thrown at the pure code a
-//! tenant's input reaches (durations, the validation schedule, the key layout, digests,
-//! redaction). Each property holds for every input, not only for the table tests' examples.
+//! Property tests: arbitrary spec values, keys, digests, S3 answers and error texts thrown at the
+//! pure code a tenant's input (or a tenant's server) reaches (durations, the validation
+//! schedule, the key layout, digests, the classification of answers, redaction). Each property holds for every input, not only for the table tests' examples.
 //!
 //! proptest rather than cargo-fuzz: it runs on the stable toolchain inside `cargo test`, with a
 //! bounded number of cases per property (`PROPTEST_CASES`, 256 by default) and shrinking to a
@@ -11,7 +11,7 @@ use std::time::Duration;
 use castellan::backend::duration;
 use castellan::backend::schedule::{effective_interval, requeue_after, MAX_INTERVAL};
 use castellan::digest::{Algorithm, Digest};
-use castellan::storage::error::redact;
+use castellan::storage::error::{classify, redact, Facts, Target};
 use castellan::storage::layout;
 use k8s_openapi::jiff::Timestamp;
 use proptest::prelude::*;
@@ -172,5 +172,31 @@ proptest! {
         let text = format!("{} {secret} {}", before.join(" "), after.join(" "));
         let out = redact(&text, &[&secret]);
         prop_assert!(!out.contains(&secret[..8]), "{out}");
+    }
+
+    #[test]
+    fn any_answer_of_a_server_is_classified_and_a_bare_5xx_is_never_terminal(
+        status in proptest::option::of(100u16..600),
+        code in proptest::option::of(prop_oneof![
+            prop::sample::select(vec![
+                "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket",
+                "NoSuchKey", "SlowDown", "InternalError", "ExpiredToken", "UserSuspended",
+            ]).prop_map(str::to_owned),
+            "\\PC{0,30}",
+        ]),
+        message in proptest::option::of("\\PC{0,200}"),
+        bucket in any::<bool>(),
+    ) {
+        let facts = Facts {
+            status,
+            code: code.as_deref(),
+            message: message.as_deref(),
+            transport: None,
+            target: if bucket { Target::Bucket } else { Target::Object },
+        };
+        let kind = classify(&facts);
+        if status.is_some_and(|s| s >= 500) && code.is_none() {
+            prop_assert!(!kind.is_terminal(), "{status:?} became {kind:?}");
+        }
     }
 }
