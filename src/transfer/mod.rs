@@ -17,6 +17,7 @@ pub mod error;
 pub mod get;
 pub mod progress;
 pub mod put;
+pub mod scan;
 
 use kube::api::{Api, ListParams};
 use kube::Client;
