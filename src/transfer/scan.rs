@@ -805,40 +805,27 @@ mod tests {
             listed("cas/notes.txt", 7),
         ];
         let p = plan("cas", &listing, expectations("a", "cas", &mappings));
-        let read: Vec<(&str, &Digest, Option<u64>, Vec<String>)> = p
-            .targets
-            .iter()
-            .map(|t| {
-                (
-                    t.key.as_str(),
-                    &t.digest,
-                    t.expected_size,
-                    t.mappings.clone(),
-                )
-            })
-            .collect();
-        let mut want = vec![
-            (
+        let want_read = |key: String, d: &Digest, size, listed_size, mappings: &[&str]| Target {
+            key,
+            digest: d.clone(),
+            expected_size: size,
+            listed_size,
+            mappings: mappings.iter().map(|m| m.to_string()).collect(),
+        };
+        let mut want = [
+            want_read(
                 layout::key_for("cas", &d1),
                 &d1,
                 Some(10),
-                vec!["m1".to_owned()],
-            ),
-            (layout::key_for("cas", &orphan), &orphan, None, vec![]),
-            (
-                "elsewhere/blob".to_owned(),
-                &d3,
                 Some(10),
-                vec!["m3".to_owned()],
+                &["m1"],
             ),
+            want_read(layout::key_for("cas", &orphan), &orphan, None, Some(4), &[]),
+            want_read("elsewhere/blob".into(), &d3, Some(10), None, &["m3"]),
         ];
-        want.sort_by(|a, b| a.0.cmp(&b.0));
-        let want: Vec<_> = want
-            .iter()
-            .map(|(k, d, s, m)| (k.as_str(), *d, *s, m.clone()))
-            .collect();
+        want.sort_by(|a, b| a.key.cmp(&b.key));
         assert_eq!(
-            read, want,
+            p.targets, want,
             "a listed layout object is read against the digest its key claims; a mapping's \
              key outside the prefix is read to learn whether it is there"
         );
@@ -867,44 +854,53 @@ mod tests {
 
     #[test]
     fn a_conclusive_finding_outweighs_reads_that_did_not_finish() {
-        let with = |f: fn(&mut Counts)| {
-            let mut c = Counts::default();
-            f(&mut c);
-            outcome(&c)
-        };
-        let cases: [(&str, fn(&mut Counts), Outcome); 6] = [
-            ("nothing read is clean", |_| {}, Outcome::Clean),
+        let none = Counts::default();
+        let cases = [
+            ("nothing read is clean", none.clone(), Outcome::Clean),
             (
                 "verified objects are clean",
-                |c| c.verified = 3,
+                Counts {
+                    verified: 3,
+                    ..none.clone()
+                },
                 Outcome::Clean,
             ),
             (
                 "objects outside the layout are not findings",
-                |c| c.outside_layout = 2,
+                Counts {
+                    outside_layout: 2,
+                    ..none.clone()
+                },
                 Outcome::Clean,
             ),
             (
                 "a missing object is a finding",
-                |c| c.missing = 1,
+                Counts {
+                    missing: 1,
+                    ..none.clone()
+                },
                 Outcome::Findings,
             ),
             (
                 "an interrupted read alone leaves the pass incomplete",
-                |c| c.interrupted = 1,
+                Counts {
+                    interrupted: 1,
+                    ..none.clone()
+                },
                 Outcome::Incomplete,
             ),
             (
                 "a corrupt object with a failed read is a finding",
-                |c| {
-                    c.corrupt = 1;
-                    c.failed = 1
+                Counts {
+                    corrupt: 1,
+                    failed: 1,
+                    ..none.clone()
                 },
                 Outcome::Findings,
             ),
         ];
-        for (name, f, want) in cases {
-            assert_eq!(with(f), want, "{name}");
+        for (name, counts, want) in cases {
+            assert_eq!(outcome(&counts), want, "{name}");
         }
     }
 
