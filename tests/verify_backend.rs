@@ -452,7 +452,12 @@ async fn the_backend_form_documents_its_exit_codes_and_excludes_the_single_objec
     ] {
         assert!(shown.contains(part), "{part} in:\n{shown}");
     }
-    let cases: [(&str, &[&str]); 3] = [
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let cases: [(&str, &[&str]); 4] = [
+        (
+            "--record with the single-object form",
+            &["verify", "--bucket", "b", "--digest", &digest, "--record"],
+        ),
         (
             "--backend with --bucket",
             &["verify", "--backend", "a", "--bucket", "b"],

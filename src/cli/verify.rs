@@ -97,6 +97,20 @@ pub struct VerifyArgs {
     pub timeout: Duration,
 }
 
+/// The flags of the single-object form: the `--backend` flags conflict with each of them
+/// (clap waives a `requires` whose target conflicts with a present flag).
+const SINGLE_OBJECT_FLAGS: [&str; 9] = [
+    "endpoint",
+    "region",
+    "path_style",
+    "bucket",
+    "key",
+    "key_prefix",
+    "digest",
+    "size",
+    "timeout",
+];
+
 /// How `--backend` prints its report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -115,27 +129,27 @@ pub struct ScanArgs {
     pub backend: Option<String>,
     /// Namespace of the backend and its mappings (default: the kubeconfig context's namespace,
     /// else `default`).
-    #[arg(long, short = 'n', requires = "backend")]
+    #[arg(long, short = 'n', requires = "backend", conflicts_with_all = SINGLE_OBJECT_FLAGS)]
     pub namespace: Option<String>,
     /// Kubeconfig file to use instead of $KUBECONFIG / ~/.kube/config.
-    #[arg(long, value_name = "FILE", requires = "backend")]
+    #[arg(long, value_name = "FILE", requires = "backend", conflicts_with_all = SINGLE_OBJECT_FLAGS)]
     pub kubeconfig: Option<PathBuf>,
     /// Sign requests to a backend that names no credentialsSecretRef with your own AWS
     /// credentials.
-    #[arg(long, requires = "backend")]
+    #[arg(long, requires = "backend", conflicts_with_all = SINGLE_OBJECT_FLAGS)]
     pub use_local_credentials: bool,
     /// Objects read at once.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..), requires = "backend")]
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..), requires = "backend", conflicts_with_all = SINGLE_OBJECT_FLAGS)]
     pub concurrency: u16,
     /// Byte rate of the whole pass, in bytes per second; 0 is unlimited.
-    #[arg(long, default_value_t = 0, requires = "backend")]
+    #[arg(long, default_value_t = 0, requires = "backend", conflicts_with_all = SINGLE_OBJECT_FLAGS)]
     pub bytes_per_second: u64,
     /// Report format.
-    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table, requires = "backend")]
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table, requires = "backend", conflicts_with_all = SINGLE_OBJECT_FLAGS)]
     pub output: OutputFormat,
     /// Publish the findings as events: a Warning on each affected mapping, a summary on the
     /// backend. Without it nothing is written anywhere.
-    #[arg(long, requires = "backend")]
+    #[arg(long, requires = "backend", conflicts_with_all = SINGLE_OBJECT_FLAGS)]
     pub record: bool,
 }
 
@@ -520,5 +534,94 @@ mod tests {
         for (name, outcome, code) in cases {
             assert_eq!(exit_code(&outcome), code, "{name}");
         }
+    }
+
+    #[test]
+    fn the_backend_form_excludes_the_single_object_flags() {
+        let cases: [(&str, &[&str], bool); 8] = [
+            ("--backend alone", &["t", "--backend", "a"], true),
+            (
+                "--backend with its own flags",
+                &[
+                    "t",
+                    "--backend",
+                    "a",
+                    "-n",
+                    "x",
+                    "--concurrency",
+                    "2",
+                    "--bytes-per-second",
+                    "10",
+                    "-o",
+                    "json",
+                    "--record",
+                ],
+                true,
+            ),
+            (
+                "the single-object form",
+                &["t", "--bucket", "b", "--digest", D],
+                true,
+            ),
+            (
+                "--backend with --bucket",
+                &["t", "--backend", "a", "--bucket", "b"],
+                false,
+            ),
+            (
+                "--backend with --digest",
+                &["t", "--backend", "a", "--digest", D],
+                false,
+            ),
+            (
+                "--record without --backend",
+                &["t", "--bucket", "b", "--digest", D, "--record"],
+                false,
+            ),
+            (
+                "--concurrency 0",
+                &["t", "--backend", "a", "--concurrency", "0"],
+                false,
+            ),
+            ("--bucket without --digest", &["t", "--bucket", "b"], false),
+        ];
+        for (name, argv, ok) in cases {
+            assert_eq!(Harness::try_parse_from(argv).is_ok(), ok, "{name}");
+        }
+        let h = Harness::parse_from(["t", "--backend", "a"]);
+        let scan = &h.args.scan;
+        assert_eq!(
+            (
+                scan.concurrency,
+                scan.bytes_per_second,
+                scan.output,
+                scan.record
+            ),
+            (8, 0, OutputFormat::Table, false),
+            "defaults: 8 at once, unlimited, a table, nothing recorded"
+        );
+    }
+
+    #[test]
+    fn a_backend_pass_exits_by_its_outcome() {
+        let cases = [
+            ("a clean pass exits 0", Outcome::Clean, 0),
+            ("findings exit 3", Outcome::Findings, 3),
+            ("an incomplete pass exits 5", Outcome::Incomplete, 5),
+        ];
+        for (name, outcome, code) in cases {
+            assert_eq!(scan_exit_code(outcome), code, "{name}");
+        }
+        let not_found = ScanError::BackendNotFound {
+            name: "a".into(),
+            namespace: "n".into(),
+        };
+        let resolve = ScanError::Resolve {
+            backend: "a".into(),
+            reason: "SecretNotFound",
+            message: "m".into(),
+        };
+        assert_eq!(scan_error_exit_code(&not_found), 4);
+        assert_eq!(scan_error_exit_code(&resolve), 5);
     }
 }
