@@ -66,8 +66,6 @@ With --backend they come from the backend's Secret.";
 /// (`--backend`, see [`ScanArgs`]).
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    #[command(flatten)]
-    pub scan: ScanArgs,
     /// S3 endpoint URL (e.g. http://127.0.0.1:3900); AWS when absent.
     #[arg(long, conflicts_with = "backend")]
     pub endpoint: Option<String>,
@@ -95,6 +93,9 @@ pub struct VerifyArgs {
     /// Timeout for each request until its response headers arrive.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, conflicts_with = "backend")]
     pub timeout: Duration,
+    /// Last: its help heading would otherwise apply to the flags that follow.
+    #[command(flatten)]
+    pub scan: ScanArgs,
 }
 
 /// The flags of the single-object form: the `--backend` flags conflict with each of them
