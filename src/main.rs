@@ -29,7 +29,8 @@ enum Command {
     /// Run the operator: validate backends, reassign stranded mappings (until SIGTERM).
     #[command(after_help = cli::run::EXIT_CODES_HELP)]
     Run(cli::run::RunArgs),
-    /// Check one object in a bucket against a digest; print outcome, bytes and throughput.
+    /// Check one object against a digest, or with --backend every object and mapping of a
+    /// StorageBackend; print the outcome, bytes and throughput.
     #[command(after_help = cli::verify::EXIT_CODES_HELP)]
     Verify(cli::verify::VerifyArgs),
     /// Upload a file to the namespace's default (or fallback) backend and create its mapping.

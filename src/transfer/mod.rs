@@ -1,5 +1,6 @@
-//! Client-side transfers: `castellan put` (upload a blob and map it) and `castellan get`
-//! (download a mapped blob, verified, falling back across backends). DESIGN "Download path".
+//! Client-side transfers: `castellan put` (upload a blob and map it), `castellan get`
+//! (download a mapped blob, verified, falling back across backends) and `castellan verify
+//! --backend` (verify every object and mapping of one backend). DESIGN "Download path".
 //!
 //! Owns: the client's side of the contract with the cluster — writing to the backend placement
 //! chooses ([`crate::placement::write_backend`]), reading in the order placement gives
@@ -7,7 +8,8 @@
 //! a destination only ever receives bytes that re-verified against the digest (a temporary file
 //! next to it, renamed once verified).
 //!
-//! Submodules: [`put`], [`get`], [`progress`] (the hook the CLI draws bars with), [`error`].
+//! Submodules: [`put`], [`get`], [`scan`], [`progress`] (the hook the CLI draws bars with),
+//! [`error`].
 //!
 //! Must not: print (callers decide what to show), hold a blob in memory (except
 //! [`put_bytes`]'s own argument), or let a credential reach an error message (the storage and
