@@ -1,10 +1,22 @@
 //! End-to-end scenarios through the real operator: `castellan::operator::run` in a tokio task,
-//! a kube `Client` pointed at the API-server emulator, CRDs created from `castellan::api::crds()`,
-//! and real S3 with SigV4 over loopback (castellan-s3server). Nothing is mocked.
+//! a kube `Client`, CRDs created from `castellan::api::crds()`, and real S3 with SigV4 over
+//! loopback (castellan-s3server). Nothing is mocked.
 //!
-//! Conditions are polled with a deadline (`eventually`); no fixed sleep is an assertion, except
-//! the quiet window of the "no writes after convergence" scenario, which by definition watches
-//! for a while.
+//! The API server is the in-process emulator (one per scenario), or — when `CASTELLAN_KUBE_ENV`
+//! names the env file `e2e/kube/start` wrote — that real kube-apiserver, shared by every
+//! scenario: each then works in a namespace of its own (deleted at the end), its operator
+//! authenticates as a ServiceAccount of that namespace (so that the apiserver's audit log is
+//! the request log the emulator keeps), and each prints "scenario NAME: ran on ..." so that a
+//! run says which scenarios ran where. A set but unreachable server fails the scenarios.
+//! Faults: the S3 ones come from the in-process S3 server on both; on the real apiserver the
+//! emulator's dropped watches and compaction are an etcd compaction and a restart of
+//! kube-apiserver (SIGTERM, then SIGKILL), and the 409 is a real concurrent writer's.
+//!
+//! Conditions are waited for without a deadline (`eventually`: the harness bounds a run; a
+//! wait that takes longer than expected says so once, with the last state); the only sleeps
+//! are the measuring windows of the "no writes after convergence" and "no hot loop" scenarios.
+
+mod support;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -15,7 +27,7 @@ use castellan::digest::{Algorithm, Digest};
 use castellan::operator::Settings;
 use castellan::operator::{self, LeaderElection, RunConfig};
 use castellan::storage::layout;
-use castellan_apiserver::ApiServer;
+use castellan_apiserver::{ApiServer, RequestRecord};
 use castellan_s3server::{S3Server, ServerOptions};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event as K8sEvent;
@@ -24,7 +36,6 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-const NS: &str = "org";
 const BUCKET: &str = "shared";
 const CORRUPT_BUCKET: &str = "corrupt";
 const K1: (&str, &str) = (
@@ -48,10 +59,45 @@ const N_MAPPINGS: usize = 200;
 // Harness
 // ---------------------------------------------------------------------------------------------
 
+/// Where a scenario runs.
+enum Server {
+    Emulator(ApiServer),
+    Real {
+        server: support::RealServer,
+        ns: support::RealNamespace,
+    },
+}
+
 struct Env {
-    api: ApiServer,
+    server: Server,
     s3: S3Server,
+    /// The test's own client (on the real server: the admin's).
     client: Client,
+    ns: String,
+    scenario: &'static str,
+    _guard: Guard,
+}
+
+/// Scenarios that restart the shared real apiserver hold this exclusively; the others share
+/// it. (The emulator is one per scenario: nothing is held there.)
+fn real_lock() -> std::sync::Arc<tokio::sync::RwLock<()>> {
+    static LOCK: std::sync::OnceLock<std::sync::Arc<tokio::sync::RwLock<()>>> =
+        std::sync::OnceLock::new();
+    LOCK.get_or_init(Default::default).clone()
+}
+
+#[allow(dead_code)] // held for their Drop only
+enum Guard {
+    None,
+    Shared(tokio::sync::OwnedRwLockReadGuard<()>),
+    Exclusive(tokio::sync::OwnedRwLockWriteGuard<()>),
+}
+
+/// A position in the request log: what the API server served after it is read with
+/// [`Env::requests_since`].
+enum Mark {
+    Emulator(usize),
+    Real(u64),
 }
 
 /// One running operator instance; dropping it aborts the task.
@@ -69,7 +115,7 @@ impl Operator {
         let _ = (&mut self.task).await;
     }
 
-    /// Asks for a graceful stop and waits for it.
+    /// Asks for a graceful stop and waits for it (aborted if it takes more than 10 s).
     async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
@@ -91,20 +137,34 @@ async fn client_for(api: &ApiServer) -> Client {
         .expect("client")
 }
 
-/// Polls `check` until it returns `Ok`, panicking with the last error after `timeout`.
-async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
+/// Polls `check` every 100 ms until it returns `Ok`. No deadline (the harness bounds a run):
+/// `expected` is how long it should take at most, and once it has passed the wait says so
+/// once, with the last state, so that a stuck scenario shows why.
+async fn eventually<F, Fut>(what: &str, expected: Duration, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
-    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let mut told = false;
     loop {
         let last = match check().await {
-            Ok(()) => return,
+            Ok(()) => {
+                if told {
+                    support::note(&format!(
+                        "  {what}: true after {:.1?} (expected within {expected:?})",
+                        started.elapsed()
+                    ));
+                }
+                return;
+            }
             Err(e) => e,
         };
-        if Instant::now() >= deadline {
-            panic!("{what}: not true after {timeout:?}: {last}");
+        if !told && started.elapsed() >= expected {
+            told = true;
+            support::note(&format!(
+                "  {what}: still waiting after {expected:?}: {last}"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -140,7 +200,18 @@ fn validation(interval: &str, failure_threshold: i32) -> serde_json::Value {
 }
 
 impl Env {
-    async fn start() -> Env {
+    /// A scenario on the emulator, or in a fresh namespace of the real apiserver shared with
+    /// the other scenarios.
+    async fn start(scenario: &'static str) -> Env {
+        Env::start_with(scenario, false).await
+    }
+
+    /// For a scenario that restarts the real apiserver: no other scenario runs meanwhile.
+    async fn start_exclusive(scenario: &'static str) -> Env {
+        Env::start_with(scenario, true).await
+    }
+
+    async fn start_with(scenario: &'static str, exclusive: bool) -> Env {
         let s3 = S3Server::start(ServerOptions {
             buckets: vec![BUCKET.into(), CORRUPT_BUCKET.into()],
             keys: vec![
@@ -152,27 +223,157 @@ impl Env {
         })
         .await
         .expect("S3 server");
-        let api = ApiServer::start().await.expect("API server emulator");
-        let client = client_for(&api).await;
-        castellan::cluster::install_crds(&client, Duration::from_secs(10))
-            .await
-            .expect("CRDs created and established");
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        namespaces
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap(),
-            )
-            .await
-            .expect("namespace");
-        Env { api, s3, client }
+        let env = match support::RealServer::from_env().await {
+            None => {
+                let api = ApiServer::start().await.expect("API server emulator");
+                let client = client_for(&api).await;
+                castellan::cluster::install_crds(&client, Duration::from_secs(10))
+                    .await
+                    .expect("CRDs created and established");
+                let ns = "org".to_string();
+                let namespaces: Api<Namespace> = Api::all(client.clone());
+                namespaces
+                    .create(
+                        &PostParams::default(),
+                        &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+                    )
+                    .await
+                    .expect("namespace");
+                Env {
+                    server: Server::Emulator(api),
+                    s3,
+                    client,
+                    ns,
+                    scenario,
+                    _guard: Guard::None,
+                }
+            }
+            Some(server) => {
+                let guard = if exclusive {
+                    Guard::Exclusive(real_lock().write_owned().await)
+                } else {
+                    Guard::Shared(real_lock().read_owned().await)
+                };
+                server.apply_crds().await;
+                let base: String = scenario
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                    .take(40)
+                    .collect();
+                let name = format!("scen-{base}-{:05x}", rand::random::<u32>() & 0xfffff);
+                let ns = server.namespace(&name).await;
+                let client = server.client.clone();
+                Env {
+                    server: Server::Real { server, ns },
+                    s3,
+                    client,
+                    ns: name,
+                    scenario,
+                    _guard: guard,
+                }
+            }
+        };
+        support::note(&format!(
+            "scenario {scenario}: running on {} (namespace {})",
+            env.server_name(),
+            env.ns
+        ));
+        env
     }
 
-    fn operator(&self, instance: &str, leader_election: Option<LeaderElection>) -> Operator {
-        let client = self.client.clone();
+    fn server_name(&self) -> String {
+        match &self.server {
+            Server::Emulator(_) => "the emulator".to_string(),
+            Server::Real { server, .. } => server.describe(),
+        }
+    }
+
+    /// The emulator (for its fault hooks); `None` on the real apiserver.
+    fn emulator(&self) -> Option<&ApiServer> {
+        match &self.server {
+            Server::Emulator(api) => Some(api),
+            Server::Real { .. } => None,
+        }
+    }
+
+    fn real(&self) -> Option<&support::RealServer> {
+        match &self.server {
+            Server::Emulator(_) => None,
+            Server::Real { server, .. } => Some(server),
+        }
+    }
+
+    /// The end of the request log now.
+    fn mark(&self) -> Mark {
+        match &self.server {
+            Server::Emulator(api) => Mark::Emulator(api.hooks().requests().len()),
+            Server::Real { server, .. } => Mark::Real(server.audit_mark()),
+        }
+    }
+
+    /// What the API server served since `mark`. The emulator logs every request (the test's
+    /// own too); the real apiserver's audit log holds those of this scenario's operators (the
+    /// ServiceAccounts of its namespace), not the test's own (it is an admin).
+    fn requests_since(&self, mark: &Mark) -> Vec<RequestRecord> {
+        match (&self.server, mark) {
+            (Server::Emulator(api), Mark::Emulator(i)) => {
+                api.hooks().requests().into_iter().skip(*i).collect()
+            }
+            (Server::Real { server, .. }, Mark::Real(at)) => {
+                server.audit_since(*at, &format!("system:serviceaccount:{}:", self.ns))
+            }
+            _ => unreachable!("a mark of another server"),
+        }
+    }
+
+    /// Every open watch ends and every resourceVersion handed out so far is too old to resume
+    /// from (a watch from one gets `410 Expired`). The emulator: its hooks. The real apiserver:
+    /// `etcdctl compaction` at the current revision, then a restart of kube-apiserver
+    /// (SIGTERM, or SIGKILL with `crash`), which ends every watch and starts a watch cache
+    /// that no longer holds the compacted history. Needs [`Env::start_exclusive`].
+    async fn compact_and_drop_watches(&self, crash: bool) {
+        match &self.server {
+            Server::Emulator(api) => {
+                api.hooks().compact();
+                api.hooks().drop_watches();
+            }
+            Server::Real { server, .. } => {
+                assert!(
+                    matches!(self._guard, Guard::Exclusive(_)),
+                    "restarting the shared apiserver needs Env::start_exclusive"
+                );
+                let started = Instant::now();
+                let revision = server.compact_etcd().await;
+                let collections: Vec<String> = ["artifactmappings", "storagebackends"]
+                    .iter()
+                    .map(|r| format!("/apis/castellan.io/v1alpha1/namespaces/{}/{r}", self.ns))
+                    .collect();
+                server.restart_apiserver(crash, &collections).await;
+                support::note(&format!(
+                    "  etcd compacted at revision {revision}, kube-apiserver restarted with SIG{} \
+                     and serving the custom resources again after {:.1?}",
+                    if crash { "KILL" } else { "TERM" },
+                    started.elapsed()
+                ));
+            }
+        }
+    }
+
+    /// Starts an operator instance watching this scenario's namespace. On the real apiserver it
+    /// authenticates as a ServiceAccount named after the instance.
+    async fn operator(&self, instance: &str, leader_election: Option<LeaderElection>) -> Operator {
+        let client = match &self.server {
+            Server::Emulator(_) => self.client.clone(),
+            Server::Real { server, ns } => {
+                let (kubeconfig, _user) = server.service_account(ns, instance).await;
+                castellan::cluster::client_from_kubeconfig(&kubeconfig)
+                    .await
+                    .expect("the operator's client")
+            }
+        };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let config = RunConfig {
-            namespace: Some(NS.to_string()),
+            namespace: Some(self.ns.clone()),
             metrics_addr: None,
             health_addr: None,
             leader_election,
@@ -198,7 +399,7 @@ impl Env {
     }
 
     async fn put_secret(&self, name: &str, data: serde_json::Value) {
-        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), NS);
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns);
         let s: Secret = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": name},
@@ -227,11 +428,11 @@ impl Env {
         let b: StorageBackend = serde_json::from_value(json!({
             "apiVersion": "castellan.io/v1alpha1",
             "kind": "StorageBackend",
-            "metadata": {"name": name, "namespace": NS},
+            "metadata": {"name": name, "namespace": self.ns},
             "spec": spec,
         }))
         .unwrap();
-        Api::<StorageBackend>::namespaced(self.client.clone(), NS)
+        Api::<StorageBackend>::namespaced(self.client.clone(), &self.ns)
             .create(&PostParams::default(), &b)
             .await
             .expect("create backend");
@@ -248,7 +449,7 @@ impl Env {
     }
 
     async fn patch_backend_spec(&self, name: &str, spec: serde_json::Value) {
-        Api::<StorageBackend>::namespaced(self.client.clone(), NS)
+        Api::<StorageBackend>::namespaced(self.client.clone(), &self.ns)
             .patch(
                 name,
                 &PatchParams::default(),
@@ -259,14 +460,14 @@ impl Env {
     }
 
     async fn backend(&self, name: &str) -> StorageBackend {
-        Api::<StorageBackend>::namespaced(self.client.clone(), NS)
+        Api::<StorageBackend>::namespaced(self.client.clone(), &self.ns)
             .get(name)
             .await
             .expect("get backend")
     }
 
     async fn mappings(&self) -> Vec<ArtifactMapping> {
-        Api::<ArtifactMapping>::namespaced(self.client.clone(), NS)
+        Api::<ArtifactMapping>::namespaced(self.client.clone(), &self.ns)
             .list(&ListParams::default())
             .await
             .expect("list mappings")
@@ -274,7 +475,7 @@ impl Env {
     }
 
     async fn events(&self) -> Vec<K8sEvent> {
-        Api::<K8sEvent>::namespaced(self.client.clone(), NS)
+        Api::<K8sEvent>::namespaced(self.client.clone(), &self.ns)
             .list(&ListParams::default())
             .await
             .expect("list events")
@@ -284,7 +485,7 @@ impl Env {
     /// Writes `count` distinct objects to `bucket` under the layout key of their digest and
     /// creates a mapping declared on `declared` for each. Returns the digests (and bytes).
     async fn seed(&self, bucket: &str, declared: &str, count: usize, seed: u64) -> Vec<Digest> {
-        let api: Api<ArtifactMapping> = Api::namespaced(self.client.clone(), NS);
+        let api: Api<ArtifactMapping> = Api::namespaced(self.client.clone(), &self.ns);
         let mut digests = Vec::with_capacity(count);
         for i in 0..count {
             let data = pattern(1024 + i * 7, seed * 100_000 + i as u64);
@@ -296,7 +497,7 @@ impl Env {
             let m: ArtifactMapping = serde_json::from_value(json!({
                 "apiVersion": "castellan.io/v1alpha1",
                 "kind": "ArtifactMapping",
-                "metadata": {"name": name, "namespace": NS},
+                "metadata": {"name": name, "namespace": self.ns},
                 "spec": {"digest": digest.to_string(), "size": data.len(), "backendRef": {"name": declared}},
             }))
             .unwrap();
@@ -354,6 +555,21 @@ impl Env {
             },
         )
         .await;
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let outcome = if std::thread::panicking() {
+            "FAILED"
+        } else {
+            "ran"
+        };
+        support::note(&format!(
+            "scenario {}: {outcome} on {}",
+            self.scenario,
+            self.server_name()
+        ));
     }
 }
 
@@ -448,8 +664,8 @@ async fn revoke_k1_and_wait(env: &Env) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rotation_moves_every_mapping_to_the_new_backend_and_home_again() {
     let started = Instant::now();
-    let env = Env::start().await;
-    let _op = env.operator("castellan-0", None);
+    let env = Env::start("rotation").await;
+    let _op = env.operator("castellan-0", None).await;
     rotate(&env).await;
 
     let mappings = env.mappings().await;
@@ -561,46 +777,59 @@ async fn rotation_moves_every_mapping_to_the_new_backend_and_home_again() {
 /// a write-on-no-change bug or a slow drift (a timestamp rewritten every few rounds) shows up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_writes_to_mappings_after_convergence() {
-    let env = Env::start().await;
-    let _op = env.operator("castellan-0", None);
+    let env = Env::start("no-writes-after-convergence").await;
+    let _op = env.operator("castellan-0", None).await;
     rotate(&env).await;
     // The rotation's last writes may still be in flight: start watching once a whole second
-    // passed without any write to a mapping.
-    let mapping_writes = || {
-        env.api
-            .hooks()
-            .requests()
+    // passed without any write to a mapping. (The request log: the emulator's own, or on the
+    // real apiserver its audit log of the operator's ServiceAccount.)
+    let mapping_writes = |requests: Vec<RequestRecord>| -> Vec<RequestRecord> {
+        requests
             .into_iter()
             .filter(|r| r.is_write() && r.resource == "artifactmappings")
-            .count()
+            .collect()
     };
     eventually("mapping writes settle", Duration::from_secs(30), || async {
-        env.api.hooks().clear_requests();
+        let mark = env.mark();
         tokio::time::sleep(Duration::from_secs(1)).await;
-        match mapping_writes() {
+        match mapping_writes(env.requests_since(&mark)).len() {
             0 => Ok(()),
             n => Err(format!("{n} mapping writes in the last second")),
         }
     })
     .await;
-    env.api.hooks().clear_requests();
+    let mark = env.mark();
+    let versions = |ms: Vec<ArtifactMapping>| -> Vec<(String, Option<String>)> {
+        ms.into_iter()
+            .map(|m| (m.name_any(), m.resource_version()))
+            .collect()
+    };
+    let before = versions(env.mappings().await);
     let quiet = Duration::from_secs(60);
     tokio::time::sleep(quiet).await;
-    let writes: Vec<_> = env
-        .api
-        .hooks()
-        .requests()
-        .into_iter()
-        .filter(|r| r.is_write() && r.resource == "artifactmappings")
-        .collect();
+    let requests = env.requests_since(&mark);
+    let writes = mapping_writes(requests.clone());
     assert!(
         writes.is_empty(),
         "{} writes to artifactmappings after convergence: {:?}",
         writes.len(),
         writes.first()
     );
+    // No write changed a mapping either (resourceVersions, as any client sees them).
+    assert_eq!(versions(env.mappings().await), before);
     // The operator was alive all along: backends kept being validated.
-    assert!(env.api.hooks().count("*", "*") > 0);
+    let backend_writes = requests
+        .iter()
+        .filter(|r| r.is_write() && r.resource == "storagebackends")
+        .count();
+    assert!(
+        !requests.is_empty(),
+        "no request at all from the operator in {quiet:?}"
+    );
+    support::note(&format!(
+        "  quiet window of {quiet:?}: {} requests, {backend_writes} backend writes, 0 mapping writes",
+        requests.len()
+    ));
 }
 
 /// Deleting a backend is not a backend event a shared reflector stream hands to mappers; the
@@ -609,10 +838,10 @@ async fn no_writes_to_mappings_after_convergence() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deleting_the_declared_backend_moves_its_mappings_to_a_verified_replica() {
     const N: usize = 20;
-    let env = Env::start().await;
-    let _op = env.operator("castellan-0", None);
+    let env = Env::start("deleted-backend").await;
+    let _op = env.operator("castellan-0", None).await;
     prepare_rotation(&env, N).await;
-    Api::<StorageBackend>::namespaced(env.client.clone(), NS)
+    Api::<StorageBackend>::namespaced(env.client.clone(), &env.ns)
         .delete("a", &DeleteParams::default())
         .await
         .expect("delete backend a");
@@ -639,18 +868,18 @@ async fn deleting_the_declared_backend_moves_its_mappings_to_a_verified_replica(
 /// limit), so it must be accepted (the emulator once applied the 63-character label limit).
 #[tokio::test]
 async fn the_conventional_mapping_name_is_a_valid_object_name() {
-    let env = Env::start().await;
+    let env = Env::start("mapping-name").await;
     let digest = Digest::of_bytes(Algorithm::Sha256, b"hello");
     let name = digest.object_name();
     assert_eq!(name.len(), 71);
     let m: ArtifactMapping = serde_json::from_value(json!({
         "apiVersion": "castellan.io/v1alpha1",
         "kind": "ArtifactMapping",
-        "metadata": {"name": name, "namespace": NS},
+        "metadata": {"name": name, "namespace": env.ns},
         "spec": {"digest": digest.to_string(), "backendRef": {"name": "a"}},
     }))
     .unwrap();
-    Api::<ArtifactMapping>::namespaced(env.client.clone(), NS)
+    Api::<ArtifactMapping>::namespaced(env.client.clone(), &env.ns)
         .create(&PostParams::default(), &m)
         .await
         .expect("a 71-character DNS-1123 subdomain is a valid name");
@@ -663,7 +892,7 @@ async fn the_conventional_mapping_name_is_a_valid_object_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_corrupt_replica_on_a_higher_priority_backend_is_never_chosen() {
     let started = Instant::now();
-    let env = Env::start().await;
+    let env = Env::start("corrupt-replica").await;
     env.put_creds("k2", K2).await;
     env.put_creds("k3", K3).await;
     env.create_backend(
@@ -678,7 +907,7 @@ async fn a_corrupt_replica_on_a_higher_priority_backend_is_never_chosen() {
         json!({"priority": 0}),
     )
     .await;
-    let _op = env.operator("castellan-0", None);
+    let _op = env.operator("castellan-0", None).await;
     // Both candidates usable before any mapping exists, so the order (not the timing of
     // validations) decides which one is tried first.
     env.wait_backend(
@@ -769,7 +998,7 @@ async fn a_corrupt_replica_on_a_higher_priority_backend_is_never_chosen() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn keys_rotated_inside_the_secret_are_validated_within_seconds() {
     let started = Instant::now();
-    let env = Env::start().await;
+    let env = Env::start("secret-rotation").await;
     env.put_creds("creds", K1).await;
     env.create_backend(
         "r",
@@ -777,7 +1006,7 @@ async fn keys_rotated_inside_the_secret_are_validated_within_seconds() {
         json!({"validation": validation("10m", 1)}),
     )
     .await;
-    let _op = env.operator("castellan-0", None);
+    let _op = env.operator("castellan-0", None).await;
     env.wait_backend(
         "r",
         ("True", BackendReason::Validated.as_str()),
@@ -823,7 +1052,7 @@ async fn keys_rotated_inside_the_secret_are_validated_within_seconds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn configuration_failures_have_stable_reasons_and_no_hot_loop() {
     let started = Instant::now();
-    let env = Env::start().await;
+    let env = Env::start("configuration-failures").await;
     // A port nobody listens on: bind, note it, close it.
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -846,7 +1075,7 @@ async fn configuration_failures_have_stable_reasons_and_no_hot_loop() {
         json!({}),
     )
     .await;
-    let _op = env.operator("castellan-0", None);
+    let _op = env.operator("castellan-0", None).await;
 
     for (name, reason, stalled) in [
         ("no-secret", BackendReason::SecretNotFound.as_str(), "True"),
@@ -872,10 +1101,10 @@ async fn configuration_failures_have_stable_reasons_and_no_hot_loop() {
     // No hot loop: over 5 s, with interval 1s, each backend may be probed about five times.
     // Terminal failures and an unchanged transient one should write little; a reconcile loop
     // that writes or publishes on every pass would show hundreds.
-    env.api.hooks().clear_requests();
+    let mark = env.mark();
     let window = Duration::from_secs(5);
     tokio::time::sleep(window).await;
-    let requests = env.api.hooks().requests();
+    let requests = env.requests_since(&mark);
     let writes: Vec<_> = requests.iter().filter(|r| r.is_write()).collect();
     let by_resource = |res: &str| writes.iter().filter(|r| r.resource == res).count();
     eprintln!(
@@ -913,7 +1142,7 @@ async fn configuration_failures_have_stable_reasons_and_no_hot_loop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn transient_503s_below_the_threshold_strand_nothing_and_above_it_do_not_stall() {
     let started = Instant::now();
-    let env = Env::start().await;
+    let env = Env::start("transient-503s").await;
     env.put_creds("creds", K1).await;
     env.create_backend(
         "t",
@@ -922,7 +1151,7 @@ async fn transient_503s_below_the_threshold_strand_nothing_and_above_it_do_not_s
     )
     .await;
     let digests = env.seed(BUCKET, "t", 20, 5).await;
-    let _op = env.operator("castellan-0", None);
+    let _op = env.operator("castellan-0", None).await;
     env.wait_backend(
         "t",
         ("True", BackendReason::Validated.as_str()),
@@ -938,7 +1167,13 @@ async fn transient_503s_below_the_threshold_strand_nothing_and_above_it_do_not_s
     .await;
 
     // Throttle until one probe failed, then stop: fewer failures than failureThreshold (3).
-    let writes = env.api.hooks().writes_to("artifactmappings");
+    let mark = env.mark();
+    let versions_before: Vec<_> = env
+        .mappings()
+        .await
+        .into_iter()
+        .map(|m| (m.name_any(), m.resource_version()))
+        .collect();
     env.s3
         .faults()
         .fail_fraction(1.0, castellan_s3server::Fault::SlowDown);
@@ -987,11 +1222,21 @@ async fn transient_503s_below_the_threshold_strand_nothing_and_above_it_do_not_s
         assert_eq!(s.backend.as_deref(), Some("t"), "{}: {s:?}", m.name_any());
         assert!(s.history.is_empty(), "{}: {:?}", m.name_any(), s.history);
     }
+    let mapping_writes: Vec<_> = env
+        .requests_since(&mark)
+        .into_iter()
+        .filter(|r| r.is_write() && r.resource == "artifactmappings")
+        .collect();
     assert_eq!(
-        env.api.hooks().writes_to("artifactmappings"),
-        writes,
+        mapping_writes,
+        Vec::<RequestRecord>::new(),
         "no mapping was touched"
     );
+    let versions_after: Vec<_> = ms
+        .iter()
+        .map(|m| (m.name_any(), m.resource_version()))
+        .collect();
+    assert_eq!(versions_after, versions_before, "no mapping changed");
 
     // Above the threshold: Ready=False (Throttled), never Stalled.
     env.s3
@@ -1040,8 +1285,8 @@ fn assert_one_history_entry_each(ms: &[ArtifactMapping]) {
 async fn an_operator_killed_mid_reassignment_converges_after_restart_without_duplicates() {
     let started = Instant::now();
     let n = 100;
-    let env = Env::start().await;
-    let op = env.operator("castellan-0", None);
+    let env = Env::start("killed-mid-reassignment").await;
+    let op = env.operator("castellan-0", None).await;
     prepare_rotation(&env, n).await;
 
     // Slow S3 down so that the reassignment of 100 mappings takes seconds, not milliseconds,
@@ -1065,7 +1310,7 @@ async fn an_operator_killed_mid_reassignment_converges_after_restart_without_dup
     );
     env.s3.faults().clear();
 
-    let _op = env.operator("castellan-1", None);
+    let _op = env.operator("castellan-1", None).await;
     env.wait_all_served(
         "b",
         MappingReason::DigestVerified.as_str(),
@@ -1102,14 +1347,15 @@ async fn an_operator_killed_mid_reassignment_converges_after_restart_without_dup
 async fn dropped_watches_and_compaction_still_converge() {
     let started = Instant::now();
     let n = 50;
-    let env = Env::start().await;
-    let _op = env.operator("castellan-0", None);
+    let env = Env::start_exclusive("dropped-watches-and-compaction").await;
+    let _op = env.operator("castellan-0", None).await;
     prepare_rotation(&env, n).await;
 
     // Every watch is cut and its resourceVersion is too old to resume from: the operator must
-    // relist (410 Expired) and still see the changes made meanwhile.
-    env.api.hooks().compact();
-    env.api.hooks().drop_watches();
+    // relist (410 Expired) and still see the changes made meanwhile. On the real apiserver:
+    // etcd compacted, kube-apiserver restarted gracefully (SIGTERM).
+    let mark = env.mark();
+    env.compact_and_drop_watches(false).await;
     revoke_k1_and_wait(&env).await;
     env.wait_all_served(
         "b",
@@ -1119,10 +1365,44 @@ async fn dropped_watches_and_compaction_still_converge() {
     )
     .await;
     assert_one_history_entry_each(&env.mappings().await);
+    // What the operator met: relists (after a 410 Expired; a watch cache sends it in-stream,
+    // after a 200), and while the apiserver came back 503 (storage initialising) and 403 (RBAC
+    // not yet synced). On the real apiserver, a relist of the mappings proves the compaction
+    // was seen (the emulator's log holds the test's own lists too: printed only).
+    let after_restart = |round: &str, mark: &Mark| {
+        let requests = env.requests_since(mark);
+        let relists = |resource: &str| {
+            requests
+                .iter()
+                .filter(|r| r.verb == "list" && r.resource == resource && r.code == 200)
+                .count()
+        };
+        let codes = |code: u16| requests.iter().filter(|r| r.code == code).count();
+        support::note(&format!(
+            "  round {round} on {}: lists of artifactmappings {}, storagebackends {}, secrets {}; \
+             answered 410: {}, 503: {}, 403: {}",
+            env.server_name(),
+            relists("artifactmappings"),
+            relists("storagebackends"),
+            relists("secrets"),
+            codes(410),
+            codes(503),
+            codes(403)
+        ));
+        if env.real().is_some() {
+            assert!(
+                relists("artifactmappings") >= 1,
+                "round {round}: the operator never relisted the mappings after the compaction"
+            );
+        }
+    };
+    after_restart("1", &mark);
 
-    // Again, and this time the change is new objects created while the watches are down.
-    env.api.hooks().drop_watches();
-    env.api.hooks().compact();
+    // Again, and this time the change is new objects created while the watches are down (on
+    // the real apiserver: right after it comes back from a crash, SIGKILL, while the
+    // operator's watches are still reconnecting).
+    let mark = env.mark();
+    env.compact_and_drop_watches(true).await;
     let fresh = env.seed(BUCKET, "b", 10, 8).await;
     eventually("new mappings served", Duration::from_secs(30), || async {
         let ms = env.mappings().await;
@@ -1146,15 +1426,38 @@ async fn dropped_watches_and_compaction_still_converge() {
         "watches re-established",
         Duration::from_secs(10),
         || async {
-            let open = env.api.hooks().open_watches();
-            if open >= 3 {
-                Ok(())
-            } else {
-                Err(format!("{open} open watches"))
+            match env.emulator() {
+                Some(api) => {
+                    let open = api.hooks().open_watches();
+                    if open >= 3 {
+                        Ok(())
+                    } else {
+                        Err(format!("{open} open watches"))
+                    }
+                }
+                // The real apiserver: watches of the operator that started after the restart
+                // (the audit log), on mappings, backends and Secrets.
+                None => {
+                    let mut watched: Vec<String> = env
+                        .requests_since(&mark)
+                        .into_iter()
+                        .filter(|r| r.verb == "watch" && r.code == 200)
+                        .map(|r| r.resource)
+                        .collect();
+                    watched.sort();
+                    watched.dedup();
+                    let want = ["artifactmappings", "secrets", "storagebackends"];
+                    if want.iter().all(|w| watched.iter().any(|r| r == w)) {
+                        Ok(())
+                    } else {
+                        Err(format!("watches started since the restart: {watched:?}"))
+                    }
+                }
             }
         },
     )
     .await;
+    after_restart("2", &mark);
     eprintln!("drop watches + compact scenario: {:?}", started.elapsed());
 }
 
@@ -1166,20 +1469,21 @@ async fn dropped_watches_and_compaction_still_converge() {
 async fn with_leader_election_only_one_instance_writes() {
     use k8s_openapi::api::coordination::v1::Lease;
     let started = Instant::now();
-    let env = Env::start().await;
+    let env = Env::start("leader-election").await;
     let le = LeaderElection {
         lease_name: "castellan-leader".into(),
-        lease_namespace: NS.into(),
+        lease_namespace: env.ns.clone(),
         lease_duration_seconds: 4,
         renew_grace_seconds: 1,
     };
+    let mark = env.mark();
     let mut ops = vec![
-        Some(env.operator("castellan-0", Some(le.clone()))),
-        Some(env.operator("castellan-1", Some(le.clone()))),
+        Some(env.operator("castellan-0", Some(le.clone())).await),
+        Some(env.operator("castellan-1", Some(le.clone())).await),
     ];
     rotate(&env).await;
 
-    let leases: Api<Lease> = Api::namespaced(env.client.clone(), NS);
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.ns);
     let holder = leases
         .get(&le.lease_name)
         .await
@@ -1206,11 +1510,9 @@ async fn with_leader_election_only_one_instance_writes() {
     );
     // Every status write of the mappings (the test itself only creates them) used the one
     // field manager of the operator.
-    let status_writes = env
-        .api
-        .hooks()
-        .requests()
-        .into_iter()
+    let requests = env.requests_since(&mark);
+    let status_writes = requests
+        .iter()
         .filter(|r| r.is_write() && r.resource == "artifactmappings" && r.subresource == "status")
         .collect::<Vec<_>>();
     assert!(status_writes.len() >= N_MAPPINGS, "{}", status_writes.len());
@@ -1220,6 +1522,74 @@ async fn with_leader_election_only_one_instance_writes() {
             .any(|kv| kv == format!("fieldManager={}", castellan::cluster::FIELD_MANAGER))
     });
     assert_eq!(odd, None, "a status write by another field manager");
+    // The real apiserver's audit log also says who wrote: the other instance wrote no mapping.
+    let other_user = |holder: &str| {
+        let other = if holder == "castellan-0" {
+            "castellan-1"
+        } else {
+            "castellan-0"
+        };
+        format!("system:serviceaccount:{}:{other}", env.ns)
+    };
+    if let (Some(real), Mark::Real(at)) = (env.real(), &mark) {
+        let by_other = real
+            .audit_since(*at, &other_user(&holder))
+            .into_iter()
+            .filter(|r| r.is_write() && r.resource == "artifactmappings")
+            .count();
+        assert_eq!(
+            by_other, 0,
+            "mapping writes by the instance not holding the lease"
+        );
+    }
+    let lease_conflicts = requests
+        .iter()
+        .filter(|r| r.resource == "leases" && r.code == 409)
+        .count();
+
+    // A concurrent writer: another field manager applies another holder without force. The
+    // server answers 409 Conflict (server-side apply's field ownership: the holder's manager
+    // owns holderIdentity), and the lease stays with the holder, which keeps renewing it.
+    let intruder = json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": le.lease_name},
+        "spec": {"holderIdentity": "intruder", "leaseDurationSeconds": 3600},
+    });
+    match leases
+        .patch(
+            &le.lease_name,
+            &PatchParams::apply("concurrent-writer"),
+            &Patch::Apply(&intruder),
+        )
+        .await
+    {
+        Err(kube::Error::Api(e)) if e.code == 409 => support::note(&format!(
+            "  a concurrent writer of the lease got {} {}: {}; the operators' own lease requests \
+             answered 409 so far: {lease_conflicts}",
+            e.code, e.reason, e.message
+        )),
+        other => panic!("a concurrent apply of the held lease: {other:?}"),
+    }
+    let renewed = |l: &Lease| l.spec.as_ref().and_then(|s| s.renew_time.clone());
+    let first = leases.get(&le.lease_name).await.expect("lease");
+    eventually(
+        "the holder renews the lease",
+        Duration::from_secs(10),
+        || async {
+            let l = leases
+                .get(&le.lease_name)
+                .await
+                .map_err(|e| e.to_string())?;
+            let spec = l.spec.clone().unwrap_or_default();
+            assert_eq!(spec.holder_identity.as_deref(), Some(holder.as_str()));
+            if renewed(&l) != renewed(&first) {
+                Ok(())
+            } else {
+                Err("not renewed yet".into())
+            }
+        },
+    )
+    .await;
 
     // Fail over: the leader stops (and releases the lease); the other takes over and does the
     // rest of the work — mappings return home once K1 is restored.
