@@ -21,6 +21,13 @@
 //! `SCALE_VERIFY_CONCURRENCY` (default: the operator's default, 16) sets both the operator's
 //! verification concurrency and the floor's.
 //!
+//! API server: the emulator (in process for (1), in a child process for (2)), or — with
+//! `CASTELLAN_KUBE_ENV` naming the env file of `e2e/kube/start` — that real kube-apiserver, same
+//! parameters, each part in a fresh namespace. There the operator (and the floor) authenticate
+//! as ServiceAccounts of the namespace, and the requests are counted from the apiserver's audit
+//! log (which records ServiceAccounts' requests), cross-checked with `apiserver_request_total`
+//! from its `/metrics`; the CPU of kube-apiserver and etcd is printed per pass.
+//!
 //! Run: `CARGO_TARGET_DIR=/var/tmp/castellan-target cargo bench --locked --bench scale`.
 
 use std::collections::HashMap;
@@ -48,9 +55,82 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 const MIB: f64 = 1024.0 * 1024.0;
 const NS: &str = "org";
 const MEM_NS: &str = "mem";
+
+/// A namespace on the real apiserver (deleted at the end), or the emulator's fixed `base`.
+fn namespace_name(base: &str, real: bool) -> String {
+    if real {
+        format!("scale-{base}-{:05x}", rand::random::<u32>() & 0xfffff)
+    } else {
+        base.to_string()
+    }
+}
+
+/// `apiserver_request_total` from a real apiserver's `/metrics`, summed per (resource, verb)
+/// for the castellan.io group, Secrets, Events and Leases.
+fn request_totals(metrics: &str) -> HashMap<(String, String), f64> {
+    let mut out = HashMap::new();
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(",")
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=\"")))
+                .map(|v| v.trim_end_matches('"').to_string())
+                .unwrap_or_default()
+        };
+        let resource = label("resource");
+        if !matches!(
+            resource.as_str(),
+            "artifactmappings" | "storagebackends" | "secrets" | "events" | "leases"
+        ) {
+            continue;
+        }
+        let key = (
+            format!(
+                "{resource}{}",
+                match label("subresource").as_str() {
+                    "" => String::new(),
+                    sub => format!("/{sub}"),
+                }
+            ),
+            label("verb"),
+        );
+        *out.entry(key).or_insert(0.0) += value.trim().parse::<f64>().unwrap_or(0.0);
+    }
+    out
+}
+
+/// The change of [`request_totals`] between two scrapes, printed.
+fn print_metrics_delta(label: &str, before: &str, after: &str, n: usize) {
+    let (b, a) = (request_totals(before), request_totals(after));
+    let mut rows: Vec<((String, String), f64)> = a
+        .iter()
+        .map(|(k, v)| (k.clone(), v - b.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, d)| *d > 0.0)
+        .collect();
+    rows.sort_by(|x, y| x.0.cmp(&y.0));
+    let total: f64 = rows.iter().map(|r| r.1).sum();
+    let text: Vec<String> = rows
+        .iter()
+        .map(|((res, verb), d)| format!("{verb} {res} {d:.0}"))
+        .collect();
+    println!(
+        "  {label} apiserver_request_total delta (whole server, every client; these resources): {total:.0} ({:.2}/mapping): {}",
+        total / n as f64,
+        text.join(", ")
+    );
+}
 const BUCKET: &str = "scale";
 const PREFIX: &str = "cas";
 /// Keys of backend A (revoked during the run) and B. Garage wants GK + 24 hex / 64 hex.
@@ -76,7 +156,7 @@ fn main() {
         return child_apiserver(PathBuf::from(&args[2]));
     }
     if args.get(1).map(String::as_str) == Some("--child-caches") {
-        return child_caches(PathBuf::from(&args[2]), args[3] == "strip");
+        return child_caches(PathBuf::from(&args[2]), args[3] == "strip", &args[4]);
     }
     for v in ["AWS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"] {
         std::env::remove_var(v);
@@ -647,6 +727,24 @@ async fn seed_objects(s3: &S3, n: usize, size: usize) -> Vec<Digest> {
 // (1) Reassignment vs floor
 // ---------------------------------------------------------------------------------------------
 
+/// A position in the request log: the emulator's log is emptied; on the real apiserver the end
+/// of its audit log and a scrape of its `/metrics`.
+enum Mark {
+    Emulator,
+    Real(u64, String),
+}
+
+async fn take_mark(api: Option<&ApiServer>, real: Option<&support::RealServer>) -> Mark {
+    match (api, real) {
+        (Some(api), _) => {
+            api.hooks().clear_requests();
+            Mark::Emulator
+        }
+        (None, Some(server)) => Mark::Real(server.audit_mark(), server.metrics().await),
+        _ => unreachable!("no API server"),
+    }
+}
+
 async fn reassignment() {
     let n = env_usize("SCALE_MAPPINGS", 10_000);
     let size = env_usize("SCALE_OBJECT_BYTES", 1024 * 1024);
@@ -666,23 +764,102 @@ async fn reassignment() {
     println!("  S3 server: {}", s3.describe());
     let digests = seed_objects(&s3, n, size).await;
 
-    let api_server = ApiServer::start_with(ServerConfig {
-        options: castellan_apiserver::Options {
-            history_capacity: 4 * n.max(10_000),
-            ..Default::default()
-        },
-        ..ServerConfig::default()
-    })
-    .await
-    .expect("API server emulator");
-    let client = client_for(api_server.kubeconfig_path()).await;
-    bootstrap_api(&client, NS).await;
-    put_creds(&client, NS, "a-creds", KA).await;
-    put_creds(&client, NS, "b-creds", KB).await;
+    let real = support::RealServer::from_env().await;
+    let ns_name = namespace_name(NS, real.is_some());
+    let ns = ns_name.as_str();
+    // The operator's and the floor's clients: on the real apiserver ServiceAccounts of their
+    // own, so that the audit log counts their requests as the emulator's log does.
+    let (api_server, real_ns, client, op_client, floor_client) = match &real {
+        None => {
+            let api_server = ApiServer::start_with(ServerConfig {
+                options: castellan_apiserver::Options {
+                    history_capacity: 4 * n.max(10_000),
+                    ..Default::default()
+                },
+                ..ServerConfig::default()
+            })
+            .await
+            .expect("API server emulator");
+            let client = client_for(api_server.kubeconfig_path()).await;
+            bootstrap_api(&client, ns).await;
+            println!("  API server: the emulator, in this process");
+            (
+                Some(api_server),
+                None,
+                client.clone(),
+                client.clone(),
+                client,
+            )
+        }
+        Some(server) => {
+            server.apply_crds().await;
+            let real_ns = server.namespace(ns).await;
+            let (op_kubeconfig, _) = server.service_account(&real_ns, "castellan").await;
+            let (floor_kubeconfig, _) = server.service_account(&real_ns, "floor").await;
+            println!(
+                "  API server: {} (namespace {ns}; kube-apiserver pid {}, etcd pid {})",
+                server.describe(),
+                server.var("CASTELLAN_KUBE_APISERVER_PID"),
+                server.var("CASTELLAN_KUBE_ETCD_PID")
+            );
+            (
+                None,
+                Some(real_ns),
+                server.client.clone(),
+                client_for(&op_kubeconfig).await,
+                client_for(&floor_kubeconfig).await,
+            )
+        }
+    };
+    let server_pids: Vec<(&str, u32)> = match &real {
+        None => Vec::new(),
+        Some(server) => ["APISERVER", "ETCD"]
+            .iter()
+            .map(|w| {
+                (
+                    if *w == "ETCD" {
+                        "etcd"
+                    } else {
+                        "kube-apiserver"
+                    },
+                    server
+                        .var(&format!("CASTELLAN_KUBE_{w}_PID"))
+                        .parse()
+                        .expect("pid"),
+                )
+            })
+            .collect(),
+    };
+    let server_cpu = || -> Vec<f64> { server_pids.iter().map(|(_, p)| cpu_seconds(*p)).collect() };
+    let print_server_cpu = |label: &str, before: &[f64], now: &[f64]| {
+        if server_pids.is_empty() {
+            return;
+        }
+        let text: Vec<String> = server_pids
+            .iter()
+            .zip(before.iter().zip(now.iter()))
+            .map(|((name, _), (b, a))| format!("{name} {:.1} s", a - b))
+            .collect();
+        println!(
+            "  {label} CPU of the API server's processes: {}",
+            text.join(", ")
+        );
+    };
+    let requests_since = |mark: &Mark, user: &str| -> Vec<RequestRecord> {
+        match (mark, &api_server, &real) {
+            (Mark::Emulator, Some(api), _) => api.hooks().requests(),
+            (Mark::Real(at, _), None, Some(server)) => {
+                server.audit_since(*at, &format!("system:serviceaccount:{ns}:{user}"))
+            }
+            _ => unreachable!(),
+        }
+    };
+    put_creds(&client, ns, "a-creds", KA).await;
+    put_creds(&client, ns, "b-creds", KB).await;
     let endpoint = s3.endpoint();
-    create_backend(&client, NS, "a", &endpoint, BUCKET, "a-creds", true, "2s").await;
+    create_backend(&client, ns, "a", &endpoint, BUCKET, "a-creds", true, "2s").await;
 
-    let mappings: Api<ArtifactMapping> = Api::namespaced(client.clone(), NS);
+    let mappings: Api<ArtifactMapping> = Api::namespaced(client.clone(), ns);
     let started = Instant::now();
     futures::stream::iter(digests.iter())
         .map(|digest| {
@@ -691,7 +868,7 @@ async fn reassignment() {
                 let m: ArtifactMapping = serde_json::from_value(json!({
                     "apiVersion": "castellan.io/v1alpha1",
                     "kind": "ArtifactMapping",
-                    "metadata": {"name": digest.object_name(), "namespace": NS},
+                    "metadata": {"name": digest.object_name(), "namespace": ns},
                     "spec": {"digest": digest.to_string(), "size": size, "backendRef": {"name": "a"}},
                 }))
                 .unwrap();
@@ -712,9 +889,9 @@ async fn reassignment() {
     let mut tracker = Tracker::start(mappings.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let operator_task = tokio::spawn(operator::run(
-        client.clone(),
+        op_client.clone(),
         RunConfig {
-            namespace: Some(NS.to_string()),
+            namespace: Some(ns.to_string()),
             metrics_addr: None,
             health_addr: None,
             leader_election: None,
@@ -737,7 +914,7 @@ async fn reassignment() {
     );
 
     // Rotation as teams do it: B on the same bucket with other keys becomes the default.
-    Api::<StorageBackend>::namespaced(client.clone(), NS)
+    Api::<StorageBackend>::namespaced(client.clone(), ns)
         .patch(
             "a",
             &PatchParams::default(),
@@ -745,23 +922,24 @@ async fn reassignment() {
         )
         .await
         .expect("patch a");
-    create_backend(&client, NS, "b", &endpoint, BUCKET, "b-creds", true, "2s").await;
-    wait_backend(&client, NS, "b", "True", BackendReason::Validated.as_str()).await;
+    create_backend(&client, ns, "b", &endpoint, BUCKET, "b-creds", true, "2s").await;
+    wait_backend(&client, ns, "b", "True", BackendReason::Validated.as_str()).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // --- The operator pass ---
     let me = std::process::id();
-    let hooks = api_server.hooks();
-    hooks.clear_requests();
+    let op_mark = take_mark(api_server.as_ref(), real.as_ref()).await;
+    let server_cpu_op = server_cpu();
     let (cpu_me, cpu_s3) = (cpu_seconds(me), s3.pid().map(cpu_seconds));
     let started = Instant::now();
     s3.revoke_a();
     let detected = {
         let client = client.clone();
+        let ns = ns.to_string();
         tokio::spawn(async move {
             wait_backend(
                 &client,
-                NS,
+                &ns,
                 "a",
                 "False",
                 BackendReason::InvalidAccessKeyId.as_str(),
@@ -775,6 +953,7 @@ async fn reassignment() {
         .await
         .expect("every mapping moved to b");
     let operator_time = started.elapsed();
+    let server_cpu_op_end = server_cpu();
     let (cpu_me_op, cpu_s3_op) = (
         cpu_seconds(me) - cpu_me,
         s3.pid().map(|p| cpu_seconds(p) - cpu_s3.unwrap_or(0.0)),
@@ -782,7 +961,11 @@ async fn reassignment() {
     let detected = detected.await.expect("detection");
     // Let the last events land and the self-triggered reconciles run (they must write nothing).
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let operator_requests = Requests(hooks.requests());
+    let operator_requests = Requests(requests_since(&op_mark, "castellan"));
+    let metrics_after_op = match &real {
+        Some(s) => Some(s.metrics().await),
+        None => None,
+    };
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(20), operator_task).await;
 
@@ -794,12 +977,14 @@ async fn reassignment() {
         .items;
     assert_eq!(listed.len(), n);
     let store = Arc::new(store_with(&endpoint, KB).await);
-    hooks.clear_requests();
+    let floor_mappings: Api<ArtifactMapping> = Api::namespaced(floor_client.clone(), ns);
+    let floor_mark = take_mark(api_server.as_ref(), real.as_ref()).await;
+    let server_cpu_floor = server_cpu();
     let (cpu_me, cpu_s3) = (cpu_seconds(me), s3.pid().map(cpu_seconds));
     let started = Instant::now();
     let verified_bytes: u64 = futures::stream::iter(listed)
         .map(|m| {
-            let (store, mappings) = (store.clone(), mappings.clone());
+            let (store, mappings) = (store.clone(), floor_mappings.clone());
             async move {
                 let digest: Digest = m.spec.digest.parse().expect("digest");
                 let key = layout::key_for(PREFIX, &digest);
@@ -837,11 +1022,16 @@ async fn reassignment() {
         .fold(0u64, |acc, b| async move { acc + b })
         .await;
     let floor_time = started.elapsed();
+    let server_cpu_floor_end = server_cpu();
     let (cpu_me_floor, cpu_s3_floor) = (
         cpu_seconds(me) - cpu_me,
         s3.pid().map(|p| cpu_seconds(p) - cpu_s3.unwrap_or(0.0)),
     );
-    let floor_requests = Requests(hooks.requests());
+    let floor_requests = Requests(requests_since(&floor_mark, "floor"));
+    let metrics_after_floor = match &real {
+        Some(s) => Some(s.metrics().await),
+        None => None,
+    };
     assert_eq!(verified_bytes, (n * size) as u64);
     drop(tracker);
 
@@ -871,15 +1061,28 @@ async fn reassignment() {
     );
     let s3_cpu = |c: Option<f64>| c.map_or("in this process".to_string(), |c| format!("{c:.1} s"));
     println!(
-        "  CPU: operator pass {cpu_me_op:.1} s in this process (operator, emulator{}, watch), S3 server {}; \
+        "  CPU: operator pass {cpu_me_op:.1} s in this process (operator, {}{}watch), S3 server {}; \
          floor pass {cpu_me_floor:.1} s in this process, S3 server {}",
-        if s3.pid().is_none() { ", S3" } else { "" },
+        if real.is_none() { "emulator, " } else { "" },
+        if s3.pid().is_none() { "S3, " } else { "" },
         s3_cpu(cpu_s3_op),
         s3_cpu(cpu_s3_floor),
     );
+    print_server_cpu("operator pass", &server_cpu_op, &server_cpu_op_end);
+    print_server_cpu("floor pass", &server_cpu_floor, &server_cpu_floor_end);
     operator_requests.print("operator pass", n);
     floor_requests.print("floor pass", n);
+    if let (Mark::Real(_, m0), Mark::Real(_, m1), Some(a0), Some(a1)) = (
+        &op_mark,
+        &floor_mark,
+        &metrics_after_op,
+        &metrics_after_floor,
+    ) {
+        print_metrics_delta("operator pass", m0, a0, n);
+        print_metrics_delta("floor pass", m1, a1, n);
+    }
     drop(api_server);
+    drop(real_ns);
     if let S3::S3s(server) = &s3 {
         let _ = std::fs::remove_dir_all(server.data_dir());
     }
@@ -922,13 +1125,13 @@ impl Drop for ChildGuard {
 }
 
 /// Starts `castellan run` and waits until `/readyz` says ready; returns it with its health port.
-async fn start_castellan(kubeconfig: &Path) -> ChildGuard {
+async fn start_castellan(kubeconfig: &Path, namespace: &str) -> ChildGuard {
     let health_port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_castellan"))
         .args([
             "run",
             "--namespace",
-            MEM_NS,
+            namespace,
             "--metrics-addr",
             "off",
             "--health-addr",
@@ -939,6 +1142,8 @@ async fn start_castellan(kubeconfig: &Path) -> ChildGuard {
             "1s",
         ])
         .env("KUBECONFIG", kubeconfig)
+        // The backends' S3 server is on loopback, which the default endpoint policy refuses.
+        .env("CASTELLAN_ALLOW_ENDPOINT_NETWORK", "127.0.0.0/8,::1/128")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -1050,14 +1255,14 @@ impl Template {
 
 /// Creates one mapping with [`realistic_status`] while an operator runs, waits until the operator
 /// has rewritten it (or 10 s), reads the status back and deletes the mapping.
-async fn canonical_status(client: &Client) -> Template {
-    let api: Api<ArtifactMapping> = Api::namespaced(client.clone(), MEM_NS);
+async fn canonical_status(client: &Client, namespace: &str) -> Template {
+    let api: Api<ArtifactMapping> = Api::namespaced(client.clone(), namespace);
     let digest = Digest::of_bytes(Algorithm::Sha256, b"castellan scale template");
     let name = digest.object_name();
     let m: ArtifactMapping = serde_json::from_value(json!({
         "apiVersion": "castellan.io/v1alpha1",
         "kind": "ArtifactMapping",
-        "metadata": {"name": name, "namespace": MEM_NS},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {"digest": digest.to_string(), "size": 1048576, "backendRef": {"name": "a"}},
     }))
     .unwrap();
@@ -1098,7 +1303,7 @@ async fn canonical_status(client: &Client) -> Template {
 /// shared reflector store and the [`MappingIndex`]), fed by the same watcher, optionally with
 /// `managedFields` stripped by `.modify()`; prints "<mappings> <VmRSS KiB before> <after>
 /// <RssAnon before> <after>" once the store holds every mapping.
-fn child_caches(kubeconfig: PathBuf, strip: bool) {
+fn child_caches(kubeconfig: PathBuf, strip: bool, namespace: &str) {
     use castellan::mapping::MappingIndex;
     use kube::runtime::reflector;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -1107,7 +1312,7 @@ fn child_caches(kubeconfig: PathBuf, strip: bool) {
         .expect("runtime");
     runtime.block_on(async move {
         let client = client_for(&kubeconfig).await;
-        let api: Api<ArtifactMapping> = Api::namespaced(client.clone(), MEM_NS);
+        let api: Api<ArtifactMapping> = Api::namespaced(client.clone(), namespace);
         let me = std::process::id();
         let _ = api.list(&ListParams::default().limit(1)).await;
         let (rss0, anon0) = (status_kib(me, "VmRSS:"), status_kib(me, "RssAnon:"));
@@ -1138,11 +1343,12 @@ fn child_caches(kubeconfig: PathBuf, strip: bool) {
 }
 
 /// Runs [`child_caches`] and prints its figures.
-fn caches_only(kubeconfig: &Path, strip: bool, n: usize) {
+fn caches_only(kubeconfig: &Path, strip: bool, n: usize, namespace: &str) {
     let out = Command::new(std::env::current_exe().expect("current exe"))
         .arg("--child-caches")
         .arg(kubeconfig)
         .arg(if strip { "strip" } else { "keep" })
+        .arg(namespace)
         .stderr(Stdio::inherit())
         .output()
         .expect("caches child");
@@ -1171,32 +1377,51 @@ async fn memory() {
         .prefix("castellan-scale-mem.")
         .tempdir()
         .expect("temp dir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    let mut emulator = ChildGuard(
-        Command::new(std::env::current_exe().expect("current exe"))
-            .arg("--child-apiserver")
-            .arg(&kubeconfig)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the emulator process"),
-    );
-    {
-        use std::io::BufRead;
-        let stdout = emulator.0.stdout.take().expect("stdout");
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("emulator URL");
-        println!(
-            "  API-server emulator in its own process (pid {}) on {}",
-            emulator.0.id(),
-            line.trim()
-        );
-    }
-    let client = client_for(&kubeconfig).await;
-    bootstrap_api(&client, MEM_NS).await;
+    let real = support::RealServer::from_env().await;
+    let ns_name = namespace_name(MEM_NS, real.is_some());
+    let ns = ns_name.as_str();
+    // The kubeconfig `castellan run` and the caches-only children use, and the bench's client.
+    let (kubeconfig, client, emulator, real_ns) = match &real {
+        None => {
+            let kubeconfig = dir.path().join("kubeconfig");
+            let mut emulator = ChildGuard(
+                Command::new(std::env::current_exe().expect("current exe"))
+                    .arg("--child-apiserver")
+                    .arg(&kubeconfig)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .expect("start the emulator process"),
+            );
+            {
+                use std::io::BufRead;
+                let stdout = emulator.0.stdout.take().expect("stdout");
+                let mut line = String::new();
+                std::io::BufReader::new(stdout)
+                    .read_line(&mut line)
+                    .expect("emulator URL");
+                println!(
+                    "  API-server emulator in its own process (pid {}) on {}",
+                    emulator.0.id(),
+                    line.trim()
+                );
+            }
+            let client = client_for(&kubeconfig).await;
+            bootstrap_api(&client, ns).await;
+            (kubeconfig, client, Some(emulator), None)
+        }
+        Some(server) => {
+            server.apply_crds().await;
+            let real_ns = server.namespace(ns).await;
+            let (kubeconfig, _) = server.service_account(&real_ns, "castellan").await;
+            println!(
+                "  API server: {} (namespace {ns}; castellan run authenticates as a ServiceAccount)",
+                server.describe()
+            );
+            (kubeconfig, server.client.clone(), None, Some(real_ns))
+        }
+    };
     // Backends on an in-process S3 server: a's key is unknown there (revoked), b's works.
     let s3 = S3Server::start(ServerOptions {
         buckets: vec![BUCKET.into()],
@@ -1205,32 +1430,19 @@ async fn memory() {
     })
     .await
     .expect("s3s server");
-    put_creds(&client, MEM_NS, "a-creds", KA).await;
-    put_creds(&client, MEM_NS, "b-creds", KB).await;
+    put_creds(&client, ns, "a-creds", KA).await;
+    put_creds(&client, ns, "b-creds", KB).await;
     let endpoint = s3.endpoint();
-    create_backend(
-        &client, MEM_NS, "a", &endpoint, BUCKET, "a-creds", false, "5m",
-    )
-    .await;
-    create_backend(
-        &client, MEM_NS, "b", &endpoint, BUCKET, "b-creds", true, "5m",
-    )
-    .await;
+    create_backend(&client, ns, "a", &endpoint, BUCKET, "a-creds", false, "5m").await;
+    create_backend(&client, ns, "b", &endpoint, BUCKET, "b-creds", true, "5m").await;
 
     // Baseline: the operator with both backends and no mapping.
     let baseline = {
-        let op = start_castellan(&kubeconfig).await;
+        let op = start_castellan(&kubeconfig, ns).await;
+        wait_backend(&client, ns, "b", "True", BackendReason::Validated.as_str()).await;
         wait_backend(
             &client,
-            MEM_NS,
-            "b",
-            "True",
-            BackendReason::Validated.as_str(),
-        )
-        .await;
-        wait_backend(
-            &client,
-            MEM_NS,
+            ns,
             "a",
             "False",
             BackendReason::InvalidAccessKeyId.as_str(),
@@ -1238,7 +1450,7 @@ async fn memory() {
         .await;
         wait_idle(op.0.id(), Duration::from_secs(60)).await;
         let rss = rss_of(op.0.id());
-        (rss, canonical_status(&client).await)
+        (rss, canonical_status(&client, ns).await)
     };
     let (baseline, template) = baseline;
     println!(
@@ -1250,7 +1462,7 @@ async fn memory() {
 
     // 100k mappings as the operator leaves them after a rotation (create + SSA status as
     // "castellan", so managedFields look like production).
-    let mappings: Api<ArtifactMapping> = Api::namespaced(client.clone(), MEM_NS);
+    let mappings: Api<ArtifactMapping> = Api::namespaced(client.clone(), ns);
     let started = Instant::now();
     let done = std::sync::atomic::AtomicUsize::new(0);
     futures::stream::iter(0..n)
@@ -1263,7 +1475,7 @@ async fn memory() {
                 let m: ArtifactMapping = serde_json::from_value(json!({
                     "apiVersion": "castellan.io/v1alpha1",
                     "kind": "ArtifactMapping",
-                    "metadata": {"name": name, "namespace": MEM_NS},
+                    "metadata": {"name": name, "namespace": ns},
                     "spec": {"digest": digest.to_string(), "size": 1048576, "backendRef": {"name": "a"}},
                 }))
                 .unwrap();
@@ -1297,6 +1509,23 @@ async fn memory() {
         "  seeded {n} mappings (create + status) in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    if let Some(server) = &real {
+        let rss: Vec<String> = ["APISERVER", "ETCD"]
+            .iter()
+            .map(|w| {
+                let pid: u32 = server
+                    .var(&format!("CASTELLAN_KUBE_{w}_PID"))
+                    .parse()
+                    .expect("pid");
+                format!(
+                    "{} {:.0} MiB",
+                    w.to_lowercase(),
+                    status_kib(pid, "VmRSS:") as f64 / 1024.0
+                )
+            })
+            .collect();
+        println!("  the real server's RSS now: {}", rss.join(", "));
+    }
     let sample = mappings
         .list(&ListParams::default().limit(1))
         .await
@@ -1325,7 +1554,7 @@ async fn memory() {
             .items,
     );
     let started = Instant::now();
-    let op = start_castellan(&kubeconfig).await;
+    let op = start_castellan(&kubeconfig, ns).await;
     let ready_after = started.elapsed();
     let idle = wait_idle(op.0.id(), Duration::from_secs(300)).await;
     let loaded = rss_of(op.0.id());
@@ -1376,9 +1605,11 @@ async fn memory() {
     // What the mapping caches alone weigh, and what stripping managedFields would save.
     for strip in [false, true] {
         let kubeconfig = kubeconfig.clone();
-        tokio::task::spawn_blocking(move || caches_only(&kubeconfig, strip, n))
+        let ns = ns.to_string();
+        tokio::task::spawn_blocking(move || caches_only(&kubeconfig, strip, n, &ns))
             .await
             .expect("caches only");
     }
     drop(emulator);
+    drop(real_ns);
 }
