@@ -211,3 +211,20 @@ mod tests {
         assert_eq!(cut, "éé…");
     }
 }
+
+/// How long a reconcile waits for a cache it reads to complete its first list: after a start,
+/// the caches fill in any order, and a reconcile that read a half-filled cache would act on
+/// objects it cannot see (a mapping whose serving backend is not listed yet looks unserved).
+pub const CACHE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether `store` has completed its first list within [`CACHE_WAIT`].
+pub async fn cache_synced<K>(store: &kube::runtime::reflector::Store<K>) -> bool
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    matches!(
+        tokio::time::timeout(CACHE_WAIT, store.wait_until_ready()).await,
+        Ok(Ok(()))
+    )
+}

@@ -81,7 +81,11 @@ async fn setup() -> Env {
             .await
             .expect("secret");
     }
-    let writer = Writer::<StorageBackend>::default();
+    // The store the reconciler reads, listed (empty) as the operator's would be before any
+    // reconcile: the reconciler waits for that first list.
+    let mut writer = Writer::<StorageBackend>::default();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    writer.apply_watcher_event(&watcher::Event::InitDone);
     let ctx = Arc::new(common(&client, Arc::new(SystemClock)).mapping_context(writer.as_reader()));
     Env {
         s3,

@@ -185,6 +185,10 @@ async fn reconcile_steps(obj: &StorageBackend, ctx: &Context) -> Result<Action, 
         .ok_or(Error::IncompleteObject("metadata.namespace"))?;
     let name = obj.name_any();
     let now = ctx.clock.now();
+    // The status carries counts of the namespace's mappings: never from a half-filled cache.
+    if !crate::cluster::cache_synced(&ctx.mappings).await {
+        return Err(Error::CacheNotSynced);
+    }
 
     let resolved = ctx.clients.resolve(obj).await.map_err(Error::Resolve)?;
     let validation = validation_of(obj, ctx.min_interval);

@@ -24,6 +24,8 @@ pub enum Error {
     /// The reconcile panicked (a bug): an error on this object, retried; the process lives on.
     #[error("the reconcile panicked: {0}")]
     Panicked(String),
+    #[error("the ArtifactMapping cache has not completed its first list (can the operator list and watch ArtifactMappings?)")]
+    CacheNotSynced,
 }
 
 impl Error {
@@ -34,6 +36,7 @@ impl Error {
             Error::PatchStatus(_) => "status_patch",
             Error::IncompleteObject(_) => "incomplete_object",
             Error::Panicked(_) => "panic",
+            Error::CacheNotSynced => "cache_not_synced",
         }
     }
 }
@@ -49,11 +52,18 @@ mod tests {
             Error::PatchStatus(kube::Error::LinesCodecMaxLineLengthExceeded),
             Error::IncompleteObject("metadata.namespace"),
             Error::Panicked("boom".into()),
+            Error::CacheNotSynced,
         ];
         let labels: Vec<_> = errors.iter().map(Error::metric_label).collect();
         assert_eq!(
             labels,
-            ["resolve", "status_patch", "incomplete_object", "panic"]
+            [
+                "resolve",
+                "status_patch",
+                "incomplete_object",
+                "panic",
+                "cache_not_synced"
+            ]
         );
     }
 }

@@ -66,6 +66,9 @@ async fn reconcile_steps(obj: &ArtifactMapping, ctx: &Context) -> Result<Action,
         .namespace()
         .ok_or(Error::IncompleteObject("metadata.namespace"))?;
     let digest: Digest = obj.spec.digest.parse().map_err(Error::InvalidDigest)?;
+    if !crate::cluster::cache_synced(&ctx.backends).await {
+        return Err(Error::CacheNotSynced);
+    }
     let backends = observe::namespace_backends(ctx, &namespace);
     let replicas = observe::replicas(obj, &digest, &backends, ctx).await?;
     let plan = placement::decide(obj, &replicas);

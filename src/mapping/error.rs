@@ -40,6 +40,8 @@ pub enum Error {
     /// The reconcile panicked (a bug): an error on this object, retried; the process lives on.
     #[error("the reconcile panicked: {0}")]
     Panicked(String),
+    #[error("the StorageBackend cache has not completed its first list (can the operator list and watch StorageBackends?)")]
+    CacheNotSynced,
 }
 
 impl Error {
@@ -52,6 +54,7 @@ impl Error {
             Error::Storage { .. } => "storage",
             Error::StatusPatch(_) => "status_patch",
             Error::Panicked(_) => "panic",
+            Error::CacheNotSynced => "cache_not_synced",
         }
     }
 
@@ -60,7 +63,10 @@ impl Error {
         match self {
             Error::IncompleteObject(_) | Error::InvalidDigest(_) => true,
             Error::Storage { source, .. } => source.is_terminal(),
-            Error::Resolve { .. } | Error::StatusPatch(_) | Error::Panicked(_) => false,
+            Error::Resolve { .. }
+            | Error::StatusPatch(_)
+            | Error::Panicked(_)
+            | Error::CacheNotSynced => false,
         }
     }
 }
