@@ -200,18 +200,6 @@ fn truncate(text: &str, max: usize) -> String {
     format!("{}…", &text[..cut])
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_event_notes_are_cut_on_a_character_boundary() {
-        assert_eq!(truncate("short", 10), "short");
-        let cut = truncate(&"é".repeat(10), 5);
-        assert_eq!(cut, "éé…");
-    }
-}
-
 /// How long a reconcile waits for a cache it reads to complete its first list: after a start,
 /// the caches fill in any order, and a reconcile that read a half-filled cache would act on
 /// objects it cannot see (a mapping whose serving backend is not listed yet looks unserved).
@@ -227,4 +215,16 @@ where
         tokio::time::timeout(CACHE_WAIT, store.wait_until_ready()).await,
         Ok(Ok(()))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_event_notes_are_cut_on_a_character_boundary() {
+        assert_eq!(truncate("short", 10), "short");
+        let cut = truncate(&"é".repeat(10), 5);
+        assert_eq!(cut, "éé…");
+    }
 }
