@@ -18,7 +18,8 @@ if [ -z "$GARAGE" ] && [ -x /var/tmp/garage-install/bin/garage ]; then
 fi
 if [ -z "$GARAGE" ]; then
   echo "garage not found: installing garage 2.5.0 (cargo install, several minutes)" >&2
-  CARGO_TARGET_DIR=/var/tmp/garage-target cargo install garage@2.5.0 --locked --root /var/tmp/garage-install
+  CARGO_TARGET_DIR=/var/tmp/garage-target cargo install garage@2.5.0 --locked \
+    --no-default-features --features bundled-libs,sqlite --root /var/tmp/garage-install
   GARAGE=/var/tmp/garage-install/bin/garage
 fi
 
