@@ -396,6 +396,47 @@ async fn an_intact_bucket_exits_0_and_records_a_clean_summary() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_cut_off_mid_read_are_incomplete_never_findings() {
+    let env = setup().await;
+    env.backend("a", "good-creds").await;
+    for seed in 1..=2 {
+        env.put(&blob(50_000, seed)).await;
+    }
+    // Every GET body now stops after 1000 bytes: nothing is known about the content.
+    env.s3.faults().cut_get_bodies_after(Some(1000));
+
+    let out = env
+        .castellan(&["verify", "--backend", "a", "-n", NS, "-o", "json"])
+        .await;
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    let report = json_of(&out);
+    assert_eq!(report["outcome"], json!("Incomplete"));
+    assert_eq!(report["counts"]["interrupted"], json!(2));
+    assert_eq!(report["counts"]["corrupt"], json!(0));
+    assert_eq!(report["counts"]["size_mismatch"], json!(0));
+
+    let recorded = env
+        .castellan(&["verify", "--backend", "a", "-n", NS, "--record"])
+        .await;
+    assert_eq!(
+        recorded.status.code(),
+        Some(5),
+        "{}",
+        text(&recorded.stderr)
+    );
+    assert_eq!(
+        env.events().await,
+        [(
+            "Warning".to_owned(),
+            "ScrubIncomplete".to_owned(),
+            "StorageBackend".to_owned(),
+            "a".to_owned()
+        )],
+        "a cut-off read is never recorded on a mapping"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unusable_backend_exits_5_and_an_unknown_one_4() {
     let env = setup().await;
     env.backend("wrong", "wrong-creds").await;
