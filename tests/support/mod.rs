@@ -144,29 +144,8 @@ pub fn real_env_file() -> Option<std::path::PathBuf> {
         .map(std::path::PathBuf::from)
 }
 
-/// `KEY='value'` lines of an `e2e/kube/start` env file (shell single-quoting).
-fn parse_env_file(text: &str) -> std::collections::BTreeMap<String, String> {
-    let mut vars = std::collections::BTreeMap::new();
-    for line in text.lines() {
-        let Some((key, rest)) = line.split_once('=') else {
-            continue;
-        };
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            continue;
-        }
-        let mut value = String::new();
-        let mut quoted = false;
-        for c in rest.chars() {
-            match c {
-                '\'' => quoted = !quoted,
-                '\\' if !quoted => {}
-                c => value.push(c),
-            }
-        }
-        vars.insert(key.to_string(), value);
-    }
-    vars
-}
+#[path = "../../e2e/kube/env_file.rs"]
+mod kube_env_file;
 
 /// The control plane `e2e/kube/start` runs: its admin client, its audit log (which records the
 /// requests of ServiceAccounts: the operators under test authenticate as one each), etcd
@@ -193,7 +172,7 @@ impl RealServer {
                 env_file.display()
             )
         });
-        let vars = parse_env_file(&text);
+        let vars = kube_env_file::parse(&text);
         for key in [
             "KUBECONFIG",
             "CASTELLAN_KUBE_ETCDCTL",

@@ -47,30 +47,8 @@ pub fn emulator_only(test: &str, why: &str) -> bool {
     }
 }
 
-/// `KEY='value'` lines of an `e2e/kube/start` env file (shell single-quoting).
-fn parse_env_file(text: &str) -> BTreeMap<String, String> {
-    let mut vars = BTreeMap::new();
-    for line in text.lines() {
-        let Some((key, rest)) = line.split_once('=') else {
-            continue;
-        };
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            continue;
-        }
-        // 'a'\''b' → a'b
-        let mut value = String::new();
-        let mut quoted = false;
-        for c in rest.chars() {
-            match c {
-                '\'' => quoted = !quoted,
-                '\\' if !quoted => {}
-                c => value.push(c),
-            }
-        }
-        vars.insert(key.to_string(), value);
-    }
-    vars
-}
+#[path = "../../../kube/env_file.rs"]
+mod kube_env_file;
 
 struct Real {
     env_file: PathBuf,
@@ -87,7 +65,7 @@ impl Real {
                 env_file.display()
             )
         });
-        let vars = parse_env_file(&text);
+        let vars = kube_env_file::parse(&text);
         for key in [
             "KUBECONFIG",
             "CASTELLAN_KUBE_ETCDCTL",
