@@ -53,13 +53,7 @@ impl Env {
     /// names, or all of them (emulator only). `None` when the scenario cannot run on the
     /// selected server.
     async fn start(test: &str, namespaces: &[&str], scope: Option<&str>) -> Option<Env> {
-        let s3 = S3Server::start(ServerOptions {
-            buckets: vec![BUCKET.into()],
-            keys: vec![(KEY.0.into(), KEY.1.into())],
-            ..ServerOptions::default()
-        })
-        .await
-        .expect("S3 server");
+        let s3 = s3_server().await;
         let (server, client, names) = match support::RealServer::from_env().await {
             Some(_) if scope.is_none() => {
                 support::note(&format!(
@@ -235,6 +229,17 @@ impl Env {
     }
 }
 
+/// The S3 server every test uses: one bucket, one key.
+async fn s3_server() -> S3Server {
+    S3Server::start(ServerOptions {
+        buckets: vec![BUCKET.into()],
+        keys: vec![(KEY.0.into(), KEY.1.into())],
+        ..ServerOptions::default()
+    })
+    .await
+    .expect("S3 server")
+}
+
 /// Polls `check` every 100 ms until it holds, for at most `limit`: a limit far below the
 /// backends' one-hour interval, so passing it means the operator reacted rather than waited.
 async fn within<F, Fut>(what: &str, limit: Duration, mut check: F)
@@ -408,13 +413,7 @@ async fn endpoints_in_refused_networks_get_a_reason_while_an_allowed_one_validat
 /// loopback, which the default policy refuses, so the probe fails before any request.
 #[tokio::test]
 async fn a_hostname_resolving_into_a_refused_network_is_refused_at_connect_time() {
-    let s3 = S3Server::start(ServerOptions {
-        buckets: vec![BUCKET.into()],
-        keys: vec![(KEY.0.into(), KEY.1.into())],
-        ..ServerOptions::default()
-    })
-    .await
-    .expect("S3 server");
+    let s3 = s3_server().await;
     let mut config = S3Config::new(BUCKET);
     config.endpoint = Some(format!("http://localhost:{}", s3.addr().port()));
     config.force_path_style = true;
