@@ -164,29 +164,18 @@ impl RealServer {
     /// it is set and the env file is unreadable or the apiserver does not answer `/version`.
     pub async fn from_env() -> Option<RealServer> {
         let env_file = real_env_file()?;
-        let text = std::fs::read_to_string(&env_file).unwrap_or_else(|e| {
-            panic!(
-                "{KUBE_ENV}={}: cannot read the env file ({e}); start a control plane with \
-                 `e2e/kube/start {}` or unset {KUBE_ENV} to use the emulator",
-                env_file.display(),
-                env_file.display()
-            )
-        });
-        let vars = kube_env_file::parse(&text);
-        for key in [
-            "KUBECONFIG",
-            "CASTELLAN_KUBE_ETCDCTL",
-            "CASTELLAN_KUBE_ETCD_URL",
-            "CASTELLAN_KUBE_RESTART_APISERVER",
-            "CASTELLAN_KUBE_AUDIT_LOG",
-            "CASTELLAN_KUBE_APISERVER_URL",
-        ] {
-            assert!(
-                vars.contains_key(key),
-                "{}: no {key}; not an env file of e2e/kube/start",
-                env_file.display()
-            );
-        }
+        let vars = kube_env_file::load(
+            KUBE_ENV,
+            &env_file,
+            &[
+                "KUBECONFIG",
+                "CASTELLAN_KUBE_ETCDCTL",
+                "CASTELLAN_KUBE_ETCD_URL",
+                "CASTELLAN_KUBE_RESTART_APISERVER",
+                "CASTELLAN_KUBE_AUDIT_LOG",
+                "CASTELLAN_KUBE_APISERVER_URL",
+            ],
+        );
         let kubeconfig = std::path::PathBuf::from(&vars["KUBECONFIG"]);
         let client = castellan::cluster::client_from_kubeconfig(&kubeconfig)
             .await

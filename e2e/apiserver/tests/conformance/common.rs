@@ -57,27 +57,16 @@ struct Real {
 
 impl Real {
     fn load(env_file: PathBuf) -> Real {
-        let text = std::fs::read_to_string(&env_file).unwrap_or_else(|e| {
-            panic!(
-                "{KUBE_ENV}={}: cannot read the env file ({e}); start a control plane with \
-                 `e2e/kube/start {}` or unset {KUBE_ENV} to test the emulator",
-                env_file.display(),
-                env_file.display()
-            )
-        });
-        let vars = kube_env_file::parse(&text);
-        for key in [
-            "KUBECONFIG",
-            "CASTELLAN_KUBE_ETCDCTL",
-            "CASTELLAN_KUBE_ETCD_URL",
-            "CASTELLAN_KUBE_RESTART_APISERVER",
-        ] {
-            assert!(
-                vars.contains_key(key),
-                "{}: no {key}; not an env file of e2e/kube/start",
-                env_file.display()
-            );
-        }
+        let vars = kube_env_file::load(
+            KUBE_ENV,
+            &env_file,
+            &[
+                "KUBECONFIG",
+                "CASTELLAN_KUBE_ETCDCTL",
+                "CASTELLAN_KUBE_ETCD_URL",
+                "CASTELLAN_KUBE_RESTART_APISERVER",
+            ],
+        );
         Real { env_file, vars }
     }
     fn var(&self, key: &str) -> &str {
