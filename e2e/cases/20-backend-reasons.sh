@@ -40,18 +40,9 @@ spec:
   validation: {interval: 2s, timeout: 1s}
 YAML
 
-expect_reason() { # namespace, backend, reason
-  local ns=$1 backend=$2 reason=$3 got=""
-  for _ in $(seq 60); do
-    got=$(k -n "$ns" get sbe "$backend" -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}' 2>/dev/null || true)
-    [ "$got" = "$reason" ] && break
-    sleep 0.5
-  done
-  if [ "$got" = "$reason" ]; then pass "$backend: Ready reason $reason"; else fail "$backend: Ready reason '$got', expected $reason"; fi
-}
-expect_reason "$reasons_ns" no-secret SecretNotFound
-expect_reason "$reasons_ns" missing-key SecretKeyMissing
-expect_reason "$reasons_ns" unreachable EndpointUnreachable
+expect_ready_reason "$reasons_ns" no-secret SecretNotFound
+expect_ready_reason "$reasons_ns" missing-key SecretKeyMissing
+expect_ready_reason "$reasons_ns" unreachable EndpointUnreachable
 
 stalled=$(k -n "$reasons_ns" get sbe no-secret -o jsonpath='{.status.conditions[?(@.type=="Stalled")].status}')
 [ "$stalled" = True ] && pass "a missing Secret is terminal: Stalled=True" || fail "no-secret Stalled='$stalled', expected True"
@@ -74,7 +65,7 @@ fi
 
 # Rotating the Secret in place re-validates at once: fix the missing key, the reason moves on.
 k -n "$reasons_ns" patch secret half-creds --type merge -p '{"stringData":{"secretAccessKey":"now-present"}}' >/dev/null
-expect_reason "$reasons_ns" missing-key EndpointUnreachable
+expect_ready_reason "$reasons_ns" missing-key EndpointUnreachable
 
 describe=$(k -n "$reasons_ns" describe sbe no-secret)
 if grep -q "Warning.*SecretNotFound" <<<"$describe"; then
