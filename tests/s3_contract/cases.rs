@@ -52,6 +52,27 @@ fn backend(reason: BackendReason) -> ErrorKind {
     ErrorKind::Backend(reason)
 }
 
+/// A GET of bytes `start..=end` of `data`, stored under `key`: the announced length, the
+/// whole size from Content-Range, and the bytes.
+async fn assert_range(store: &S3Store, key: &str, data: &[u8], start: u64, end: u64) {
+    let range = ByteRange {
+        start,
+        end: Some(end),
+    };
+    let got = store.get(key, Some(range)).await.expect("range get");
+    assert_eq!(got.content_length, Some(end - start + 1));
+    assert_eq!(
+        got.total_size,
+        Some(data.len() as u64),
+        "Content-Range total"
+    );
+    drop(got);
+    assert_eq!(
+        read_all(store, key, Some(range)).await,
+        &data[start as usize..=end as usize]
+    );
+}
+
 /// [`read_verified`] discarding the bytes.
 pub async fn verify(
     store: &dyn ObjectStore,
@@ -188,19 +209,7 @@ pub async fn single_put_head_get_and_ranges<F: Fixture>(f: &F) {
     );
 
     assert_eq!(read_all(&store, &key, None).await, data);
-    let range = ByteRange {
-        start: 10,
-        end: Some(19),
-    };
-    let got = store.get(&key, Some(range)).await.expect("range get");
-    assert_eq!(got.content_length, Some(10));
-    assert_eq!(
-        got.total_size,
-        Some(data.len() as u64),
-        "Content-Range total"
-    );
-    drop(got);
-    assert_eq!(read_all(&store, &key, Some(range)).await, &data[10..20]);
+    assert_range(&store, &key, &data, 10, 19).await;
     let tail = ByteRange {
         start: 99_990,
         end: None,
@@ -275,18 +284,7 @@ pub async fn an_object_below_the_multipart_threshold_is_one_put_whatever_its_siz
         big.len() as u64
     );
     let mib5 = 5 * 1024 * 1024;
-    let range = ByteRange {
-        start: mib5 - 2,
-        end: Some(mib5 + 1),
-    };
-    let got = store.get(&key, Some(range)).await.expect("range get");
-    assert_eq!(got.content_length, Some(4));
-    assert_eq!(got.total_size, Some(big.len() as u64));
-    drop(got);
-    assert_eq!(
-        read_all(&store, &key, Some(range)).await,
-        &big[mib5 as usize - 2..mib5 as usize + 2]
-    );
+    assert_range(&store, &key, &big, mib5 - 2, mib5 + 1).await;
     let report = verify(&store, &key, &digest, Some(big.len() as u64)).await;
     assert!(report.verdict.is_verified(), "{:?}", report.verdict);
     store.delete(&key).await.unwrap();
@@ -462,18 +460,7 @@ pub async fn multipart_uploads_from_a_file_and_a_stream<F: Fixture>(f: &F) {
 
     // A range across the first part boundary.
     let boundary = 5 * 1024 * 1024;
-    let range = ByteRange {
-        start: boundary - 3,
-        end: Some(boundary + 2),
-    };
-    let got = store.get(&key, Some(range)).await.expect("range get");
-    assert_eq!(got.content_length, Some(6));
-    assert_eq!(got.total_size, Some(data.len() as u64));
-    drop(got);
-    assert_eq!(
-        read_all(&store, &key, Some(range)).await,
-        &data[boundary as usize - 3..boundary as usize + 3]
-    );
+    assert_range(&store, &key, &data, boundary - 3, boundary + 2).await;
 
     let streamed_key = format!("{prefix}/streamed");
     let out = store
