@@ -35,7 +35,7 @@ use crate::resolve::{AmbientCredentials, Resolver};
 use crate::storage::network::EndpointPolicy;
 use crate::telemetry::{guarded, traced};
 use crate::verifier::Verifier;
-use crate::{backend, mapping};
+use crate::{backend, fence, mapping};
 
 /// Name of the reporting controller on events (a qualified name, as the events API requires).
 pub const CONTROLLER_NAME: &str = "castellan.io/operator";
@@ -201,39 +201,78 @@ async fn run_as_leader(
     }
     info!(lease = %le.lease_name, "acquired the leader lease; starting controllers");
     readiness.standby.store(false, Ordering::Relaxed);
-    // Run the controllers until shutdown or until leadership is lost.
     let (ctrl_stop_tx, ctrl_stop_rx) = tokio_watch::channel(false);
-    let mut outer_stop = stop.clone();
-    let lease_name = le.lease_name.clone();
-    let watchdog = async move {
-        loop {
-            tokio::select! {
-                changed = leader.changed() => {
-                    if changed.is_err() || !*leader.borrow_and_update() {
-                        let _ = ctrl_stop_tx.send(true);
-                        return Some(Error::LeadershipLost(lease_name));
-                    }
-                }
-                _ = outer_stop.changed() => {
-                    let _ = ctrl_stop_tx.send(true);
-                    drop(leader);
-                    return None;
+    let controllers = run_controllers(client.clone(), config, metrics, readiness, ctrl_stop_rx);
+    let watchdog = watch_leadership(client, config, le, leader, stop);
+    tokio::pin!(controllers);
+    let lost = tokio::select! {
+        ended = &mut controllers => {
+            ended?;
+            None
+        }
+        lost = watchdog => match lost {
+            // Dropping the controllers cancels their in-flight reconciles: not one more write.
+            Some(err) => Some(err),
+            None => {
+                let _ = ctrl_stop_tx.send(true);
+                controllers.await?;
+                None
+            }
+        },
+    };
+    match lost {
+        // A lost lease is not this replica's to release, and its manager may be sleeping out a
+        // backoff between failed renewals: the process ends now.
+        Some(err) => {
+            lease_task.abort();
+            Err(err)
+        }
+        // The watchdog dropped its receiver: the lease task releases the lease so that a
+        // standby takes over at once, not after the lease expires.
+        None => {
+            match tokio::time::timeout(Duration::from_secs(le.renew_grace_seconds), lease_task)
+                .await
+            {
+                Ok(Ok(Err(err))) => warn!(error = %err, "releasing the leader lease failed"),
+                Err(_) => warn!("releasing the leader lease timed out"),
+                _ => {}
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Returns `Some` as soon as this replica may no longer write: the lease manager says the lease
+/// is lost, or the fence (the lease as the API server shows it) lapses; `None` on shutdown.
+async fn watch_leadership(
+    client: Client,
+    config: &RunConfig,
+    le: &LeaderElection,
+    mut leader: tokio_watch::Receiver<bool>,
+    mut stop: tokio_watch::Receiver<bool>,
+) -> Option<Error> {
+    let grace = Duration::from_secs(le.renew_grace_seconds);
+    let fence = fence::hold(
+        Api::namespaced(client, &le.lease_namespace),
+        &le.lease_name,
+        &config.instance,
+        fence::margin(grace),
+        (grace / 2).max(Duration::from_millis(500)),
+    );
+    tokio::pin!(fence);
+    loop {
+        tokio::select! {
+            changed = leader.changed() => {
+                if changed.is_err() || !*leader.borrow_and_update() {
+                    return Some(Error::LeadershipLost(le.lease_name.clone()));
                 }
             }
+            lapse = &mut fence => {
+                warn!(lease = %le.lease_name, %lapse, "the leader fence lapsed; stopping all writes");
+                return Some(Error::LeadershipLost(le.lease_name.clone()));
+            }
+            _ = stop.changed() => return None,
         }
-    };
-    let (lost, controllers) = tokio::join!(
-        watchdog,
-        run_controllers(client, config, metrics, readiness, ctrl_stop_rx)
-    );
-    // Dropping the receiver (inside the watchdog) ends the lease task, which releases the lease.
-    if let Ok(Err(err)) = lease_task.await {
-        warn!(error = %err, "releasing the leader lease failed");
-    }
-    controllers?;
-    match lost {
-        Some(err) => Err(err),
-        None => Ok(()),
     }
 }
 

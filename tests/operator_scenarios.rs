@@ -115,6 +115,11 @@ impl Operator {
         let _ = (&mut self.task).await;
     }
 
+    /// Waits for the operator to end on its own and returns how it ended.
+    async fn ended(mut self) -> Result<Result<(), operator::Error>, tokio::task::JoinError> {
+        (&mut self.task).await
+    }
+
     /// Asks for a graceful stop and waits for it (aborted if it takes more than 10 s).
     async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
@@ -323,6 +328,17 @@ impl Env {
                 server.audit_since(*at, &format!("system:serviceaccount:{}:", self.ns))
             }
             _ => unreachable!("a mark of another server"),
+        }
+    }
+
+    /// Lease writes of the operator `instance` fail (or work again, `allow`). The real
+    /// apiserver: its ServiceAccount loses the right to write Leases (403). The emulator: every
+    /// lease patch fails with 500, whoever sends it, until allowed again.
+    async fn allow_lease_writes(&self, instance: &str, allow: bool) {
+        match &self.server {
+            Server::Emulator(api) if allow => api.hooks().clear_faults(),
+            Server::Emulator(api) => api.hooks().fail_next("patch", "leases", 1_000_000, 500),
+            Server::Real { server, ns } => server.allow_lease_writes(ns, instance, allow).await,
         }
     }
 
@@ -1473,8 +1489,10 @@ async fn with_leader_election_only_one_instance_writes() {
     let le = LeaderElection {
         lease_name: "castellan-leader".into(),
         lease_namespace: env.ns.clone(),
-        lease_duration_seconds: 4,
-        renew_grace_seconds: 1,
+        // Failover below is a graceful release, so a long lease costs no time; a short one
+        // lets a renewal delayed on a loaded machine hand the lease over mid-test.
+        lease_duration_seconds: 10,
+        renew_grace_seconds: 4,
     };
     let mark = env.mark();
     let mut ops = vec![
@@ -1630,4 +1648,112 @@ async fn with_leader_election_only_one_instance_writes() {
     assert_eq!(holder.as_deref(), Some(other));
     drop(ops);
     eprintln!("leader election scenario: {:?}", started.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. A leader cut off from its lease
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_whose_renewals_fail_stops_writing_before_its_lease_expires() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let started = Instant::now();
+    let env = Env::start("leader-fenced").await;
+    let le = LeaderElection {
+        lease_name: "castellan-leader".into(),
+        lease_namespace: env.ns.clone(),
+        lease_duration_seconds: 8,
+        renew_grace_seconds: 3,
+    };
+    let mut ops = vec![
+        Some(env.operator("castellan-0", Some(le.clone())).await),
+        Some(env.operator("castellan-1", Some(le.clone())).await),
+    ];
+    rotate(&env).await;
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.ns);
+    let holder = leases.get(&le.lease_name).await.expect("lease");
+    let holder = holder
+        .spec
+        .and_then(|s| s.holder_identity)
+        .expect("a holder");
+    let (leader, other) = if holder == "castellan-0" {
+        (0, "castellan-1")
+    } else {
+        (1, "castellan-0")
+    };
+
+    // The holder's renewals fail from now on; it must stop on its own, before the lease it
+    // last renewed expires (a contender's view), and say why.
+    env.allow_lease_writes(&holder, false).await;
+    let cut_at = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(60), ops[leader].take().unwrap().ended())
+        .await
+        .expect("the cut-off leader stops within a minute");
+    let stopped_at = k8s_openapi::jiff::Timestamp::now();
+    let stopped_mark = env.mark();
+    assert!(
+        matches!(ended, Ok(Err(operator::Error::LeadershipLost(_)))),
+        "the cut-off leader ends with LeadershipLost: {ended:?}"
+    );
+    let lease = leases
+        .get(&le.lease_name)
+        .await
+        .expect("lease")
+        .spec
+        .unwrap();
+    let expiry = lease.renew_time.expect("renewTime").0
+        + k8s_openapi::jiff::SignedDuration::from_secs(
+            lease.lease_duration_seconds.expect("duration").into(),
+        );
+    assert_eq!(lease.holder_identity.as_deref(), Some(holder.as_str()));
+    assert!(
+        stopped_at < expiry,
+        "the leader stopped at {stopped_at}, after its lease expired at {expiry}"
+    );
+    support::note(&format!(
+        "  {holder} stopped {:.1?} after its lease writes were cut, {} before the lease expired",
+        cut_at.elapsed(),
+        expiry.duration_since(stopped_at)
+    ));
+
+    // Once lease writes work again, the other replica takes over and does the rest of the work
+    // (mappings return home once K1 is restored); the stopped one never writes again.
+    env.allow_lease_writes(&holder, true).await;
+    env.s3.keys().add(K1.0, K1.1);
+    env.wait_all_served(
+        "a",
+        MappingReason::Declared.as_str(),
+        N_MAPPINGS,
+        Duration::from_secs(90),
+    )
+    .await;
+    let now_held = leases.get(&le.lease_name).await.unwrap().spec;
+    assert_eq!(
+        now_held.and_then(|s| s.holder_identity).as_deref(),
+        Some(other)
+    );
+    let late_events: Vec<String> = env
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.reporting_instance.as_deref() == Some(holder.as_str()))
+        .filter(|e| e.event_time.as_ref().is_some_and(|t| t.0 > stopped_at))
+        .filter_map(|e| e.metadata.name)
+        .collect();
+    assert_eq!(
+        late_events,
+        Vec::<String>::new(),
+        "events by {holder} after it stopped"
+    );
+    if let (Some(real), Mark::Real(at)) = (env.real(), &stopped_mark) {
+        let user = format!("system:serviceaccount:{}:{holder}", env.ns);
+        let writes = real
+            .audit_since(*at, &user)
+            .into_iter()
+            .filter(|r| r.is_write())
+            .count();
+        assert_eq!(writes, 0, "writes by {holder} after it stopped");
+    }
+    drop(ops);
+    eprintln!("leader fenced scenario: {:?}", started.elapsed());
 }

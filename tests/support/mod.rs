@@ -311,6 +311,59 @@ impl RealServer {
         (path, format!("system:serviceaccount:{}:{name}", ns.name))
     }
 
+    /// Rebinds the ServiceAccount `name` of `ns` (made by [`RealServer::service_account`]) from
+    /// `cluster-admin` to a role that may do everything the operator does except write Leases
+    /// (it may still read them): its lease renewals fail with 403 from then on, as a replica
+    /// cut off from the lease would see. `allow = true` binds `cluster-admin` again.
+    pub async fn allow_lease_writes(&self, ns: &RealNamespace, name: &str, allow: bool) {
+        use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+        let pp = kube::api::PostParams::default();
+        let role_name = format!("{}-no-lease-writes", ns.name);
+        if !allow {
+            let roles: Api<ClusterRole> = Api::all(self.client.clone());
+            let role = serde_json::json!({
+                "metadata": {"name": role_name},
+                "rules": [
+                    {"apiGroups": ["", "castellan.io", "events.k8s.io", "apiextensions.k8s.io"],
+                     "resources": ["*"], "verbs": ["*"]},
+                    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                     "verbs": ["get", "list", "watch"]},
+                ],
+            });
+            match roles
+                .create(&pp, &serde_json::from_value(role).unwrap())
+                .await
+            {
+                Ok(_) => ns.cluster_objects.lock().unwrap().push(format!(
+                    "/apis/rbac.authorization.k8s.io/v1/clusterroles/{role_name}"
+                )),
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => panic!("create ClusterRole {role_name}: {e}"),
+            }
+        }
+        let binding = format!("{}-{name}", ns.name);
+        let crbs: Api<ClusterRoleBinding> = Api::all(self.client.clone());
+        crbs.delete(&binding, &Default::default())
+            .await
+            .unwrap_or_else(|e| panic!("delete ClusterRoleBinding {binding}: {e}"));
+        let role = if allow {
+            "cluster-admin"
+        } else {
+            role_name.as_str()
+        };
+        crbs.create(
+            &pp,
+            &serde_json::from_value(serde_json::json!({
+                "metadata": {"name": binding},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns.name}],
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create ClusterRoleBinding {binding}: {e}"));
+    }
+
     /// Where the audit log ends now: [`RealServer::audit_since`] reads what comes after.
     pub fn audit_mark(&self) -> u64 {
         std::fs::metadata(self.var("CASTELLAN_KUBE_AUDIT_LOG")).map_or(0, |m| m.len())
