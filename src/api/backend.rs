@@ -103,6 +103,9 @@ pub struct StorageBackendSpec {
     /// How and how often the credentials and the bucket are validated.
     #[serde(default)]
     pub validation: ValidationSpec,
+    /// How often and how fast the copies this backend serves are re-read and re-verified.
+    #[serde(default)]
+    pub scrub: ScrubSpec,
 }
 
 /// The S3 bucket and how to reach it.
@@ -323,6 +326,40 @@ impl Default for ValidationSpec {
     }
 }
 
+/// Scrubbing settings: every copy this backend serves is re-read and its digest recomputed at
+/// least once per interval, spread evenly over it, within a byte budget.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScrubSpec {
+    /// Longest time between two verifications of a served copy: 1m to 87600h, or `0` to turn
+    /// scrubbing off for this backend.
+    #[serde(default = "default_scrub_interval")]
+    #[schemars(length(max = 64))]
+    #[x_kube(
+        validation = Rule::new("self.matches('^(0|([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4})$')").message("scrub.interval must be a duration such as 720h or 30m (0 turns scrubbing off)"),
+        validation = Rule::new("!self.matches('^(0|([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4})$') || self == '0' || duration(self) == duration('0s') || (duration(self) >= duration('1m') && duration(self) <= duration('87600h'))").message("scrub.interval must be 0 (off) or between 1m and 87600h")
+    )]
+    pub interval: String,
+    /// Read budget of scrubbing on this backend in bytes per second (1024 to 10737418240); the
+    /// operator-wide budget (`--verify-bytes-per-second`) applies on top.
+    #[serde(default = "default_scrub_bytes_per_second")]
+    #[x_kube(validation = Rule::new("self >= 1024 && self <= 10737418240").message("scrub.bytesPerSecond must be between 1024 (1 KiB/s) and 10737418240 (10 GiB/s)"))]
+    pub bytes_per_second: i64,
+}
+
+impl Default for ScrubSpec {
+    fn default() -> Self {
+        Self {
+            interval: default_scrub_interval(),
+            bytes_per_second: default_scrub_bytes_per_second(),
+        }
+    }
+}
+
+/// Default scrub budget: 16 MiB/s reads 40 TiB per 30-day interval, more than a backend's
+/// share of most stores, while taking a small slice of one 1 Gbit/s link.
+pub const DEFAULT_SCRUB_BYTES_PER_SECOND: i64 = 16 * 1024 * 1024;
+
 /// Status of a `StorageBackend`, written only by the operator through `/status`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -352,6 +389,30 @@ pub struct StorageBackendStatus {
     /// How many mappings this backend serves, and how many declared on it are stranded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mappings: Option<MappingCounts>,
+    /// What scrubbing found on this backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<Integrity>,
+}
+
+/// What scrubbing found on a backend. The counts come from the mappings' own status, so they
+/// survive restarts; `Degraded` is `True` while `corrupt` or `missing` is not zero.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Integrity {
+    /// Copies this backend serves that verified within the scrub interval.
+    pub verified: i64,
+    /// Served copies not verified within the scrub interval (never verified included).
+    pub unverified: i64,
+    /// Copies on this backend found to hold other bytes (digest or size), not verified since.
+    pub corrupt: i64,
+    /// Copies on this backend found missing, not found since.
+    pub missing: i64,
+    /// Bytes the last complete scrub pass read.
+    #[serde(default)]
+    pub bytes_verified: i64,
+    /// When the last scrub pass over every served copy completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_complete_pass_time: Option<Time>,
 }
 
 /// Mapping counts reported on a backend.
@@ -381,6 +442,12 @@ fn default_secret_access_key_key() -> String {
 }
 fn default_ca_key() -> String {
     "ca.crt".to_string()
+}
+fn default_scrub_interval() -> String {
+    "720h".to_string()
+}
+fn default_scrub_bytes_per_second() -> i64 {
+    DEFAULT_SCRUB_BYTES_PER_SECOND
 }
 fn default_interval() -> String {
     "5m".to_string()

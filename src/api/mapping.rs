@@ -15,6 +15,8 @@ use super::schema::conditions_schema;
 
 /// The most history entries kept in `status.history` (oldest dropped first).
 pub const MAX_HISTORY: usize = 10;
+/// The most entries kept in `status.badReplicas` (oldest dropped first).
+pub const MAX_BAD_REPLICAS: usize = 16;
 
 /// Spec of an `ArtifactMapping`.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -129,6 +131,12 @@ pub struct ArtifactMappingStatus {
     /// When the serving backend's bytes last re-verified against the digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_verified_time: Option<Time>,
+    /// Copies found to hold other bytes or to be gone, newest last: never served, and a
+    /// mapping never returns onto one, until that copy verifies again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.size() <= 16").message("badReplicas holds at most 16 entries"))]
+    pub bad_replicas: Vec<BadReplica>,
     /// Moves between backends, newest last, at most ten.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 10))]
@@ -149,4 +157,21 @@ pub struct HistoryEntry {
     pub at: Time,
     /// Why (e.g. DigestVerified, Declared).
     pub reason: String,
+}
+
+/// A copy of the blob that failed verification.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BadReplica {
+    /// The StorageBackend holding the copy.
+    pub backend: String,
+    /// The object key of the copy.
+    pub key: String,
+    /// `DigestMismatch`, `SizeMismatch` or `ObjectMissing`.
+    pub reason: String,
+    /// The size the copy has (for `SizeMismatch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<i64>,
+    /// When the finding was first made.
+    pub detected_time: Time,
 }

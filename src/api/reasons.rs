@@ -21,6 +21,19 @@ pub mod backend_condition {
     pub const DEFAULT_CONFLICT: &str = "DefaultConflict";
     /// More than one backend of the namespace has `fallback: true` (set on each of them).
     pub const FALLBACK_CONFLICT: &str = "FallbackConflict";
+    /// Scrubbing found copies on this backend that are corrupt or missing (`Ready` still means
+    /// "credentials and bucket work").
+    pub const DEGRADED: &str = "Degraded";
+}
+
+/// Reasons of the `Degraded` condition of a `StorageBackend`.
+pub mod integrity_reason {
+    /// `Degraded=True`: some copies on the backend hold other bytes (digest or size).
+    pub const CORRUPT_OBJECTS: &str = "CorruptObjects";
+    /// `Degraded=True`: some copies are gone (and none is corrupt).
+    pub const MISSING_OBJECTS: &str = "MissingObjects";
+    /// `Degraded=False`: no finding stands.
+    pub const NO_FINDINGS: &str = "NoFindings";
 }
 
 /// Condition types of an `ArtifactMapping`.

@@ -72,12 +72,17 @@ async fn reconcile_steps(obj: &ArtifactMapping, ctx: &Context) -> Result<Action,
     let backends = observe::namespace_backends(ctx, &namespace);
     let replicas = observe::replicas(obj, &digest, &backends, ctx).await?;
     let plan = placement::decide(obj, &replicas);
-    let attempts = match &plan {
+    let mut attempts = match &plan {
         Plan::Stranded { candidates, .. } => {
             verify_candidates(obj, &namespace, &digest, candidates, &backends, ctx).await
         }
         _ => Vec::new(),
     };
+    let remembered: Vec<Attempt> = observe::remembered(obj, &digest, &backends, ctx)
+        .into_iter()
+        .filter(|r| !attempts.iter().any(|a| a.backend == r.backend))
+        .collect();
+    attempts.extend(remembered);
     let now = ctx.clock.now_time();
     let outcome = decide::outcome(obj, &plan, &attempts, &now);
     write_status(obj, &namespace, &outcome, ctx).await?;
@@ -127,6 +132,7 @@ async fn verify_candidates(
         let done = verdict.is_verified();
         attempts.push(Attempt {
             backend: candidate.backend.clone(),
+            key: candidate.key.clone(),
             verdict,
             at,
         });

@@ -21,10 +21,14 @@ use crate::cluster::EventNote;
 use crate::placement::{Plan, StrandedBy};
 use crate::storage::verify::Verdict;
 
+use super::findings;
+
 /// What verifying one candidate gave, and when (for a remembered verdict: when it was reached).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attempt {
     pub backend: String,
+    /// The object key the verdict is about.
+    pub key: String,
     pub verdict: Verdict,
     pub at: Time,
 }
@@ -107,8 +111,12 @@ pub fn short_digest(digest: &str) -> String {
 /// How a mapping stands after this reconcile: one row of the condition table each.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Standing {
-    /// Served by its declared backend.
-    Declared { backend: String, key: String },
+    /// Served by its declared backend (its copy verified at `verified_at`, if ever).
+    Declared {
+        backend: String,
+        key: String,
+        verified_at: Option<Time>,
+    },
     /// Kept on the verified backend that already served it.
     Kept {
         backend: String,
@@ -144,7 +152,11 @@ pub fn row(standing: &Standing) -> Row {
     use MappingReason::*;
     use Status::{False, True, Unknown};
     match standing {
-        Standing::Declared { backend, .. } => Row {
+        Standing::Declared {
+            backend,
+            verified_at,
+            ..
+        } => Row {
             ready: Some((
                 True,
                 Declared,
@@ -155,11 +167,18 @@ pub fn row(standing: &Standing) -> Row {
                 NotStranded,
                 format!("declared backend {backend} holds the object"),
             )),
-            verified: Some((
-                Unknown,
-                Declared,
-                "served by its declared backend without re-verification".to_owned(),
-            )),
+            verified: Some(match verified_at {
+                None => (
+                    Unknown,
+                    Declared,
+                    "served by its declared backend, not verified yet".to_owned(),
+                ),
+                Some(_) => (
+                    True,
+                    DigestVerified,
+                    format!("bytes on {backend} match the digest"),
+                ),
+            }),
             reassigned: Some((
                 False,
                 NotReassigned,
@@ -240,6 +259,7 @@ pub fn standing(plan: &Plan, attempts: &[Attempt], old: &ArtifactMappingStatus) 
         Plan::Declared { backend, key } => Standing::Declared {
             backend: backend.clone(),
             key: key.clone(),
+            verified_at: findings::verified_at(attempts, backend, key, same_copy(old, backend, key)),
         },
         Plan::Keep {
             backend,
@@ -274,6 +294,13 @@ pub fn standing(plan: &Plan, attempts: &[Attempt], old: &ArtifactMappingStatus) 
     }
 }
 
+/// The status' `lastVerifiedTime`, if it is about the copy on `backend` under `key`.
+fn same_copy<'a>(old: &'a ArtifactMappingStatus, backend: &str, key: &str) -> Option<&'a Time> {
+    (old.backend.as_deref() == Some(backend) && old.key.as_deref() == Some(key))
+        .then_some(old.last_verified_time.as_ref())
+        .flatten()
+}
+
 /// The Ready reason of a kept mapping: the one a move wrote (`DigestVerified`) stays, so re-runs
 /// never rewrite it; a mapping first kept after a restart is `Sticky`.
 fn kept_reason(old: &ArtifactMappingStatus, backend: &str) -> MappingReason {
@@ -304,14 +331,23 @@ pub fn outcome(
     let mut status = old.clone();
     status.observed_generation = mapping.metadata.generation;
     status.short_digest = Some(short_digest(&mapping.spec.digest));
-    set_serving(&mut status, &standing);
+    let expected = [
+        mapping.spec.backend_ref.name.as_str(),
+        old.backend.as_deref().unwrap_or_default(),
+    ];
+    let (bad_replicas, new_findings) = findings::update(&old.bad_replicas, attempts, &expected);
+    status.bad_replicas = bad_replicas;
+    set_serving(&mut status, &standing, attempts);
     apply_row(
         &mut status,
         &row(&standing),
         mapping.metadata.generation,
         now,
     );
-    let mut events = mismatch_events(mapping, attempts);
+    let mut events: Vec<EventNote> = new_findings
+        .iter()
+        .map(|f| findings::event(f, &mapping.spec.digest))
+        .collect();
     let moved = record_move(mapping, &old, &mut status, &standing, now);
     if let Some(m) = &moved {
         events.push(move_event(mapping, m));
@@ -325,14 +361,21 @@ pub fn outcome(
 }
 
 /// `status.backend`, `status.key` and `status.lastVerifiedTime` of a standing.
-fn set_serving(status: &mut ArtifactMappingStatus, standing: &Standing) {
+fn set_serving(status: &mut ArtifactMappingStatus, standing: &Standing, attempts: &[Attempt]) {
     match standing {
-        Standing::Declared { backend, key } => {
+        Standing::Declared {
+            backend,
+            key,
+            verified_at,
+        } => {
             status.backend = Some(backend.clone());
             status.key = Some(key.clone());
-            status.last_verified_time = None;
+            status.last_verified_time = verified_at.clone();
         }
         Standing::Kept { backend, key, .. } => {
+            let previous = status.last_verified_time.take();
+            status.last_verified_time =
+                findings::verified_at(attempts, backend, key, previous.as_ref());
             status.backend = Some(backend.clone());
             status.key = Some(key.clone());
         }
@@ -381,38 +424,6 @@ fn state_of(standing: &Standing) -> MappingState {
         Standing::Kept { .. } | Standing::Reassigned { .. } => MappingState::Reassigned,
         Standing::Unserved { .. } => MappingState::Stranded,
     }
-}
-
-/// One Warning per candidate found to hold other bytes: it will not be served.
-fn mismatch_events(mapping: &ArtifactMapping, attempts: &[Attempt]) -> Vec<EventNote> {
-    attempts
-        .iter()
-        .filter_map(|attempt| {
-            let (reason, note) = match &attempt.verdict {
-                Verdict::DigestMismatch { actual } => (
-                    MappingReason::DigestMismatch,
-                    format!(
-                        "replica on backend {} hashes to {actual}, expected {}; it will not be served",
-                        attempt.backend, mapping.spec.digest
-                    ),
-                ),
-                Verdict::SizeMismatch { expected, actual } => (
-                    MappingReason::SizeMismatch,
-                    format!(
-                        "replica on backend {} has {actual} bytes, expected {expected}; it will not be served",
-                        attempt.backend
-                    ),
-                ),
-                _ => return None,
-            };
-            Some(EventNote {
-                type_: EventType::Warning,
-                reason: reason.as_str(),
-                action: "Verify",
-                note,
-            })
-        })
-        .collect()
 }
 
 /// One history entry per actual move; a re-run finds the backend unchanged, and the first
@@ -568,6 +579,7 @@ mod tests {
     fn verified(backend: &str, secs: i64) -> Attempt {
         Attempt {
             backend: backend.into(),
+            key: format!("{backend}/key"),
             verdict: Verdict::Verified { bytes: 100 },
             at: at(secs),
         }
@@ -584,6 +596,7 @@ mod tests {
         let attempts = vec![
             Attempt {
                 backend: "bad".into(),
+                key: "bad/key".into(),
                 verdict: Verdict::DigestMismatch {
                     actual: Digest::of_bytes(Algorithm::Sha256, b"other bytes"),
                 },
@@ -753,6 +766,7 @@ mod tests {
         let attempts = vec![
             Attempt {
                 backend: "b".into(),
+                key: "b/key".into(),
                 verdict: Verdict::Truncated {
                     expected: 100,
                     received: 50,
@@ -761,6 +775,7 @@ mod tests {
             },
             Attempt {
                 backend: "c".into(),
+                key: "c/key".into(),
                 verdict: Verdict::SizeMismatch {
                     expected: 100,
                     actual: 3,
@@ -885,11 +900,26 @@ mod tests {
                 Standing::Declared {
                     backend: "a".into(),
                     key: "k".into(),
+                    verified_at: None,
                 },
                 [
                     Some(("True", "Declared")),
                     Some(("False", "NotStranded")),
                     Some(("Unknown", "Declared")),
+                    Some(("False", "NotReassigned")),
+                ],
+            ),
+            (
+                "a mapping served by its declared backend whose copy verified is verified",
+                Standing::Declared {
+                    backend: "a".into(),
+                    key: "k".into(),
+                    verified_at: Some(at(5)),
+                },
+                [
+                    Some(("True", "Declared")),
+                    Some(("False", "NotStranded")),
+                    Some(("True", "DigestVerified")),
                     Some(("False", "NotReassigned")),
                 ],
             ),

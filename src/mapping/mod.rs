@@ -14,6 +14,7 @@
 pub mod act;
 pub mod decide;
 pub mod error;
+pub mod findings;
 pub mod index;
 pub mod observe;
 

@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 
-use super::{Context, Error};
+use super::decide::Attempt;
+use super::{findings, Context, Error};
+use crate::api::mapping::BadReplica;
 use crate::api::condition;
 use crate::api::reasons::mapping_condition;
 use crate::api::{ArtifactMapping, StorageBackend};
@@ -40,6 +42,59 @@ pub fn from_memory(fact: &Fact) -> Option<ObjectFact> {
             }
         },
     })
+}
+
+/// What is known about a copy: what the verifier remembers, unless a bad-replica record is newer
+/// (a HEAD, or a verdict from before the finding, cannot clear it); then what the status says.
+pub fn object_fact(
+    remembered: Option<&Fact>,
+    bad: Option<&BadReplica>,
+    status: impl FnOnce() -> Option<ObjectFact>,
+) -> ObjectFact {
+    if let Some(bad) = bad {
+        return match remembered {
+            Some(fact @ Fact::Verdict { at, .. }) if findings::supersedes(at, bad) => {
+                from_memory(fact).unwrap_or_else(|| findings::fact_of(bad))
+            }
+            _ => findings::fact_of(bad),
+        };
+    }
+    remembered
+        .and_then(from_memory)
+        .or_else(status)
+        .unwrap_or(ObjectFact::Unknown)
+}
+
+fn bad_replica<'a>(mapping: &'a ArtifactMapping, backend: &str, key: &str) -> Option<&'a BadReplica> {
+    let status = mapping.status.as_ref()?;
+    findings::recorded(&status.bad_replicas, backend, key)
+}
+
+/// The conclusive verdicts the verifier remembers about the mapping's copies (a scrub's, or a
+/// verification of another reconcile), as evidence for the status.
+pub fn remembered(
+    mapping: &ArtifactMapping,
+    digest: &Digest,
+    backends: &[Arc<StorageBackend>],
+    ctx: &Context,
+) -> Vec<Attempt> {
+    backends
+        .iter()
+        .filter_map(|backend| {
+            let view = BackendView::of(backend);
+            let key = view.key_of(mapping, digest);
+            let target = target(mapping, digest, backend, &key);
+            match ctx.verifier.known(&target)? {
+                Fact::Verdict { verdict, at } if verdict.is_conclusive() => Some(Attempt {
+                    backend: view.name,
+                    key,
+                    verdict,
+                    at,
+                }),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// What the mapping's own status says about the object on `backend` under `key`: the status is
@@ -108,13 +163,11 @@ pub async fn replicas(
         let view = BackendView::of(backend);
         let key = view.key_of(mapping, digest);
         let target = target(mapping, digest, backend, &key);
-        let mut object = ctx
-            .verifier
-            .known(&target)
-            .as_ref()
-            .and_then(from_memory)
-            .or_else(|| from_status(mapping, &view.name, &key))
-            .unwrap_or(ObjectFact::Unknown);
+        let mut object = object_fact(
+            ctx.verifier.known(&target).as_ref(),
+            bad_replica(mapping, &view.name, &key),
+            || from_status(mapping, &view.name, &key),
+        );
         let declared = view.name == mapping.spec.backend_ref.name;
         if needs_head(&object, declared, &view) {
             object = head(backend, &target, ctx).await?;

@@ -180,7 +180,11 @@ fn keep_current(mapping: &ArtifactMapping, replicas: &[Replica], by: &StrandedBy
         return None;
     }
     let c = replicas.iter().find(|r| r.backend.name == current)?;
-    let still_good = !matches!(c.object, ObjectFact::Missing | ObjectFact::Mismatch);
+    let still_good = match c.object {
+        ObjectFact::Missing | ObjectFact::Mismatch => false,
+        ObjectFact::Present { size } => declared_size(mapping).is_none_or(|w| w == size),
+        ObjectFact::Unknown | ObjectFact::Verified => true,
+    };
     (c.backend.usable() && still_good).then(|| Plan::Keep {
         backend: c.backend.name.clone(),
         key: c.key.clone(),

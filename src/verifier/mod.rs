@@ -26,7 +26,9 @@ use slots::FairSlots;
 
 use crate::digest::Digest;
 use crate::metrics::{Metrics, ResultLabels};
-use crate::storage::verify::{read_verified, ByteBudget, ReadOptions, Sink, Verdict};
+use crate::storage::verify::{
+    read_verified, ByteBudget, ReadLimits, ReadOptions, Sink, Verdict,
+};
 use crate::storage::{ObjectStore, StorageError};
 
 /// Attempts of one verification when the download is cut short.
@@ -69,6 +71,49 @@ pub struct Verifier {
     budget: Option<Arc<ByteBudget>>,
     metrics: Arc<Metrics>,
     state: Arc<Mutex<State>>,
+    urgent: Arc<Urgent>,
+}
+
+/// Reassignment reads in flight: a scrub starts no object while one runs, so a stranded mapping
+/// never waits for a scrub.
+#[derive(Default)]
+struct Urgent {
+    running: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// Counts one reassignment read for as long as it lives.
+struct UrgentRead(Arc<Urgent>);
+
+impl UrgentRead {
+    fn start(urgent: &Arc<Urgent>) -> UrgentRead {
+        urgent
+            .running
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        UrgentRead(urgent.clone())
+    }
+}
+
+impl Drop for UrgentRead {
+    fn drop(&mut self) {
+        let left = self
+            .0
+            .running
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        if left == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// What a scrub read found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScrubRead {
+    pub verdict: Verdict,
+    /// When the verdict was reached (the `now` the caller passed).
+    pub at: Time,
+    /// Body bytes read.
+    pub bytes: u64,
 }
 
 impl Verifier {
@@ -84,6 +129,58 @@ impl Verifier {
             budget: bytes_per_second.map(|r| Arc::new(ByteBudget::new(r))),
             metrics,
             state: Arc::default(),
+            urgent: Arc::default(),
+        }
+    }
+
+    /// Waits until no reassignment read is in flight.
+    async fn until_no_reassignment(&self) {
+        loop {
+            let idle = self.urgent.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.urgent.running.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+
+    /// Re-reads `target` now, whatever is remembered (a scrub), paying `budget` and the
+    /// operator-wide budget, after any reassignment read in flight. Takes no verification slot:
+    /// the caller reads one object at a time per backend. The verdict is remembered.
+    pub async fn scrub(
+        &self,
+        store: Arc<dyn ObjectStore>,
+        target: &Target,
+        budget: Arc<ByteBudget>,
+        now: Time,
+    ) -> ScrubRead {
+        self.until_no_reassignment().await;
+        let defaults = ReadLimits::default();
+        let options = ReadOptions {
+            // A read paced by a small budget is slow on purpose, not a trickling server.
+            limits: ReadLimits {
+                min_bytes_per_second: defaults
+                    .min_bytes_per_second
+                    .min(budget.bytes_per_second() / 2)
+                    .max(1),
+                ..defaults
+            },
+            budgets: std::iter::once(budget).chain(self.budget.iter().cloned()).collect(),
+            ..ReadOptions::default()
+        };
+        let (verdict, bytes) = read_with_retries(store.as_ref(), target, &options, &self.metrics, None).await;
+        self.lock().memory.remember_verdict(
+            target.fact_key(),
+            verdict.clone(),
+            now.clone(),
+            Instant::now(),
+        );
+        ScrubRead {
+            verdict,
+            at: now,
+            bytes,
         }
     }
 
@@ -200,35 +297,11 @@ impl Verifier {
         };
         let metrics = self.metrics.clone();
         let state = self.state.clone();
+        let urgent = self.urgent.clone();
         async move {
-            let mut attempt = 1;
-            let verdict = loop {
-                let read = {
-                    let _slot = slots.acquire(&target.tenant).await;
-                    read_verified(
-                        store.as_ref(),
-                        &target.key,
-                        &target.digest,
-                        target.size,
-                        Sink::Discard,
-                        &options,
-                    )
-                    .await
-                    .expect("discarding bytes cannot fail")
-                };
-                metrics.verified_bytes.inc_by(read.bytes);
-                metrics
-                    .verifications
-                    .get_or_create(&ResultLabels {
-                        result: read.verdict.metric_label().to_string(),
-                    })
-                    .inc();
-                if !worth_retrying(&read.verdict) || attempt >= MAX_ATTEMPTS {
-                    break read.verdict;
-                }
-                tokio::time::sleep(RETRY_PAUSE * 2u32.pow(attempt - 1)).await;
-                attempt += 1;
-            };
+            let _urgent = UrgentRead::start(&urgent);
+            let (verdict, _) =
+                read_with_retries(store.as_ref(), &target, &options, &metrics, Some(&slots)).await;
             let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
             state.inflight.remove(&key);
             state
@@ -236,6 +309,50 @@ impl Verifier {
                 .remember_verdict(key, verdict.clone(), now.clone(), Instant::now());
             (verdict, now)
         }
+    }
+}
+
+/// One verification, read again while the body is cut short (up to [`MAX_ATTEMPTS`]), each
+/// attempt holding a slot of `slots` when given. Returns the verdict and the body bytes read.
+async fn read_with_retries(
+    store: &dyn ObjectStore,
+    target: &Target,
+    options: &ReadOptions,
+    metrics: &Metrics,
+    slots: Option<&FairSlots>,
+) -> (Verdict, u64) {
+    let mut attempt = 1;
+    let mut bytes = 0;
+    loop {
+        let read = {
+            let _slot = match slots {
+                Some(slots) => Some(slots.acquire(&target.tenant).await),
+                None => None,
+            };
+            read_verified(
+                store,
+                &target.key,
+                &target.digest,
+                target.size,
+                Sink::Discard,
+                options,
+            )
+            .await
+            .expect("discarding bytes cannot fail")
+        };
+        bytes += read.bytes;
+        metrics.verified_bytes.inc_by(read.bytes);
+        metrics
+            .verifications
+            .get_or_create(&ResultLabels {
+                result: read.verdict.metric_label().to_string(),
+            })
+            .inc();
+        if !worth_retrying(&read.verdict) || attempt >= MAX_ATTEMPTS {
+            return (read.verdict, bytes);
+        }
+        tokio::time::sleep(RETRY_PAUSE * 2u32.pow(attempt - 1)).await;
+        attempt += 1;
     }
 }
 
