@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod operator;
 pub mod placement;
 pub mod resolve;
+pub mod scrub;
 pub mod storage;
 pub mod telemetry;
 pub mod transfer;

@@ -51,6 +51,15 @@ pub struct MismatchLabels {
     pub backend: String,
 }
 
+/// Labels of per-backend results (scrub reads, findings).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendResultLabels {
+    pub namespace: String,
+    pub backend: String,
+    /// A verdict label (`verified`, `digest_mismatch`, ...) or a finding reason.
+    pub result: String,
+}
+
 /// Labels of reconcile series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControllerLabels {
@@ -84,6 +93,14 @@ pub struct Metrics {
     pub verified_bytes: Counter<u64, AtomicU64>,
     /// Digest mismatches by backend.
     pub digest_mismatches: Family<MismatchLabels, Counter>,
+    /// Scrub reads by backend and result.
+    pub scrub_verifications: Family<BackendResultLabels, Counter>,
+    /// Bytes read by scrubbing, by backend.
+    pub scrub_bytes: Family<BackendLabels, Counter>,
+    /// Age of the oldest unverified copy a backend serves, at the start of its scrub pass.
+    pub scrub_lag_seconds: Family<BackendLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// New findings (copies corrupt or missing) by backend and reason.
+    pub findings: Family<BackendResultLabels, Counter>,
     /// Reconcile durations.
     pub reconcile_duration: Family<ControllerLabels, Histogram>,
     /// Reconcile errors by controller and error label.
@@ -150,6 +167,31 @@ impl Metrics {
             "Replicas whose bytes did not match the digest, by backend",
             digest_mismatches.clone(),
         );
+        let scrub_verifications = Family::<BackendResultLabels, Counter>::default();
+        registry.register(
+            "scrub_verifications",
+            "Scrub reads of served and bad copies, by backend and result",
+            scrub_verifications.clone(),
+        );
+        let scrub_bytes = Family::<BackendLabels, Counter>::default();
+        registry.register(
+            "scrub_bytes",
+            "Bytes read by scrubbing, by backend",
+            scrub_bytes.clone(),
+        );
+        let scrub_lag_seconds =
+            Family::<BackendLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "scrub_lag_seconds",
+            "Age of the oldest unverified copy a backend serves, at the start of its scrub pass",
+            scrub_lag_seconds.clone(),
+        );
+        let findings = Family::<BackendResultLabels, Counter>::default();
+        registry.register(
+            "findings",
+            "Copies found corrupt or missing, by backend and reason",
+            findings.clone(),
+        );
         let reconcile_duration = Family::<ControllerLabels, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
@@ -174,6 +216,10 @@ impl Metrics {
             verifications,
             verified_bytes,
             digest_mismatches,
+            scrub_verifications,
+            scrub_bytes,
+            scrub_lag_seconds,
+            findings,
             reconcile_duration,
             reconcile_errors,
         }
@@ -219,6 +265,20 @@ impl Metrics {
             backend: backend.to_string(),
         };
         self.backend_ready.remove(&labels);
+        self.scrub_bytes.remove(&labels);
+        self.scrub_lag_seconds.remove(&labels);
+        for result in crate::storage::verify::Verdict::METRIC_LABELS
+            .iter()
+            .chain(&["DigestMismatch", "SizeMismatch", "ObjectMissing"])
+        {
+            let labels = BackendResultLabels {
+                namespace: namespace.to_string(),
+                backend: backend.to_string(),
+                result: result.to_string(),
+            };
+            self.scrub_verifications.remove(&labels);
+            self.findings.remove(&labels);
+        }
         self.validation_duration.remove(&labels);
         for reason in crate::api::reasons::BackendReason::all() {
             self.validations.remove(&ValidationLabels {

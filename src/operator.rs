@@ -35,7 +35,7 @@ use crate::resolve::{AmbientCredentials, Resolver};
 use crate::storage::network::EndpointPolicy;
 use crate::telemetry::{guarded, traced};
 use crate::verifier::Verifier;
-use crate::{backend, fence, mapping};
+use crate::{backend, fence, mapping, scrub};
 
 /// Name of the reporting controller on events (a qualified name, as the events API requires).
 pub const CONTROLLER_NAME: &str = "castellan.io/operator";
@@ -296,11 +296,27 @@ async fn run_controllers(
     );
     let backend_ctx =
         Arc::new(common.backend_context(caches.backends.clone(), caches.mappings.clone()));
-    let mapping_ctx = Arc::new(common.mapping_context(caches.backends.clone()));
     // Backend transitions re-place the mappings they affect (computed by the index in the
-    // backend feed, so no mapper mutates anything).
+    // backend feed, so no mapper mutates anything); scrub reads have theirs recorded.
     let (affected_tx, affected_rx) = futures::channel::mpsc::unbounded();
-    let (secret_gone_tx, secret_gone_rx) = futures::channel::mpsc::unbounded();
+    // Backends to reconcile now: a referenced Secret was deleted, a scrub pass completed, or
+    // findings on them changed.
+    let (backend_nudge_tx, backend_nudge_rx) = futures::channel::mpsc::unbounded();
+    let mapping_ctx = Arc::new(mapping::Context {
+        backend_nudge: Some(backend_nudge_tx.clone()),
+        ..common.mapping_context(caches.backends.clone())
+    });
+    let scrubber = Arc::new(scrub::Scrubber {
+        backends: caches.backends.clone(),
+        mappings: caches.mappings.clone(),
+        clients: common.clients.clone(),
+        verifier: common.verifier.clone(),
+        metrics: common.metrics.clone(),
+        clock: common.clock.clone(),
+        passes: common.scrub_passes.clone(),
+        mapping_nudge: affected_tx.clone(),
+        backend_nudge: backend_nudge_tx.clone(),
+    });
     let feeds = Feeds::start(
         &client,
         config,
@@ -308,7 +324,7 @@ async fn run_controllers(
         &backend_ctx,
         &common.index,
         affected_tx,
-        secret_gone_tx,
+        backend_nudge_tx,
     );
     let stopped = stopped(stop);
     let synced = caches.mark_synced(readiness);
@@ -324,7 +340,7 @@ async fn run_controllers(
         backends,
         backend_changes,
         secret_changes,
-        secret_gone_rx,
+        backend_nudge_rx,
         backend_ctx,
         stopped.clone(),
     );
@@ -340,8 +356,14 @@ async fn run_controllers(
         namespace = config.namespace.as_deref().unwrap_or("<all>"),
         "controllers starting"
     );
+    // Scrubbing starts once the caches hold what it orders by; it stops with the controllers.
+    let scrubbing = async {
+        synced.await;
+        scrubber.run().await;
+    };
     tokio::select! {
-        _ = async { tokio::join!(backends, mappings, synced) } => {},
+        _ = async { tokio::join!(backends, mappings) } => {},
+        _ = scrubbing => {},
         ended = feeds.run() => warn!(watch = ended, "a watch ended"),
     }
     info!("controllers stopped");
@@ -360,6 +382,7 @@ pub struct Common {
     pub index: Arc<MappingIndex>,
     pub max_backoff: Duration,
     pub min_validation_interval: Duration,
+    pub scrub_passes: Arc<scrub::Passes>,
 }
 
 impl Common {
@@ -401,6 +424,7 @@ impl Common {
             index: Arc::new(MappingIndex::new()),
             max_backoff: settings.max_backoff,
             min_validation_interval: settings.min_validation_interval,
+            scrub_passes: Arc::default(),
             metrics,
         }
     }
@@ -420,6 +444,7 @@ impl Common {
             clients: self.clients.clone(),
             probes: ProbeMemory::default(),
             min_interval: self.min_validation_interval,
+            scrub_passes: self.scrub_passes.clone(),
         }
     }
 
@@ -434,6 +459,7 @@ impl Common {
             clients: self.clients.clone(),
             verifier: self.verifier.clone(),
             max_backoff: self.max_backoff,
+            backend_nudge: None,
         }
     }
 }

@@ -276,6 +276,7 @@ fn decide_status(
     now: Timestamp,
 ) -> Decision {
     let (other_defaults, other_fallbacks) = observe::conflicts(obj, &ctx.backends.state());
+    let mappings = ctx.mappings.state();
     decide::decide(&Facts {
         generation: obj.metadata.generation,
         previous: obj.status.as_ref(),
@@ -289,7 +290,14 @@ fn decide_status(
                 failure: 1,
             }),
         location: crate::placement::location_of(obj),
-        mappings: observe::mapping_counts(obj, &ctx.mappings.state()),
+        mappings: observe::mapping_counts(obj, &mappings),
+        integrity: observe::integrity(
+            obj,
+            &mappings,
+            crate::scrub::settings_of(obj).map(|s| s.interval),
+            now,
+            obj.uid().and_then(|uid| ctx.scrub_passes.last(&uid)),
+        ),
         other_defaults,
         other_fallbacks,
         now: Time(Timestamp::from_second(now.as_second()).unwrap_or(now)),

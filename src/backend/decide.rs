@@ -42,10 +42,12 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::events::EventType;
 
-use crate::api::backend::{MappingCounts, StorageBackendStatus};
+use crate::api::backend::{Integrity, MappingCounts, StorageBackendStatus};
 use crate::api::condition::{self, Desired, Status};
+use crate::api::reasons::backend_condition::DEGRADED;
 use crate::api::reasons::backend_condition::{self as cond, DEFAULT_CONFLICT, FALLBACK_CONFLICT};
 use crate::api::reasons::conflict_reason::{MULTIPLE_DEFAULTS, MULTIPLE_FALLBACKS, NO_CONFLICT};
+use crate::api::reasons::integrity_reason::{CORRUPT_OBJECTS, MISSING_OBJECTS, NO_FINDINGS};
 use crate::api::reasons::{BackendReason, Class, CredentialsVerdict, Reach};
 use crate::cluster::EventNote;
 
@@ -110,6 +112,8 @@ pub struct Facts<'a> {
     /// The resolved replication group.
     pub location: String,
     pub mappings: MappingCounts,
+    /// What scrubbing found on this backend.
+    pub integrity: Integrity,
     /// Other backends of the namespace with `default: true` (empty when this one is not default).
     pub other_defaults: Vec<String>,
     /// Other backends of the namespace with `fallback: true` (empty when this one is not fallback).
@@ -265,6 +269,8 @@ pub fn decide(f: &Facts<'_>) -> Decision {
     status.observed_generation = f.generation;
     status.location = Some(f.location.clone());
     status.mappings = Some(f.mappings);
+    status.integrity = Some(f.integrity.clone());
+    apply(&mut status.conditions, DEGRADED, &degraded(&f.integrity), f);
     let previous_ready = condition::find(&previous.conditions, cond::READY).cloned();
     let was_ready = previous_ready
         .as_ref()
@@ -338,6 +344,27 @@ pub fn decide(f: &Facts<'_>) -> Decision {
         status,
         events: transitions,
         ready,
+    }
+}
+
+/// The `Degraded` condition: `True` while findings stand on the backend, corrupt copies first.
+pub fn degraded(integrity: &Integrity) -> Cell {
+    match (integrity.corrupt, integrity.missing) {
+        (0, 0) => Cell::Set(
+            Status::False,
+            NO_FINDINGS,
+            "no copy on this backend is known to be corrupt or missing".into(),
+        ),
+        (0, missing) => Cell::Set(
+            Status::True,
+            MISSING_OBJECTS,
+            format!("{missing} copies on this backend are missing"),
+        ),
+        (corrupt, missing) => Cell::Set(
+            Status::True,
+            CORRUPT_OBJECTS,
+            format!("{corrupt} copies on this backend hold other bytes than their digest; {missing} are missing"),
+        ),
     }
 }
 
@@ -523,6 +550,7 @@ mod tests {
                 serving: 3,
                 stranded: 1,
             },
+            integrity: Integrity::default(),
             other_defaults: vec![],
             other_fallbacks: vec![],
             now: at(now),
@@ -1214,5 +1242,20 @@ mod tests {
             ];
             assert_eq!(got, want.map(str::to_owned), "{name}");
         }
+    }
+
+    #[test]
+    fn degraded_says_corrupt_before_missing_and_false_without_findings() {
+        let cell = |corrupt, missing| match degraded(&Integrity {
+            corrupt,
+            missing,
+            ..Integrity::default()
+        }) {
+            Cell::Set(status, reason, _) => (status, reason),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(cell(0, 0), (Status::False, NO_FINDINGS));
+        assert_eq!(cell(0, 2), (Status::True, MISSING_OBJECTS));
+        assert_eq!(cell(1, 2), (Status::True, CORRUPT_OBJECTS));
     }
 }

@@ -54,6 +54,8 @@ pub struct Context {
     pub probes: ProbeMemory,
     /// The shortest validation interval applied, whatever a spec asks.
     pub min_interval: std::time::Duration,
+    /// The last complete scrub pass of each backend, for `status.integrity`.
+    pub scrub_passes: Arc<crate::scrub::Passes>,
 }
 
 /// The backends a changed Secret feeds (same namespace, referenced by `credentialsSecretRef` or

@@ -11,9 +11,12 @@ use std::sync::Arc;
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 
-use crate::api::backend::MappingCounts;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::api::backend::{Integrity, MappingCounts};
 use crate::api::condition;
-use crate::api::reasons::mapping_condition;
+use crate::api::reasons::{mapping_condition, MappingReason};
 use crate::api::{ArtifactMapping, StorageBackend};
 use crate::digest::Digest;
 use crate::storage::{layout, ErrorKind, StorageError};
@@ -99,6 +102,55 @@ pub fn mapping_counts(
         }
         if (serving || m.spec.backend_ref.name == name) && is_stranded(m) {
             counts.stranded += 1;
+        }
+    }
+    counts
+}
+
+/// What scrubbing found on this backend, from the mappings' status (served copies verified
+/// within `interval`, bad-replica records on it) and the last complete pass (`pass`, else what
+/// the status said before).
+pub fn integrity(
+    backend: &StorageBackend,
+    mappings: &[Arc<ArtifactMapping>],
+    interval: Option<std::time::Duration>,
+    now: Timestamp,
+    pass: Option<crate::scrub::Pass>,
+) -> Integrity {
+    let name = backend.name_any();
+    let recent = |t: &Time| {
+        interval.is_none_or(|i| {
+            std::time::Duration::try_from(now.duration_since(t.0)).unwrap_or_default() <= i
+        })
+    };
+    let previous = backend.status.as_ref().and_then(|s| s.integrity.clone());
+    let mut counts = Integrity {
+        bytes_verified: pass
+            .as_ref()
+            .map(|p| i64::try_from(p.bytes).unwrap_or(i64::MAX))
+            .or(previous.as_ref().map(|p| p.bytes_verified))
+            .unwrap_or_default(),
+        last_complete_pass_time: pass
+            .map(|p| p.completed)
+            .or(previous.and_then(|p| p.last_complete_pass_time)),
+        ..Integrity::default()
+    };
+    for m in in_namespace(backend, mappings) {
+        let Some(status) = m.status.as_ref() else {
+            continue;
+        };
+        if serves(m, &name) && condition::is_true(&status.conditions, mapping_condition::READY) {
+            match &status.last_verified_time {
+                Some(t) if recent(t) => counts.verified += 1,
+                _ => counts.unverified += 1,
+            }
+        }
+        for bad in status.bad_replicas.iter().filter(|b| b.backend == name) {
+            if bad.reason == MappingReason::ObjectMissing.as_str() {
+                counts.missing += 1;
+            } else {
+                counts.corrupt += 1;
+            }
         }
     }
     counts

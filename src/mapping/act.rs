@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 use tracing::{debug, info, warn};
 
@@ -164,7 +165,38 @@ async fn write_status(
     if let Some(m) = &outcome.moved {
         info!(to = %m.to, reason = m.reason.as_str(), "mapping moved");
     }
+    nudge_backends_with_changed_findings(obj, namespace, outcome, ctx);
     Ok(())
+}
+
+/// Backends gaining or losing a bad-replica record of this mapping report it in
+/// `status.integrity` without waiting for their next validation.
+fn nudge_backends_with_changed_findings(
+    obj: &ArtifactMapping,
+    namespace: &str,
+    outcome: &Outcome,
+    ctx: &Context,
+) {
+    let Some(nudge) = &ctx.backend_nudge else {
+        return;
+    };
+    let before = obj
+        .status
+        .as_ref()
+        .map(|s| s.bad_replicas.as_slice())
+        .unwrap_or_default();
+    let after = outcome.status.bad_replicas.as_slice();
+    let mut changed: Vec<&str> = before
+        .iter()
+        .filter(|b| !after.contains(b))
+        .chain(after.iter().filter(|b| !before.contains(b)))
+        .map(|b| b.backend.as_str())
+        .collect();
+    changed.sort_unstable();
+    changed.dedup();
+    for backend in changed {
+        let _ = nudge.unbounded_send(ObjectRef::new(backend).within(namespace));
+    }
 }
 
 fn record_metrics(namespace: &str, plan: &Plan, outcome: &Outcome, ctx: &Context) {

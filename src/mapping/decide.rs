@@ -259,7 +259,12 @@ pub fn standing(plan: &Plan, attempts: &[Attempt], old: &ArtifactMappingStatus) 
         Plan::Declared { backend, key } => Standing::Declared {
             backend: backend.clone(),
             key: key.clone(),
-            verified_at: findings::verified_at(attempts, backend, key, same_copy(old, backend, key)),
+            verified_at: findings::verified_at(
+                attempts,
+                backend,
+                key,
+                same_copy(old, backend, key),
+            ),
         },
         Plan::Keep {
             backend,

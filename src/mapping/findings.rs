@@ -30,6 +30,12 @@ fn finding_of(verdict: &Verdict) -> Option<(MappingReason, Option<i64>)> {
     }
 }
 
+/// The finding reason a verdict makes (`DigestMismatch`, `SizeMismatch`, `ObjectMissing`), or
+/// `None` for a verdict that is no finding.
+pub fn reason_of(verdict: &Verdict) -> Option<&'static str> {
+    finding_of(verdict).map(|(reason, _)| reason.as_str())
+}
+
 /// What a bad-replica record says about its copy.
 pub fn fact_of(bad: &BadReplica) -> ObjectFact {
     match MappingReason::parse(&bad.reason) {
@@ -89,8 +95,7 @@ pub fn update(
         let Some((reason, size)) = finding_of(&attempt.verdict) else {
             continue;
         };
-        if reason == MappingReason::ObjectMissing && !expected.contains(&attempt.backend.as_str())
-        {
+        if reason == MappingReason::ObjectMissing && !expected.contains(&attempt.backend.as_str()) {
             continue;
         }
         match existing {
@@ -204,7 +209,10 @@ mod tests {
             attempt("elsewhere", Verdict::Missing, 1),
         ];
         let (bad, _) = update(&[], &evidence, &["declared", "serving"]);
-        assert_eq!(bad, vec![record("declared", MappingReason::ObjectMissing, 1)]);
+        assert_eq!(
+            bad,
+            vec![record("declared", MappingReason::ObjectMissing, 1)]
+        );
     }
 
     #[test]
@@ -240,7 +248,8 @@ mod tests {
 
     #[test]
     fn failed_or_cut_reads_say_nothing_about_the_copy() {
-        let cut = crate::storage::StorageError::new(crate::storage::ErrorKind::BodyInterrupted, "x");
+        let cut =
+            crate::storage::StorageError::new(crate::storage::ErrorKind::BodyInterrupted, "x");
         let old = [record("a", MappingReason::DigestMismatch, 0)];
         let (bad, new) = update(&old, &[attempt("a", Verdict::Failed(cut), 5)], &["a"]);
         assert_eq!(bad, old.to_vec());
@@ -260,8 +269,14 @@ mod tests {
     #[test]
     fn the_last_verification_is_the_newest_of_the_evidence_and_the_status() {
         let evidence = [attempt("a", Verdict::Verified { bytes: 1 }, 20)];
-        assert_eq!(verified_at(&evidence, "a", "k", Some(&at(10))), Some(at(20)));
-        assert_eq!(verified_at(&evidence, "a", "k", Some(&at(30))), Some(at(30)));
+        assert_eq!(
+            verified_at(&evidence, "a", "k", Some(&at(10))),
+            Some(at(20))
+        );
+        assert_eq!(
+            verified_at(&evidence, "a", "k", Some(&at(30))),
+            Some(at(30))
+        );
         assert_eq!(verified_at(&evidence, "b", "k", None), None);
         assert_eq!(verified_at(&[], "a", "k", Some(&at(10))), Some(at(10)));
     }

@@ -21,8 +21,9 @@ pub mod observe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::channel::mpsc::UnboundedSender;
 use kube::runtime::events::Recorder;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::Client;
 
 pub use act::{error_policy, reconcile, CONTROLLER};
@@ -51,4 +52,6 @@ pub struct Context {
     pub verifier: Arc<Verifier>,
     /// Longest pause between retries of a mapping with no verified replica.
     pub max_backoff: Duration,
+    /// Backends whose findings changed with a status write: their `status.integrity` follows.
+    pub backend_nudge: Option<UnboundedSender<ObjectRef<StorageBackend>>>,
 }

@@ -13,8 +13,8 @@ use kube::ResourceExt;
 
 use super::decide::Attempt;
 use super::{findings, Context, Error};
-use crate::api::mapping::BadReplica;
 use crate::api::condition;
+use crate::api::mapping::BadReplica;
 use crate::api::reasons::mapping_condition;
 use crate::api::{ArtifactMapping, StorageBackend};
 use crate::digest::Digest;
@@ -65,7 +65,11 @@ pub fn object_fact(
         .unwrap_or(ObjectFact::Unknown)
 }
 
-fn bad_replica<'a>(mapping: &'a ArtifactMapping, backend: &str, key: &str) -> Option<&'a BadReplica> {
+fn bad_replica<'a>(
+    mapping: &'a ArtifactMapping,
+    backend: &str,
+    key: &str,
+) -> Option<&'a BadReplica> {
     let status = mapping.status.as_ref()?;
     findings::recorded(&status.bad_replicas, backend, key)
 }

@@ -81,6 +81,16 @@ impl Verdict {
     }
 
     /// The `result` label of the verification metrics (snake case).
+    /// Every value [`Verdict::metric_label`] can take (to remove a deleted backend's series).
+    pub const METRIC_LABELS: [&'static str; 6] = [
+        "verified",
+        "digest_mismatch",
+        "size_mismatch",
+        "truncated",
+        "missing",
+        "error",
+    ];
+
     pub fn metric_label(&self) -> &'static str {
         match self {
             Verdict::Verified { .. } => "verified",

@@ -26,9 +26,7 @@ use slots::FairSlots;
 
 use crate::digest::Digest;
 use crate::metrics::{Metrics, ResultLabels};
-use crate::storage::verify::{
-    read_verified, ByteBudget, ReadLimits, ReadOptions, Sink, Verdict,
-};
+use crate::storage::verify::{read_verified, ByteBudget, ReadLimits, ReadOptions, Sink, Verdict};
 use crate::storage::{ObjectStore, StorageError};
 
 /// Attempts of one verification when the download is cut short.
@@ -139,7 +137,12 @@ impl Verifier {
             let idle = self.urgent.idle.notified();
             tokio::pin!(idle);
             idle.as_mut().enable();
-            if self.urgent.running.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            if self
+                .urgent
+                .running
+                .load(std::sync::atomic::Ordering::SeqCst)
+                == 0
+            {
                 return;
             }
             idle.await;
@@ -167,10 +170,13 @@ impl Verifier {
                     .max(1),
                 ..defaults
             },
-            budgets: std::iter::once(budget).chain(self.budget.iter().cloned()).collect(),
+            budgets: std::iter::once(budget)
+                .chain(self.budget.iter().cloned())
+                .collect(),
             ..ReadOptions::default()
         };
-        let (verdict, bytes) = read_with_retries(store.as_ref(), target, &options, &self.metrics, None).await;
+        let (verdict, bytes) =
+            read_with_retries(store.as_ref(), target, &options, &self.metrics, None).await;
         self.lock().memory.remember_verdict(
             target.fact_key(),
             verdict.clone(),
