@@ -38,6 +38,7 @@ use serde_json::json;
 
 const BUCKET: &str = "shared";
 const CORRUPT_BUCKET: &str = "corrupt";
+const MIRROR_BUCKET: &str = "mirror";
 const K1: (&str, &str) = (
     "AKIDK1000000000000001",
     "secret-k1-0123456789abcdefghijklmn",
@@ -218,7 +219,7 @@ impl Env {
 
     async fn start_with(scenario: &'static str, exclusive: bool) -> Env {
         let s3 = S3Server::start(ServerOptions {
-            buckets: vec![BUCKET.into(), CORRUPT_BUCKET.into()],
+            buckets: vec![BUCKET.into(), CORRUPT_BUCKET.into(), MIRROR_BUCKET.into()],
             keys: vec![
                 (K1.0.into(), K1.1.into()),
                 (K2.0.into(), K2.1.into()),
@@ -1756,4 +1757,202 @@ async fn a_leader_whose_renewals_fail_stops_writing_before_its_lease_expires() {
     }
     drop(ops);
     eprintln!("leader fenced scenario: {:?}", started.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11. Scrubbing: rot found, re-placed, and repaired by its owner
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scrubbing_finds_rot_re_places_the_mapping_and_lets_it_return_home_once_its_copy_verifies()
+{
+    let started = Instant::now();
+    let env = Env::start("scrub").await;
+    env.put_creds("creds", K1).await;
+    let scrub = json!({"interval": "10s", "bytesPerSecond": 1_048_576});
+    env.create_backend(
+        "a",
+        env.s3_spec(BUCKET, "creds"),
+        json!({"default": true, "scrub": scrub}),
+    )
+    .await;
+    env.create_backend(
+        "m",
+        env.s3_spec(MIRROR_BUCKET, "creds"),
+        json!({"scrub": {"interval": "0"}}),
+    )
+    .await;
+    let seed = 7;
+    let digests = env.seed(BUCKET, "a", 4, seed).await;
+    let bytes_of = |i: usize| pattern(1024 + i * 7, seed * 100_000 + i as u64);
+    let key_of = |d: &Digest| layout::key_for("cas", d);
+    for (i, d) in digests.iter().enumerate() {
+        env.s3
+            .write_object_file(MIRROR_BUCKET, &key_of(d), &bytes_of(i))
+            .expect("mirror copy");
+    }
+    let _op = env.operator("castellan-0", None).await;
+    let mapping = |ms: &[ArtifactMapping], d: &Digest| {
+        ms.iter()
+            .find(|m| m.name_any() == mapping_name(d))
+            .cloned()
+            .expect("mapping")
+    };
+
+    // Every served copy is read within one interval: lastVerifiedTime and Verified=True.
+    eventually(
+        "every copy verified by scrubbing",
+        Duration::from_secs(30),
+        || async {
+            let ms = env.mappings().await;
+            let unverified = ms
+                .iter()
+                .filter(|m| {
+                    m.status
+                        .as_ref()
+                        .and_then(|s| s.last_verified_time.as_ref())
+                        .is_none()
+                        || mapping_cond(m, mapping_condition::VERIFIED)
+                            != pair("True", MappingReason::DigestVerified.as_str())
+                })
+                .count();
+            if ms.len() == 4 && unverified == 0 {
+                Ok(())
+            } else {
+                Err(format!("{unverified} of {} not verified yet", ms.len()))
+            }
+        },
+    )
+    .await;
+
+    // Rot on backend a: one copy overwritten in place with other bytes of the same size, one
+    // truncated, one deleted; the fourth stays good.
+    let other: Vec<u8> = bytes_of(0).iter().map(|b| b ^ 0x5a).collect();
+    env.s3
+        .write_object_file(BUCKET, &key_of(&digests[0]), &other)
+        .unwrap();
+    env.s3
+        .write_object_file(BUCKET, &key_of(&digests[1]), &bytes_of(1)[..100])
+        .unwrap();
+    std::fs::remove_file(env.s3.data_dir().join(BUCKET).join(key_of(&digests[2]))).unwrap();
+    let want = [
+        (0, MappingReason::DigestMismatch),
+        (1, MappingReason::SizeMismatch),
+        (2, MappingReason::ObjectMissing),
+    ];
+    eventually(
+        "each finding re-placed on the mirror and recorded",
+        Duration::from_secs(30),
+        || async {
+            let ms = env.mappings().await;
+            for (i, reason) in want {
+                let m = mapping(&ms, &digests[i]);
+                let s = m.status.clone().unwrap_or_default();
+                let recorded: Vec<(&str, &str)> = s
+                    .bad_replicas
+                    .iter()
+                    .map(|b| (b.backend.as_str(), b.reason.as_str()))
+                    .collect();
+                if s.backend.as_deref() != Some("m") || recorded != [("a", reason.as_str())] {
+                    return Err(format!(
+                        "{}: serving {:?}, bad {recorded:?}",
+                        m.name_any(),
+                        s.backend
+                    ));
+                }
+            }
+            let good = mapping(&ms, &digests[3]);
+            match good.status.and_then(|s| s.backend) {
+                Some(b) if b == "a" => Ok(()),
+                other => Err(format!("the good copy is served by {other:?}")),
+            }
+        },
+    )
+    .await;
+    eventually("backend a is Degraded", Duration::from_secs(20), || async {
+        let b = env.backend("a").await;
+        let integrity = b
+            .status
+            .as_ref()
+            .and_then(|s| s.integrity.clone())
+            .unwrap_or_default();
+        let degraded = backend_cond(&b, backend_condition::DEGRADED);
+        if degraded == pair("True", "CorruptObjects")
+            && (integrity.corrupt, integrity.missing) == (2, 1)
+        {
+            Ok(())
+        } else {
+            Err(format!("Degraded {degraded:?}, integrity {integrity:?}"))
+        }
+    })
+    .await;
+    assert_eq!(
+        backend_cond(&env.backend("a").await, backend_condition::READY),
+        pair("True", BackendReason::Validated.as_str()),
+        "Ready keeps meaning credentials and bucket work"
+    );
+    // The bad object is evidence: still in the bucket, untouched.
+    let kept = std::fs::read(env.s3.data_dir().join(BUCKET).join(key_of(&digests[0]))).unwrap();
+    assert_eq!(
+        kept, other,
+        "the corrupt copy is never deleted or rewritten"
+    );
+    let events = env.events().await;
+    let warning = events
+        .iter()
+        .find(|e| {
+            regarding(e) == Some(mapping_name(&digests[0]).as_str())
+                && e.reason.as_deref() == Some(MappingReason::DigestMismatch.as_str())
+        })
+        .expect("a DigestMismatch event on the mapping");
+    let note = warning.note.clone().unwrap_or_default();
+    assert!(
+        note.contains("backend a") && note.contains(&key_of(&digests[0])),
+        "{note}"
+    );
+    assert!(
+        !note.contains(K1.1),
+        "the event never carries credentials: {note}"
+    );
+
+    // The owner uploads the right bytes again: the next scrub of the recorded copy verifies it,
+    // the record goes, and the mapping returns home.
+    env.s3
+        .write_object_file(BUCKET, &key_of(&digests[0]), &bytes_of(0))
+        .unwrap();
+    eventually(
+        "the repaired copy serves again",
+        Duration::from_secs(30),
+        || async {
+            let m = mapping(&env.mappings().await, &digests[0]);
+            let s = m.status.clone().unwrap_or_default();
+            if s.backend.as_deref() == Some("a") && s.bad_replicas.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("serving {:?}, bad {:?}", s.backend, s.bad_replicas))
+            }
+        },
+    )
+    .await;
+    eventually(
+        "backend a counts the rest",
+        Duration::from_secs(20),
+        || async {
+            let b = env.backend("a").await;
+            let integrity = b
+                .status
+                .as_ref()
+                .and_then(|s| s.integrity.clone())
+                .unwrap_or_default();
+            if (integrity.corrupt, integrity.missing) == (1, 1)
+                && integrity.last_complete_pass_time.is_some()
+            {
+                Ok(())
+            } else {
+                Err(format!("integrity {integrity:?}"))
+            }
+        },
+    )
+    .await;
+    eprintln!("scrub scenario: {:?}", started.elapsed());
 }

@@ -331,13 +331,14 @@ impl Default for ValidationSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ScrubSpec {
-    /// Longest time between two verifications of a served copy: 1m to 87600h, or `0` to turn
-    /// scrubbing off for this backend.
+    /// Longest time between two verifications of a served copy: 10s to 87600h, or `0` to turn
+    /// scrubbing off for this backend. Reads are spread over the interval and paced by
+    /// `bytesPerSecond`, so a short interval never turns into a burst.
     #[serde(default = "default_scrub_interval")]
     #[schemars(length(max = 64))]
     #[x_kube(
         validation = Rule::new("self.matches('^(0|([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4})$')").message("scrub.interval must be a duration such as 720h or 30m (0 turns scrubbing off)"),
-        validation = Rule::new("!self.matches('^(0|([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4})$') || self == '0' || duration(self) == duration('0s') || (duration(self) >= duration('1m') && duration(self) <= duration('87600h'))").message("scrub.interval must be 0 (off) or between 1m and 87600h")
+        validation = Rule::new("!self.matches('^(0|([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4})$') || self == '0' || duration(self) == duration('0s') || (duration(self) >= duration('10s') && duration(self) <= duration('87600h'))").message("scrub.interval must be 0 (off) or between 10s and 87600h")
     )]
     pub interval: String,
     /// Read budget of scrubbing on this backend in bytes per second (1024 to 10737418240); the
