@@ -32,6 +32,21 @@ apiVersion: castellan.io/v1alpha1
 kind: StorageBackend
 metadata: {name: overflow}
 spec: {s3: {bucket: artifacts}, validation: {interval: "99999999999999999999h"}}'
+expect_rejected "$hostile_ns" "a negative scrub budget" "scrub.bytesPerSecond must be between 1024" '
+apiVersion: castellan.io/v1alpha1
+kind: StorageBackend
+metadata: {name: negative-budget}
+spec: {s3: {bucket: artifacts}, scrub: {bytesPerSecond: -1}}'
+expect_rejected "$hostile_ns" "a scrub interval of a millisecond (a read per tick)" "scrub.interval must be 0 (off) or between 10s and 87600h" '
+apiVersion: castellan.io/v1alpha1
+kind: StorageBackend
+metadata: {name: scrub-every-tick}
+spec: {s3: {bucket: artifacts}, scrub: {interval: "1ms"}}'
+expect_rejected "$hostile_ns" "a malformed scrub interval" "scrub.interval must be a duration such as 720h" '
+apiVersion: castellan.io/v1alpha1
+kind: StorageBackend
+metadata: {name: scrub-malformed}
+spec: {s3: {bucket: artifacts}, scrub: {interval: "monthly"}}'
 
 k -n "$hostile_ns" apply -f - >/dev/null <<YAML
 apiVersion: v1

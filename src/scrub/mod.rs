@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use futures::channel::mpsc::UnboundedSender;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::ResourceExt;
 use tokio::task::JoinSet;
@@ -33,7 +32,7 @@ use crate::mapping::observe;
 use crate::metrics::{BackendLabels, BackendResultLabels, Metrics};
 use crate::placement::BackendView;
 use crate::resolve::Resolver;
-use crate::storage::verify::ByteBudget;
+use crate::storage::verify::{ByteBudget, Verdict};
 use crate::verifier::Verifier;
 
 /// How often the set of scrubbed backends is brought in step with the cache.
@@ -140,7 +139,8 @@ impl Scrubber {
         }
     }
 
-    /// Passes over `backend`'s copies, one after another, for as long as it exists.
+    /// Reads `backend`'s copies at a steady pace, for as long as it exists. A pass is as many
+    /// turns as the backend held copies when it began: every copy had its turn.
     async fn scrub_backend(
         self: Arc<Self>,
         backend: ObjectRef<StorageBackend>,
@@ -148,85 +148,73 @@ impl Scrubber {
     ) {
         let budget = Arc::new(ByteBudget::new(settings.bytes_per_second));
         info!(backend = %backend, interval = ?settings.interval, bytes_per_second = settings.bytes_per_second, "scrubbing");
+        let mut pass = PassProgress::default();
+        let mut read_at = HashMap::new();
         while let Some(obj) = self.backends.get(&backend) {
             if !BackendView::of(&obj).ready {
                 tokio::time::sleep(IDLE_WAIT).await;
                 continue;
             }
-            let pass = self.pass(&obj, settings, &budget).await;
-            match pass {
-                Some(pass) => {
-                    self.passes.complete(&obj.uid().unwrap_or_default(), pass);
-                    let _ = self.backend_nudge.unbounded_send(backend.clone());
-                }
-                None => tokio::time::sleep(IDLE_WAIT).await,
+            let turn_started = tokio::time::Instant::now();
+            let now = self.clock.now();
+            let mappings = self.mappings.state();
+            let mut copies = plan::copies_on(&obj, mappings.iter().map(|m| m.as_ref()));
+            drop(mappings);
+            plan::with_reads(&mut copies, &mut read_at);
+            self.metrics
+                .scrub_lag_seconds
+                .get_or_create(&labels(&obj))
+                .set(plan::lag(&copies, now).as_secs_f64());
+            if pass.turns_left == 0 {
+                pass = PassProgress::start(copies.len());
             }
+            let spacing = plan::spacing(settings.interval, copies.len());
+            if let Some(copy) = plan::next(&copies, now, settings.interval) {
+                read_at.insert(copy.mapping.clone(), now);
+                match self.read(&obj, &copy.mapping, &budget).await {
+                    Some(bytes) => pass.bytes += bytes,
+                    // The backend cannot be read: this pass is not complete.
+                    None => pass = PassProgress::default(),
+                }
+            }
+            pass.turns_left = pass.turns_left.saturating_sub(1);
+            if pass.turns_left == 0 && pass.counted {
+                self.complete_pass(&obj, &backend, pass.bytes);
+            }
+            let wait = if copies.is_empty() {
+                IDLE_WAIT.min(settings.interval)
+            } else {
+                spacing
+            };
+            tokio::time::sleep_until(turn_started + wait).await;
         }
     }
 
-    /// One pass over the copies `backend` holds: `Some` when every copy was read or skipped,
-    /// `None` when the backend could not be read (it is tried again later).
-    async fn pass(
-        &self,
-        backend: &Arc<StorageBackend>,
-        settings: Settings,
-        budget: &Arc<ByteBudget>,
-    ) -> Option<Pass> {
-        let started = self.clock.now();
-        let clock_start = tokio::time::Instant::now();
-        let mappings = self.mappings.state();
-        let mut copies = plan::copies_on(backend, mappings.iter().map(|m| m.as_ref()));
-        let labels = labels(backend);
-        self.metrics
-            .scrub_lag_seconds
-            .get_or_create(&labels)
-            .set(plan::lag(&copies, started).as_secs_f64());
-        if copies.is_empty() {
-            // Nothing to read: the pass is complete now, and the next looks again in a while.
-            tokio::time::sleep(IDLE_WAIT.min(settings.interval)).await;
-            return Some(Pass {
+    fn complete_pass(&self, obj: &StorageBackend, backend: &ObjectRef<StorageBackend>, bytes: u64) {
+        debug!(backend = %backend, bytes, "scrub pass complete");
+        self.passes.complete(
+            &obj.uid().unwrap_or_default(),
+            Pass {
                 completed: self.clock.now_time(),
-                bytes: 0,
-            });
-        }
-        plan::order(&mut copies);
-        let spacing = plan::spacing(settings.interval, copies.len());
-        let mut bytes = 0;
-        for (index, copy) in copies.iter().enumerate() {
-            tokio::time::sleep_until(clock_start + plan::offset(spacing, index)).await;
-            bytes += self.read(backend, &copy.mapping, started, budget).await?;
-        }
-        debug!(backend = %backend.name_any(), copies = copies.len(), bytes, "scrub pass complete");
-        Some(Pass {
-            completed: self.clock.now_time(),
-            bytes,
-        })
+                bytes,
+            },
+        );
+        let _ = self.backend_nudge.unbounded_send(backend.clone());
     }
 
-    /// Reads the copy `backend` holds for `mapping`, as the caches show them now (it may have
-    /// moved or verified since the pass began). Returns the bytes read; `None` when the backend
-    /// cannot be reached at all.
+    /// Reads the copy `backend` holds for `mapping` and has the mapping reconciled with the
+    /// verdict. Returns the bytes read; `None` when the backend cannot be reached at all.
     async fn read(
         &self,
         backend: &Arc<StorageBackend>,
         mapping: &str,
-        pass_start: Timestamp,
         budget: &Arc<ByteBudget>,
     ) -> Option<u64> {
         let namespace = backend.namespace().unwrap_or_default();
         let reference = ObjectRef::<ArtifactMapping>::new(mapping).within(&namespace);
-        let Some(obj) = self.mappings.get(&reference) else {
-            return Some(0);
-        };
-        let Some(copy) = plan::copy_on(&backend.name_any(), &obj) else {
-            return Some(0);
-        };
-        let Ok(digest) = obj.spec.digest.parse::<Digest>() else {
-            return Some(0);
-        };
-        if !plan::worth_reading(&copy, pass_start) {
-            return Some(0);
-        }
+        let obj = self.mappings.get(&reference)?;
+        let copy = plan::copy_on(&backend.name_any(), &obj)?;
+        let digest = obj.spec.digest.parse::<Digest>().ok()?;
         let store = match self.clients.store_for(backend).await {
             Ok(store) => store,
             Err(err) => {
@@ -239,34 +227,53 @@ impl Scrubber {
             .verifier
             .scrub(store, &target, budget.clone(), self.clock.now_time())
             .await;
+        self.count(backend, &read.verdict, read.bytes, copy.bad);
+        if read.verdict.is_conclusive() {
+            let _ = self.mapping_nudge.unbounded_send(reference);
+        }
+        Some(read.bytes)
+    }
+
+    fn count(&self, backend: &StorageBackend, verdict: &Verdict, bytes: u64, was_bad: bool) {
         let labels = labels(backend);
         self.metrics
             .scrub_bytes
             .get_or_create(&labels)
-            .inc_by(read.bytes);
+            .inc_by(bytes);
+        let with_result = |result: &str| BackendResultLabels {
+            namespace: labels.namespace.clone(),
+            backend: labels.backend.clone(),
+            result: result.to_owned(),
+        };
         self.metrics
             .scrub_verifications
-            .get_or_create(&BackendResultLabels {
-                namespace: labels.namespace.clone(),
-                backend: labels.backend.clone(),
-                result: read.verdict.metric_label().to_owned(),
-            })
+            .get_or_create(&with_result(verdict.metric_label()))
             .inc();
-        if read.verdict.is_conclusive() {
-            let finding = crate::mapping::findings::reason_of(&read.verdict);
-            if let (Some(finding), false) = (finding, copy.bad) {
-                self.metrics
-                    .findings
-                    .get_or_create(&BackendResultLabels {
-                        namespace: labels.namespace,
-                        backend: labels.backend,
-                        result: finding.to_owned(),
-                    })
-                    .inc();
-            }
-            let _ = self.mapping_nudge.unbounded_send(reference);
+        if let (Some(finding), false) = (crate::mapping::findings::reason_of(verdict), was_bad) {
+            self.metrics
+                .findings
+                .get_or_create(&with_result(finding))
+                .inc();
         }
-        Some(read.bytes)
+    }
+}
+
+/// Where a backend's current pass stands.
+#[derive(Default)]
+struct PassProgress {
+    turns_left: usize,
+    bytes: u64,
+    /// Started with copies to read (an empty backend completes no pass until it holds some).
+    counted: bool,
+}
+
+impl PassProgress {
+    fn start(copies: usize) -> PassProgress {
+        PassProgress {
+            turns_left: copies.max(1),
+            bytes: 0,
+            counted: copies > 0,
+        }
     }
 }
 

@@ -1,9 +1,17 @@
-//! The schedule of a scrub pass, as pure functions: which copies a backend holds for its
-//! namespace's mappings, in which order they are read, how far apart, and which are skipped.
+//! The schedule of scrubbing, as pure functions: which copies a backend holds for its
+//! namespace's mappings, which one the next read takes, and how far apart reads are.
 //!
-//! Owns: the pass order (never verified first, then the longest unverified), the even spread
-//! over the interval, the skip rule and the lag figure. Must not: do I/O or read the clock.
+//! Reads come at a steady pace, one per [`spacing`] (nine tenths of the interval shared by the
+//! copies), each taking the least recently verified copy ([`next`]) if it is due: never
+//! verified, recorded bad, or verified at least half an interval ago. Every copy is thus read
+//! about every nine tenths of the interval, whatever verified it out of turn (a reassignment
+//! does: that copy simply goes to the back of the line), and a mass reassignment costs no
+//! scrub reads at all until its copies come due.
+//!
+//! Owns: the order, the due rule, the spacing and the lag figure. Must not: do I/O or read the
+//! clock.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
@@ -69,29 +77,54 @@ pub fn copies_on<'a>(
         .collect()
 }
 
-/// Never verified first (oldest mapping first), then the longest unverified; ties by name.
-pub fn order(copies: &mut [Copy]) {
-    copies.sort_by(|a, b| {
-        let key = |c: &Copy| (c.last_verified.is_some(), c.last_verified, c.created);
-        key(a).cmp(&key(b)).then_with(|| a.mapping.cmp(&b.mapping))
-    });
+fn turn(c: &Copy) -> (bool, Option<Timestamp>, Option<Timestamp>, &str) {
+    (
+        c.last_verified.is_some(),
+        c.last_verified,
+        c.created,
+        c.mapping.as_str(),
+    )
 }
 
-/// Time between the starts of two reads in a pass of `count` copies.
+/// Never verified first (oldest mapping first), then the longest unverified; ties by name.
+pub fn order(copies: &mut [Copy]) {
+    copies.sort_by(|a, b| turn(a).cmp(&turn(b)));
+}
+
+/// Whether a copy is read when its turn comes: never verified, recorded bad, or verified at
+/// least half an interval ago.
+pub fn due(copy: &Copy, now: Timestamp, interval: Duration) -> bool {
+    let Some(at) = copy.last_verified else {
+        return true;
+    };
+    let age = Duration::try_from(now.duration_since(at)).unwrap_or_default();
+    copy.bad || age >= interval / 2
+}
+
+/// The copy the next read takes: the first in [`order`], if it is [`due`].
+pub fn next(copies: &[Copy], now: Timestamp, interval: Duration) -> Option<&Copy> {
+    copies
+        .iter()
+        .min_by(|a, b| turn(a).cmp(&turn(b)))
+        .filter(|c| due(c, now, interval))
+}
+
+/// Takes this process' own reads into account: a copy read at `read_at[mapping]` waits its
+/// turn like one verified then, even before (or without, for a copy that is still bad) a status
+/// write saying so. Forgets reads of copies no longer held.
+pub fn with_reads(copies: &mut [Copy], read_at: &mut HashMap<String, Timestamp>) {
+    read_at.retain(|mapping, _| copies.iter().any(|c| &c.mapping == mapping));
+    for copy in copies {
+        if let Some(at) = read_at.get(&copy.mapping) {
+            copy.last_verified = copy.last_verified.max(Some(*at));
+        }
+    }
+}
+
+/// Time between two reads on a backend holding `count` copies.
 pub fn spacing(interval: Duration, count: usize) -> Duration {
     let count = u32::try_from(count.max(1)).unwrap_or(u32::MAX);
     interval.mul_f64(SPREAD) / count
-}
-
-/// When, after the pass started, the `index`-th read starts.
-pub fn offset(spacing: Duration, index: usize) -> Duration {
-    spacing.saturating_mul(u32::try_from(index).unwrap_or(u32::MAX))
-}
-
-/// Whether a copy still needs reading in a pass that started at `pass_start`: one verified
-/// since (by a reassignment, a repair, or before a restart in this pass) is not read again.
-pub fn worth_reading(copy: &Copy, pass_start: Timestamp) -> bool {
-    copy.bad || copy.last_verified.is_none_or(|t| t < pass_start)
 }
 
 /// How long the least recently verified served copy has gone unverified (a never-verified one:
@@ -138,28 +171,60 @@ mod tests {
     }
 
     #[test]
-    fn a_pass_spreads_its_reads_over_nine_tenths_of_the_interval() {
-        let s = spacing(Duration::from_secs(1000), 10);
-        assert_eq!(s, Duration::from_secs(90));
-        assert_eq!(offset(s, 0), Duration::ZERO);
-        assert_eq!(offset(s, 9), Duration::from_secs(810));
-    }
-
-    #[test]
-    fn an_empty_pass_and_a_huge_index_never_overflow() {
+    fn reads_are_spread_over_nine_tenths_of_the_interval_and_never_overflow() {
+        assert_eq!(
+            spacing(Duration::from_secs(1000), 10),
+            Duration::from_secs(90)
+        );
         assert_eq!(spacing(Duration::from_secs(10), 0), Duration::from_secs(9));
-        assert_eq!(offset(Duration::MAX, usize::MAX), Duration::MAX);
+        assert_eq!(spacing(Duration::MAX, 1), Duration::MAX.mul_f64(SPREAD));
     }
 
     #[test]
-    fn a_copy_verified_since_the_pass_started_is_not_read_again_but_a_bad_one_is() {
-        let start = at(100);
-        assert!(worth_reading(&copy("never", None, 0), start));
-        assert!(worth_reading(&copy("before", Some(99), 0), start));
-        assert!(!worth_reading(&copy("since", Some(100), 0), start));
-        let mut bad = copy("bad", Some(150), 0);
+    fn a_copy_is_due_never_verified_or_bad_or_after_half_an_interval() {
+        let interval = Duration::from_secs(100);
+        let now = at(1000);
+        assert!(due(&copy("never", None, 0), now, interval));
+        assert!(due(&copy("old", Some(950), 0), now, interval));
+        assert!(!due(&copy("recent", Some(951), 0), now, interval));
+        let mut bad = copy("bad", Some(999), 0);
         bad.bad = true;
-        assert!(worth_reading(&bad, start));
+        assert!(due(&bad, now, interval));
+    }
+
+    #[test]
+    fn the_next_read_takes_the_least_recently_verified_copy_if_it_is_due() {
+        let interval = Duration::from_secs(100);
+        let copies = [copy("b", Some(990), 0), copy("a", Some(980), 0)];
+        assert_eq!(
+            next(&copies, at(1000), interval),
+            None,
+            "all verified recently"
+        );
+        let got = next(&copies, at(1030), interval).map(|c| c.mapping.as_str());
+        assert_eq!(got, Some("a"));
+        let with_new = [copies[0].clone(), copies[1].clone(), copy("n", None, 5)];
+        let got = next(&with_new, at(1000), interval).map(|c| c.mapping.as_str());
+        assert_eq!(got, Some("n"), "a never-verified copy goes first");
+    }
+
+    #[test]
+    fn a_bad_copy_read_without_change_goes_to_the_back_of_the_line() {
+        let interval = Duration::from_secs(100);
+        let bad = |name: &str, detected| Copy {
+            bad: true,
+            ..copy(name, Some(detected), 0)
+        };
+        let mut copies = vec![bad("first-found", 10), bad("later-found", 20)];
+        let mut read_at = HashMap::from([("first-found".to_owned(), at(30))]);
+        read_at.insert("gone".to_owned(), at(30));
+        with_reads(&mut copies, &mut read_at);
+        let got = next(&copies, at(40), interval).map(|c| c.mapping.as_str());
+        assert_eq!(got, Some("later-found"));
+        assert!(
+            !read_at.contains_key("gone"),
+            "reads of copies no longer held are forgotten"
+        );
     }
 
     #[test]
