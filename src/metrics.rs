@@ -101,6 +101,8 @@ pub struct Metrics {
     pub scrub_lag_seconds: Family<BackendLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// New findings (copies corrupt or missing) by backend and reason.
     pub findings: Family<BackendResultLabels, Counter>,
+    /// Repairs of bad copies by backend and result (`repaired`, `failed`).
+    pub repairs: Family<BackendResultLabels, Counter>,
     /// Reconcile durations.
     pub reconcile_duration: Family<ControllerLabels, Histogram>,
     /// Reconcile errors by controller and error label.
@@ -192,6 +194,12 @@ impl Metrics {
             "Copies found corrupt or missing, by backend and reason",
             findings.clone(),
         );
+        let repairs = Family::<BackendResultLabels, Counter>::default();
+        registry.register(
+            "repairs",
+            "Repairs of bad copies from verified ones, by backend and result",
+            repairs.clone(),
+        );
         let reconcile_duration = Family::<ControllerLabels, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
@@ -220,6 +228,7 @@ impl Metrics {
             scrub_bytes,
             scrub_lag_seconds,
             findings,
+            repairs,
             reconcile_duration,
             reconcile_errors,
         }
@@ -269,7 +278,13 @@ impl Metrics {
         self.scrub_lag_seconds.remove(&labels);
         for result in crate::storage::verify::Verdict::METRIC_LABELS
             .iter()
-            .chain(&["DigestMismatch", "SizeMismatch", "ObjectMissing"])
+            .chain(&[
+                "DigestMismatch",
+                "SizeMismatch",
+                "ObjectMissing",
+                "repaired",
+                "failed",
+            ])
         {
             let labels = BackendResultLabels {
                 namespace: namespace.to_string(),
@@ -278,6 +293,7 @@ impl Metrics {
             };
             self.scrub_verifications.remove(&labels);
             self.findings.remove(&labels);
+            self.repairs.remove(&labels);
         }
         self.validation_duration.remove(&labels);
         for reason in crate::api::reasons::BackendReason::all() {

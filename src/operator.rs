@@ -314,6 +314,7 @@ async fn run_controllers(
         metrics: common.metrics.clone(),
         clock: common.clock.clone(),
         passes: common.scrub_passes.clone(),
+        recorder: common.recorder.clone(),
         mapping_nudge: affected_tx.clone(),
         backend_nudge: backend_nudge_tx.clone(),
     });

@@ -1956,3 +1956,89 @@ async fn scrubbing_finds_rot_re_places_the_mapping_and_lets_it_return_home_once_
     .await;
     eprintln!("scrub scenario: {:?}", started.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_repair_on_a_corrupt_copy_is_rewritten_from_a_verified_one_and_the_mapping_returns_home(
+) {
+    let started = Instant::now();
+    let env = Env::start("scrub-repair").await;
+    env.put_creds("creds", K1).await;
+    let scrub = json!({"interval": "10s", "repair": "CopyFromVerifiedReplica"});
+    env.create_backend(
+        "a",
+        env.s3_spec(BUCKET, "creds"),
+        json!({"default": true, "scrub": scrub}),
+    )
+    .await;
+    env.create_backend(
+        "m",
+        env.s3_spec(MIRROR_BUCKET, "creds"),
+        json!({"scrub": {"interval": "0"}}),
+    )
+    .await;
+    let seed = 11;
+    let digests = env.seed(BUCKET, "a", 2, seed).await;
+    let bytes_of = |i: usize| pattern(1024 + i * 7, seed * 100_000 + i as u64);
+    let key = layout::key_for("cas", &digests[0]);
+    env.s3
+        .write_object_file(MIRROR_BUCKET, &key, &bytes_of(0))
+        .unwrap();
+    let _op = env.operator("castellan-0", None).await;
+    env.wait_all_served(
+        "a",
+        MappingReason::Declared.as_str(),
+        2,
+        Duration::from_secs(30),
+    )
+    .await;
+
+    let rotten: Vec<u8> = bytes_of(0).iter().map(|b| b.wrapping_add(1)).collect();
+    env.s3.write_object_file(BUCKET, &key, &rotten).unwrap();
+    let name = mapping_name(&digests[0]);
+    eventually(
+        "the corrupt copy is repaired",
+        Duration::from_secs(40),
+        || async {
+            let events = env.events().await;
+            let repaired = events.iter().any(|e| {
+                regarding(e) == Some(name.as_str()) && e.reason.as_deref() == Some("Repaired")
+            });
+            let found = events.iter().any(|e| {
+                regarding(e) == Some(name.as_str())
+                    && e.reason.as_deref() == Some(MappingReason::DigestMismatch.as_str())
+            });
+            if repaired && found {
+                Ok(())
+            } else {
+                Err(format!("found {found}, repaired {repaired}"))
+            }
+        },
+    )
+    .await;
+    let on_disk = std::fs::read(env.s3.data_dir().join(BUCKET).join(&key)).unwrap();
+    assert_eq!(
+        on_disk,
+        bytes_of(0),
+        "the copy holds the verified bytes again"
+    );
+    eventually(
+        "the mapping returns home",
+        Duration::from_secs(30),
+        || async {
+            let m = env
+                .mappings()
+                .await
+                .into_iter()
+                .find(|m| m.name_any() == name)
+                .unwrap();
+            let s = m.status.unwrap_or_default();
+            if s.backend.as_deref() == Some("a") && s.bad_replicas.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("serving {:?}, bad {:?}", s.backend, s.bad_replicas))
+            }
+        },
+    )
+    .await;
+    eprintln!("scrub repair scenario: {:?}", started.elapsed());
+}

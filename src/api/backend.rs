@@ -346,6 +346,9 @@ pub struct ScrubSpec {
     #[serde(default = "default_scrub_bytes_per_second")]
     #[x_kube(validation = Rule::new("self >= 1024 && self <= 10737418240").message("scrub.bytesPerSecond must be between 1024 (1 KiB/s) and 10737418240 (10 GiB/s)"))]
     pub bytes_per_second: i64,
+    /// What to do with a copy on this backend found corrupt or missing.
+    #[serde(default)]
+    pub repair: Repair,
 }
 
 impl Default for ScrubSpec {
@@ -353,8 +356,23 @@ impl Default for ScrubSpec {
         Self {
             interval: default_scrub_interval(),
             bytes_per_second: default_scrub_bytes_per_second(),
+            repair: Repair::Off,
         }
     }
+}
+
+/// Repair of bad copies found by scrubbing.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+pub enum Repair {
+    /// Report only: the copy stays as found until its owner re-uploads it.
+    #[default]
+    Off,
+    /// On a `Trusted` backend, stream the bytes from a backend of the namespace that serves a
+    /// verified copy, write them under the copy's key, and read them back; only a read-back that
+    /// verifies clears the finding.
+    CopyFromVerifiedReplica,
 }
 
 /// Default scrub budget: 16 MiB/s reads 40 TiB per 30-day interval, more than a backend's

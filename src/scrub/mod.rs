@@ -6,12 +6,14 @@
 //! with the backends), the reads (through [`Verifier::scrub`], which yields to reassignment), the
 //! pass record ([`Passes`]) and the scrub metrics. The schedule itself is [`plan`].
 //!
-//! Must not: write any object. A read's verdict is remembered by the verifier and the mapping is
+//! Must not: write any API object but repair events, nor any bucket object but a repair
+//! ([`repair`]; never a deletion). A read's verdict is remembered by the verifier and the mapping is
 //! reconciled: the mapping controller turns it into `lastVerifiedTime` or a finding, and the
 //! backend controller counts the findings into `status.integrity`. Progress therefore lives in
 //! the mappings' status and survives restarts.
 
 pub mod plan;
+pub mod repair;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,13 +29,15 @@ use tracing::{debug, info, warn};
 use crate::api::{ArtifactMapping, StorageBackend};
 use crate::backend::duration;
 use crate::clock::Clock;
+use crate::cluster::{self, EventNote};
 use crate::digest::Digest;
 use crate::mapping::observe;
 use crate::metrics::{BackendLabels, BackendResultLabels, Metrics};
 use crate::placement::BackendView;
 use crate::resolve::Resolver;
 use crate::storage::verify::{ByteBudget, Verdict};
-use crate::verifier::Verifier;
+use crate::verifier::{Target, Verifier};
+use kube::runtime::events::{EventType, Recorder};
 
 /// How often the set of scrubbed backends is brought in step with the cache.
 const SUPERVISE_EVERY: Duration = Duration::from_secs(2);
@@ -101,6 +105,8 @@ pub struct Scrubber {
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
     pub passes: Arc<Passes>,
+    /// Events of repairs.
+    pub recorder: Recorder,
     /// Mappings whose copy was read: the mapping controller records the verdict.
     pub mapping_nudge: UnboundedSender<ObjectRef<ArtifactMapping>>,
     /// Backends whose pass completed: the backend controller reports it.
@@ -228,10 +234,70 @@ impl Scrubber {
             .scrub(store, &target, budget.clone(), self.clock.now_time())
             .await;
         self.count(backend, &read.verdict, read.bytes, copy.bad);
+        let mut bytes = read.bytes;
+        let still_bad = read.verdict.is_conclusive() && !read.verdict.is_verified();
+        if copy.bad && still_bad && repair::allowed(backend).is_ok() {
+            bytes += self.repair(backend, &obj, &target, budget).await;
+        }
         if read.verdict.is_conclusive() {
             let _ = self.mapping_nudge.unbounded_send(reference);
         }
-        Some(read.bytes)
+        Some(bytes)
+    }
+
+    /// Copies verified bytes onto the bad copy and reads them back; only a read-back that
+    /// verifies counts (and is what clears the finding). Returns the bytes read back.
+    async fn repair(
+        &self,
+        backend: &Arc<StorageBackend>,
+        mapping: &ArtifactMapping,
+        target: &Target,
+        budget: &Arc<ByteBudget>,
+    ) -> u64 {
+        let labels = labels(backend);
+        let result = |result: &str| BackendResultLabels {
+            namespace: labels.namespace.clone(),
+            backend: labels.backend.clone(),
+            result: result.to_owned(),
+        };
+        let copied =
+            repair::copy_onto(mapping, backend, &target.key, &self.backends, &self.clients).await;
+        if let Err(err) = copied {
+            warn!(backend = %backend.name_any(), mapping = %mapping.name_any(), error = %err, "repair not possible");
+            self.metrics.repairs.get_or_create(&result("failed")).inc();
+            return 0;
+        }
+        let Ok(store) = self.clients.store_for(backend).await else {
+            return 0;
+        };
+        let back = self
+            .verifier
+            .scrub(store, target, budget.clone(), self.clock.now_time())
+            .await;
+        let outcome = if back.verdict.is_verified() {
+            "repaired"
+        } else {
+            "failed"
+        };
+        self.metrics.repairs.get_or_create(&result(outcome)).inc();
+        if back.verdict.is_verified() {
+            let note = EventNote {
+                type_: EventType::Normal,
+                reason: "Repaired",
+                action: "Repair",
+                note: format!(
+                    "the copy on backend {} under key {} was rewritten from a verified copy and read back matching {}",
+                    backend.name_any(),
+                    target.key,
+                    mapping.spec.digest
+                ),
+            };
+            cluster::publish(&self.recorder, mapping, &[note]).await;
+            info!(backend = %backend.name_any(), mapping = %mapping.name_any(), "bad copy repaired");
+        } else {
+            warn!(backend = %backend.name_any(), mapping = %mapping.name_any(), verdict = %back.verdict, "repaired copy did not verify");
+        }
+        back.bytes
     }
 
     fn count(&self, backend: &StorageBackend, verdict: &Verdict, bytes: u64, was_bad: bool) {
