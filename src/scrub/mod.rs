@@ -135,10 +135,10 @@ impl Scrubber {
                 keep
             });
             for (uid, (backend, settings)) in wanted {
-                if !loops.contains_key(&uid) {
+                loops.entry(uid).or_insert_with(|| {
                     let handle = tasks.spawn(self.clone().scrub_backend(backend, settings));
-                    loops.insert(uid, (settings, handle));
-                }
+                    (settings, handle)
+                });
             }
             while tasks.try_join_next().is_some() {}
             tokio::time::sleep(SUPERVISE_EVERY).await;
