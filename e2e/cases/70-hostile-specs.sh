@@ -42,6 +42,11 @@ apiVersion: castellan.io/v1alpha1
 kind: StorageBackend
 metadata: {name: scrub-every-tick}
 spec: {s3: {bucket: artifacts}, scrub: {interval: "1ms"}}'
+expect_rejected "$hostile_ns" "an unknown repair mode" "spec.scrub.repair: Unsupported value" '
+apiVersion: castellan.io/v1alpha1
+kind: StorageBackend
+metadata: {name: scrub-repair-unknown}
+spec: {s3: {bucket: artifacts}, scrub: {repair: Sometimes}}'
 expect_rejected "$hostile_ns" "a malformed scrub interval" "scrub.interval must be a duration such as 720h" '
 apiVersion: castellan.io/v1alpha1
 kind: StorageBackend
