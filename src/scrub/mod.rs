@@ -2,7 +2,7 @@
 //! `spec.scrub.interval`, spread evenly over it, within `spec.scrub.bytesPerSecond`; copies
 //! recorded bad are read again to see whether they verify.
 //!
-//! Owns: one pass loop per backend with scrubbing on ([`Scrubber::run`] keeps that set in step
+//! Owns: one scrub loop per backend with scrubbing on ([`Scrubber::run`] keeps that set in step
 //! with the backends), the reads (through [`Verifier::scrub`], which yields to reassignment), the
 //! pass record ([`Passes`]) and the scrub metrics. The schedule itself is [`plan`].
 //!
@@ -114,12 +114,24 @@ pub struct Scrubber {
 }
 
 impl Scrubber {
-    /// Runs one pass loop per backend with scrubbing on, until dropped (which cancels every
+    /// Runs one scrub loop per backend with scrubbing on, until dropped (which cancels every
     /// read in flight).
     pub async fn run(self: Arc<Self>) {
         let mut loops: HashMap<String, (Settings, tokio::task::AbortHandle)> = HashMap::new();
         let mut tasks = JoinSet::new();
         loop {
+            // A loop that ended (its backend went away, or it panicked) is started again below
+            // if its backend still wants scrubbing.
+            while let Some(ended) = tasks.try_join_next_with_id() {
+                let id = match ended {
+                    Ok((id, ())) => id,
+                    Err(err) => {
+                        warn!(error = %err, "a scrub loop failed; restarting it");
+                        err.id()
+                    }
+                };
+                loops.retain(|_, (_, handle)| handle.id() != id);
+            }
             let mut wanted = HashMap::new();
             for backend in self.backends.state() {
                 if let (Some(uid), Some(settings)) = (backend.uid(), settings_of(&backend)) {
@@ -140,7 +152,6 @@ impl Scrubber {
                     (settings, handle)
                 });
             }
-            while tasks.try_join_next().is_some() {}
             tokio::time::sleep(SUPERVISE_EVERY).await;
         }
     }

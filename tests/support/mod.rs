@@ -418,12 +418,22 @@ impl RealServer {
         out
     }
 
-    /// `etcdctl compaction` at etcd's current revision: every resourceVersion handed out so far
-    /// is compacted away in etcd (the apiserver's watch cache still serves them until it
-    /// restarts: see [`RealServer::restart_apiserver`]).
+    /// `etcdctl compaction` at a revision past every resourceVersion handed out so far, so that
+    /// none can be resumed from (the apiserver's watch cache still serves them until it
+    /// restarts: see [`RealServer::restart_apiserver`]). Two writes of a key outside the
+    /// apiserver's prefix come first: a watch from revision `r` needs `r + 1`, so compacting
+    /// at the current revision alone leaves the newest object's watchers resumable.
     pub async fn compact_etcd(&self) -> u64 {
         let etcdctl = self.var("CASTELLAN_KUBE_ETCDCTL");
         let endpoints = format!("--endpoints={}", self.var("CASTELLAN_KUBE_ETCD_URL"));
+        for n in ["1", "2"] {
+            run(
+                etcdctl,
+                &[&endpoints, "put", "/castellan-tests/compaction-marker", n],
+                &[],
+            )
+            .await;
+        }
         let out = run(
             etcdctl,
             &[&endpoints, "endpoint", "status", "-w", "json"],
