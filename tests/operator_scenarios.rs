@@ -505,7 +505,7 @@ impl Env {
         let api: Api<ArtifactMapping> = Api::namespaced(self.client.clone(), &self.ns);
         let mut digests = Vec::with_capacity(count);
         for i in 0..count {
-            let data = pattern(1024 + i * 7, seed * 100_000 + i as u64);
+            let data = seeded_bytes(seed, i);
             let digest = Digest::of_bytes(Algorithm::Sha256, &data);
             self.s3
                 .write_object_file(bucket, &layout::key_for("cas", &digest), &data)
@@ -591,6 +591,45 @@ impl Drop for Env {
 }
 
 /// The conventional name: one digest, one mapping.
+/// The bytes [`Env::seed`] writes for its `i`-th object.
+fn seeded_bytes(seed: u64, i: usize) -> Vec<u8> {
+    pattern(1024 + i * 7, seed * 100_000 + i as u64)
+}
+
+/// Backend `a` (default, scrubbed as `scrub` says) serving `count` seeded mappings, and backend
+/// `m` on the mirror bucket (not scrubbed) holding the same bytes. Returns the digests.
+async fn scrubbed_with_mirror(
+    env: &Env,
+    scrub: serde_json::Value,
+    count: usize,
+    seed: u64,
+) -> Vec<Digest> {
+    env.put_creds("creds", K1).await;
+    env.create_backend(
+        "a",
+        env.s3_spec(BUCKET, "creds"),
+        json!({"default": true, "scrub": scrub}),
+    )
+    .await;
+    env.create_backend(
+        "m",
+        env.s3_spec(MIRROR_BUCKET, "creds"),
+        json!({"scrub": {"interval": "0"}}),
+    )
+    .await;
+    let digests = env.seed(BUCKET, "a", count, seed).await;
+    for (i, d) in digests.iter().enumerate() {
+        env.s3
+            .write_object_file(
+                MIRROR_BUCKET,
+                &layout::key_for("cas", d),
+                &seeded_bytes(seed, i),
+            )
+            .expect("mirror copy");
+    }
+    digests
+}
+
 fn mapping_name(digest: &Digest) -> String {
     digest.object_name()
 }
@@ -942,7 +981,7 @@ async fn a_corrupt_replica_on_a_higher_priority_backend_is_never_chosen() {
     // Same key, same size, different bytes in the corrupt bucket (written first, so no
     // mapping can see the good bucket alone).
     for i in 0..5 {
-        let good = pattern(1024 + i * 7, 2 * 100_000 + i as u64);
+        let good = seeded_bytes(2, i);
         let d = Digest::of_bytes(Algorithm::Sha256, &good);
         let mut bad = good.clone();
         bad[0] ^= 0xff;
@@ -1768,29 +1807,11 @@ async fn scrubbing_finds_rot_re_places_the_mapping_and_lets_it_return_home_once_
 {
     let started = Instant::now();
     let env = Env::start("scrub").await;
-    env.put_creds("creds", K1).await;
-    let scrub = json!({"interval": "10s", "bytesPerSecond": 1_048_576});
-    env.create_backend(
-        "a",
-        env.s3_spec(BUCKET, "creds"),
-        json!({"default": true, "scrub": scrub}),
-    )
-    .await;
-    env.create_backend(
-        "m",
-        env.s3_spec(MIRROR_BUCKET, "creds"),
-        json!({"scrub": {"interval": "0"}}),
-    )
-    .await;
     let seed = 7;
-    let digests = env.seed(BUCKET, "a", 4, seed).await;
-    let bytes_of = |i: usize| pattern(1024 + i * 7, seed * 100_000 + i as u64);
+    let scrub = json!({"interval": "10s", "bytesPerSecond": 1_048_576});
+    let digests = scrubbed_with_mirror(&env, scrub, 4, seed).await;
+    let bytes_of = |i: usize| seeded_bytes(seed, i);
     let key_of = |d: &Digest| layout::key_for("cas", d);
-    for (i, d) in digests.iter().enumerate() {
-        env.s3
-            .write_object_file(MIRROR_BUCKET, &key_of(d), &bytes_of(i))
-            .expect("mirror copy");
-    }
     let _op = env.operator("castellan-0", None).await;
     let mapping = |ms: &[ArtifactMapping], d: &Digest| {
         ms.iter()
@@ -1962,27 +1983,11 @@ async fn with_repair_on_a_corrupt_copy_is_rewritten_from_a_verified_one_and_the_
 ) {
     let started = Instant::now();
     let env = Env::start("scrub-repair").await;
-    env.put_creds("creds", K1).await;
-    let scrub = json!({"interval": "10s", "repair": "CopyFromVerifiedReplica"});
-    env.create_backend(
-        "a",
-        env.s3_spec(BUCKET, "creds"),
-        json!({"default": true, "scrub": scrub}),
-    )
-    .await;
-    env.create_backend(
-        "m",
-        env.s3_spec(MIRROR_BUCKET, "creds"),
-        json!({"scrub": {"interval": "0"}}),
-    )
-    .await;
     let seed = 11;
-    let digests = env.seed(BUCKET, "a", 2, seed).await;
-    let bytes_of = |i: usize| pattern(1024 + i * 7, seed * 100_000 + i as u64);
+    let scrub = json!({"interval": "10s", "repair": "CopyFromVerifiedReplica"});
+    let digests = scrubbed_with_mirror(&env, scrub, 2, seed).await;
+    let bytes_of = |i: usize| seeded_bytes(seed, i);
     let key = layout::key_for("cas", &digests[0]);
-    env.s3
-        .write_object_file(MIRROR_BUCKET, &key, &bytes_of(0))
-        .unwrap();
     let _op = env.operator("castellan-0", None).await;
     env.wait_all_served(
         "a",
