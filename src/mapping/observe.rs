@@ -340,6 +340,69 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_replica_record_outweighs_a_head_and_older_verdicts_but_not_a_newer_verification() {
+        use crate::api::mapping::BadReplica;
+        let at_secs = |s| Time(k8s_openapi::jiff::Timestamp::from_second(s).unwrap());
+        let bad = BadReplica {
+            backend: "a".into(),
+            key: "k".into(),
+            reason: "DigestMismatch".into(),
+            size: None,
+            detected_time: at_secs(100),
+        };
+        let verified = |secs| Fact::Verdict {
+            verdict: Verdict::Verified { bytes: 1 },
+            at: at_secs(secs),
+        };
+        let served = || Some(ObjectFact::Verified);
+        let cases = [
+            (
+                "no record: memory first",
+                None,
+                Some(verified(50)),
+                ObjectFact::Verified,
+            ),
+            (
+                "no record, nothing remembered: the status",
+                None,
+                None,
+                ObjectFact::Verified,
+            ),
+            (
+                "a record and a HEAD",
+                Some(&bad),
+                Some(Fact::Present { size: 1 }),
+                ObjectFact::Mismatch,
+            ),
+            (
+                "a record and an older verification",
+                Some(&bad),
+                Some(verified(99)),
+                ObjectFact::Mismatch,
+            ),
+            (
+                "a record and a newer verification",
+                Some(&bad),
+                Some(verified(101)),
+                ObjectFact::Verified,
+            ),
+            (
+                "a record and nothing remembered",
+                Some(&bad),
+                None,
+                ObjectFact::Mismatch,
+            ),
+        ];
+        for (name, record, remembered, want) in cases {
+            assert_eq!(
+                object_fact(remembered.as_ref(), record, served),
+                want,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn only_an_unknown_object_on_a_usable_declared_backend_is_headed() {
         let view = |ready, trust| BackendView {
             name: "a".into(),
