@@ -6,6 +6,7 @@ pub mod backend;
 pub mod clock;
 pub mod cluster;
 pub mod digest;
+pub mod discovery;
 pub mod fence;
 pub mod mapping;
 pub mod metrics;

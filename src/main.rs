@@ -33,6 +33,10 @@ enum Command {
     /// StorageBackend; print the outcome, bytes and throughput.
     #[command(after_help = cli::verify::EXIT_CODES_HELP)]
     Verify(cli::verify::VerifyArgs),
+    /// Build the ArtifactMappings of a bucket that holds blobs but no mappings, from its
+    /// listing (--dry-run: report only).
+    #[command(after_help = cli::discover::EXIT_CODES_HELP)]
+    Discover(cli::discover::DiscoverArgs),
     /// Upload a file to the namespace's default (or fallback) backend and create its mapping.
     #[command(after_help = cli::put::EXIT_CODES_HELP)]
     Put(cli::put::PutArgs),
@@ -68,6 +72,11 @@ fn main() -> anyhow::Result<()> {
         Command::Verify(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             let code = runtime.block_on(cli::verify::run(args));
+            std::process::exit(code)
+        }
+        Command::Discover(args) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            let code = runtime.block_on(cli::discover::run(args));
             std::process::exit(code)
         }
         Command::Put(args) => {

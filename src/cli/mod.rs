@@ -5,6 +5,7 @@
 
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod discover;
 pub mod get;
 pub mod put;
 pub mod run;
