@@ -119,7 +119,7 @@ async fn discover(args: &DiscoverArgs) -> Result<Summary, (i32, String)> {
     let mode = match args.dry_run {
         true => Mode::DryRun,
         false => Mode::Create {
-            api,
+            api: Box::new(api),
             per_second: args.creates_per_second,
         },
     };

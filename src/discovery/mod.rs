@@ -56,7 +56,7 @@ pub enum Mode {
     DryRun,
     /// Create the mappings through `api` (the backend's namespace), at most `per_second`.
     Create {
-        api: Api<ArtifactMapping>,
+        api: Box<Api<ArtifactMapping>>,
         per_second: u32,
     },
 }
