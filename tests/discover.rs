@@ -286,3 +286,87 @@ async fn an_unknown_backend_and_failing_credentials_have_their_exit_codes() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("found"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovered_mappings_serve_only_once_their_bytes_verify_and_a_lying_key_is_reported() {
+    use castellan::api::reasons::{mapping_condition, MappingReason};
+    use castellan::operator::{self, RunConfig, Settings};
+    let env = setup().await;
+    let good = env.blob(Algorithm::Sha256, b"a blob that is what its key says");
+    let claimed = Digest::of_bytes(Algorithm::Sha256, b"what the key claims");
+    env.put(&layout::key_for("cas", &claimed), b"other bytes entirely");
+    let run = json_of(
+        &env.castellan(&[
+            "discover",
+            "--backend",
+            "found",
+            "-n",
+            NS,
+            "--output",
+            "json",
+        ])
+        .await,
+    );
+    assert_eq!(run["created"], 2, "{run}");
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = RunConfig {
+        namespace: Some(NS.into()),
+        metrics_addr: None,
+        health_addr: None,
+        leader_election: None,
+        instance: "castellan-0".into(),
+        crd_wait: Duration::from_secs(10),
+        settings: Settings {
+            min_validation_interval: Duration::from_secs(1),
+            ..Settings::default()
+        },
+    };
+    let client = env.client.clone();
+    let op = tokio::spawn(operator::run(client, config, async move {
+        let _ = stopped.await;
+    }));
+    let condition = |m: &ArtifactMapping, type_: &str| {
+        m.status.as_ref().and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == type_)
+                .map(|c| (c.status.clone(), c.reason.clone()))
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ms = env.mappings().await;
+        let find = |d: &Digest| ms.iter().find(|m| m.name_any() == d.object_name()).cloned();
+        let (ok, bad) = (find(&good).unwrap(), find(&claimed).unwrap());
+        let served = condition(&ok, mapping_condition::VERIFIED)
+            == Some(("True".into(), MappingReason::DigestVerified.as_str().into()))
+            && condition(&ok, mapping_condition::READY).map(|c| c.0) == Some("True".into());
+        let reported = condition(&bad, mapping_condition::READY).map(|c| c.0)
+            == Some("False".into())
+            && bad.status.as_ref().is_some_and(|s| {
+                s.bad_replicas
+                    .iter()
+                    .any(|r| r.reason == MappingReason::DigestMismatch.as_str())
+            });
+        // Never served before it verified: the lying key is not Ready at any point.
+        assert_ne!(
+            condition(&bad, mapping_condition::READY).map(|c| c.0),
+            Some("True".into()),
+            "{:?}",
+            bad.status
+        );
+        if served && reported {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "good: {:?}\nbad: {:?}",
+            ok.status,
+            bad.status
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), op).await;
+}

@@ -126,6 +126,25 @@ pub fn needs_head(object: &ObjectFact, declared: bool, view: &BackendView) -> bo
     *object == ObjectFact::Unknown && declared && view.usable()
 }
 
+/// Whether the declared copy must verify before it serves: a mapping created by discovery
+/// records what a bucket claims, not what a writer uploaded, so a HEAD proves too little.
+pub fn needs_verification(
+    mapping: &ArtifactMapping,
+    object: &ObjectFact,
+    declared: bool,
+    view: &BackendView,
+) -> bool {
+    let discovered = mapping
+        .metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(crate::discovery::DISCOVERED_BY));
+    discovered
+        && declared
+        && view.usable()
+        && matches!(object, ObjectFact::Unknown | ObjectFact::Present { .. })
+}
+
 /// The backends of `namespace`, and only those, from the reflector cache, sorted by name.
 pub fn namespace_backends(ctx: &Context, namespace: &str) -> Vec<Arc<StorageBackend>> {
     let mut backends: Vec<_> = ctx
@@ -173,7 +192,9 @@ pub async fn replicas(
             || from_status(mapping, &view.name, &key),
         );
         let declared = view.name == mapping.spec.backend_ref.name;
-        if needs_head(&object, declared, &view) {
+        if needs_verification(mapping, &object, declared, &view) {
+            object = verify(backend, &target, ctx).await;
+        } else if needs_head(&object, declared, &view) {
             object = head(backend, &target, ctx).await?;
         }
         replicas.push(Replica {
@@ -183,6 +204,25 @@ pub async fn replicas(
         });
     }
     Ok(replicas)
+}
+
+/// Reads the copy through the verifier (remembered, so the reconcile's evidence carries it).
+/// A read that says nothing about the bytes leaves the copy unknown: it does not serve.
+async fn verify(backend: &StorageBackend, target: &Target, ctx: &Context) -> ObjectFact {
+    let verdict = match ctx.clients.store_for(backend).await {
+        Err(err) => Verdict::Failed(err.as_storage_error()),
+        Ok(store) => {
+            ctx.verifier
+                .verify(store, target, ctx.clock.now_time())
+                .await
+                .0
+        }
+    };
+    from_memory(&Fact::Verdict {
+        verdict,
+        at: ctx.clock.now_time(),
+    })
+    .unwrap_or(ObjectFact::Unknown)
 }
 
 async fn head(
