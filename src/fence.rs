@@ -31,12 +31,16 @@ pub enum Verdict {
     Unjudgeable,
 }
 
-/// How long before the lease's expiry the holder stops writing: half the renew grace, at least
-/// half a second, so that a renewal on time never trips the fence and a late one stops the
-/// holder before a contender's clock says the lease expired.
+/// How long before the lease's expiry the holder stops writing: a quarter of the renew grace, at
+/// least half a second. The renewal (due a grace before expiry) thus has three quarters of the
+/// grace to land before the fence trips, and a holder whose renewal does not land stops before a
+/// contender's clock says the lease expired.
 pub fn margin(renew_grace: Duration) -> Duration {
-    (renew_grace / 2).max(Duration::from_millis(500))
+    (renew_grace / 4).max(Duration::from_millis(500))
 }
+
+/// Shortest pause between two reads of the lease as the fence nears.
+const MIN_POLL: Duration = Duration::from_millis(50);
 
 /// The fence a lease spec sets for `identity`.
 pub fn verdict(spec: Option<&LeaseSpec>, identity: &str, margin: Duration) -> Verdict {
@@ -125,7 +129,9 @@ pub async fn hold(
         if left.is_zero() {
             return Lapse::Expired { until };
         }
-        tokio::time::sleep(left.min(poll)).await;
+        // Reads come closer together as the fence nears, so that a renewal landing late but in
+        // time is still seen.
+        tokio::time::sleep(left.min(poll).min(left / 2).max(MIN_POLL)).await;
     }
 }
 
@@ -208,8 +214,8 @@ mod tests {
     }
 
     #[test]
-    fn the_margin_is_half_the_grace_and_at_least_half_a_second() {
-        assert_eq!(margin(Duration::from_secs(5)), Duration::from_millis(2500));
+    fn the_margin_is_a_quarter_of_the_grace_and_at_least_half_a_second() {
+        assert_eq!(margin(Duration::from_secs(8)), Duration::from_secs(2));
         assert_eq!(margin(Duration::from_secs(1)), Duration::from_millis(500));
         assert_eq!(margin(Duration::ZERO), Duration::from_millis(500));
     }

@@ -42,7 +42,8 @@ pub struct RunArgs {
     #[arg(long, env = "POD_NAMESPACE")]
     pub lease_namespace: Option<String>,
     /// Seconds a lease stays valid without renewal. The holder renews a third of it before
-    /// expiry and stops writing if the renewal is not seen by a sixth before expiry.
+    /// expiry and stops writing if the renewal is not seen by a twelfth (at least 0.5 s) before
+    /// expiry.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=3600))]
     pub lease_duration_seconds: u64,
     /// Identity on the Lease and on events (default: $POD_NAME, else the host name).
