@@ -2050,3 +2050,67 @@ async fn with_repair_on_a_corrupt_copy_is_rewritten_from_a_verified_one_and_the_
     .await;
     eprintln!("scrub repair scenario: {:?}", started.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_operator_resumes_scrubbing_from_the_status_without_re_reading_fresh_copies() {
+    let started = Instant::now();
+    let env = Env::start("scrub-restart").await;
+    let interval = Duration::from_secs(10);
+    let digests = scrubbed_with_mirror(&env, json!({"interval": "10s"}), 4, 13).await;
+    let verified_times = || async {
+        env.mappings()
+            .await
+            .into_iter()
+            .filter_map(|m| {
+                let at = m.status.as_ref()?.last_verified_time.clone()?;
+                Some((m.name_any(), at.0))
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let op = env.operator("castellan-0", None).await;
+    eventually(
+        "every copy verified once",
+        Duration::from_secs(30),
+        || async {
+            match verified_times().await.len() {
+                n if n == digests.len() => Ok(()),
+                n => Err(format!("{n} of {} verified", digests.len())),
+            }
+        },
+    )
+    .await;
+    op.stop().await;
+    let before = verified_times().await;
+
+    // The new operator knows nothing but the status: it reads each copy again only once half an
+    // interval has passed since that copy's last verification, and goes on reading.
+    let _op = env.operator("castellan-1", None).await;
+    eventually(
+        "two copies verified again",
+        Duration::from_secs(30),
+        || async {
+            let after = verified_times().await;
+            let again = after
+                .iter()
+                .filter(|(name, at)| before.get(*name) != Some(at))
+                .count();
+            if again >= 2 {
+                Ok(())
+            } else {
+                Err(format!("{again} re-verified"))
+            }
+        },
+    )
+    .await;
+    for (name, at) in verified_times().await {
+        let previous = before[&name];
+        if at != previous {
+            let gap = Duration::try_from(at.duration_since(previous)).unwrap_or_default();
+            assert!(
+                gap >= interval / 2,
+                "{name} read again {gap:?} after its last verification (before half the interval)"
+            );
+        }
+    }
+    eprintln!("scrub restart scenario: {:?}", started.elapsed());
+}
