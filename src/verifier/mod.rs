@@ -658,6 +658,52 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_scrub_reads_again_whatever_is_remembered_and_keeps_to_its_byte_budget() {
+        let data = vec![5u8; 10_000];
+        let store = CountingStore::with(&[("k", &data)], Duration::ZERO);
+        let v = verifier(2, None);
+        let t = target("k", &data);
+        v.verify(store.clone(), &t, now()).await;
+        assert_eq!(store.gets.load(Ordering::SeqCst), 1);
+        // 10,000 bytes per second, the first second's worth already in the bucket: three reads of
+        // 10,000 bytes take at least two seconds (real time: the hashing runs on a blocking
+        // thread, which a paused test clock does not wait for).
+        let budget = Arc::new(ByteBudget::new(10_000));
+        let started = tokio::time::Instant::now();
+        for _ in 0..3 {
+            let read = v.scrub(store.clone(), &t, budget.clone(), now()).await;
+            assert_eq!(read.verdict, Verdict::Verified { bytes: 10_000 });
+            assert_eq!(read.bytes, 10_000);
+        }
+        assert_eq!(store.gets.load(Ordering::SeqCst), 4, "every scrub reads");
+        let took = started.elapsed();
+        assert!(took >= Duration::from_secs(2), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_scrub_starts_no_read_while_a_reassignment_read_runs() {
+        let data = vec![6u8; 1000];
+        let slow = CountingStore::with(&[("slow", &data)], Duration::from_millis(50));
+        let v = Arc::new(verifier(2, None));
+        let urgent = {
+            let (v, slow, t) = (v.clone(), slow.clone(), target("slow", &data));
+            tokio::spawn(async move { v.verify(slow, &t, now()).await })
+        };
+        tokio::task::yield_now().await;
+        let scrubbed = CountingStore::with(&[("k", &data)], Duration::ZERO);
+        let budget = Arc::new(ByteBudget::new(u64::MAX / 2));
+        let read = v
+            .scrub(scrubbed.clone(), &target("k", &data), budget, now())
+            .await;
+        assert!(
+            urgent.is_finished(),
+            "the scrub waited for the reassignment read"
+        );
+        assert_eq!(read.verdict, Verdict::Verified { bytes: 1000 });
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_truncated_download_is_retried_and_never_a_mismatch() {
         let data = vec![3u8; 1000];
