@@ -306,18 +306,8 @@ async fn run_controllers(
         backend_nudge: Some(backend_nudge_tx.clone()),
         ..common.mapping_context(caches.backends.clone())
     });
-    let scrubber = Arc::new(scrub::Scrubber {
-        backends: caches.backends.clone(),
-        mappings: caches.mappings.clone(),
-        clients: common.clients.clone(),
-        verifier: common.verifier.clone(),
-        metrics: common.metrics.clone(),
-        clock: common.clock.clone(),
-        passes: common.scrub_passes.clone(),
-        recorder: common.recorder.clone(),
-        mapping_nudge: affected_tx.clone(),
-        backend_nudge: backend_nudge_tx.clone(),
-    });
+    let scrubber =
+        Arc::new(common.scrubber(&caches, affected_tx.clone(), backend_nudge_tx.clone()));
     let feeds = Feeds::start(
         &client,
         config,
@@ -446,6 +436,27 @@ impl Common {
             probes: ProbeMemory::default(),
             min_interval: self.min_validation_interval,
             scrub_passes: self.scrub_passes.clone(),
+        }
+    }
+
+    /// The scrubber, reading the shared caches and telling the controllers what it read.
+    fn scrubber(
+        &self,
+        caches: &Caches,
+        mapping_nudge: futures::channel::mpsc::UnboundedSender<ObjectRef<ArtifactMapping>>,
+        backend_nudge: futures::channel::mpsc::UnboundedSender<ObjectRef<StorageBackend>>,
+    ) -> scrub::Scrubber {
+        scrub::Scrubber {
+            backends: caches.backends.clone(),
+            mappings: caches.mappings.clone(),
+            clients: self.clients.clone(),
+            verifier: self.verifier.clone(),
+            metrics: self.metrics.clone(),
+            clock: self.clock.clone(),
+            passes: self.scrub_passes.clone(),
+            recorder: self.recorder.clone(),
+            mapping_nudge,
+            backend_nudge,
         }
     }
 
