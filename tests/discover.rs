@@ -97,6 +97,22 @@ impl Env {
             .expect("run castellan")
     }
 
+    /// `castellan discover --backend found -n org --output json` with `extra` flags: the JSON
+    /// summary of a run that succeeded.
+    async fn discover_json(&self, extra: &[&str]) -> Value {
+        let mut args = vec![
+            "discover",
+            "--backend",
+            "found",
+            "-n",
+            NS,
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        json_of(&self.castellan(&args).await)
+    }
+
     async fn mappings(&self) -> Vec<ArtifactMapping> {
         Api::<ArtifactMapping>::namespaced(self.client.clone(), NS)
             .list(&ListParams::default())
@@ -168,35 +184,12 @@ async fn a_bucket_without_mappings_gets_exactly_its_layout_blobs_mapped_and_a_se
         .await
         .unwrap();
 
-    let dry = json_of(
-        &env.castellan(&[
-            "discover",
-            "--backend",
-            "found",
-            "-n",
-            NS,
-            "--dry-run",
-            "--output",
-            "json",
-        ])
-        .await,
-    );
+    let dry = env.discover_json(&["--dry-run"]).await;
     assert_eq!(dry["created"], 2, "{dry}");
     assert_eq!(env.mappings().await.len(), 1, "a dry run writes nothing");
 
     let before = env.writes();
-    let run = json_of(
-        &env.castellan(&[
-            "discover",
-            "--backend",
-            "found",
-            "-n",
-            NS,
-            "--output",
-            "json",
-        ])
-        .await,
-    );
+    let run = env.discover_json(&[]).await;
     assert_eq!(run["listed"], 10, "{run}");
     assert_eq!(run["created"], 2, "{run}");
     assert_eq!(run["alreadyMapped"], 1, "{run}");
@@ -243,18 +236,7 @@ async fn a_bucket_without_mappings_gets_exactly_its_layout_blobs_mapped_and_a_se
 
     // A second run over the unchanged bucket writes nothing.
     let before = env.writes();
-    let again = json_of(
-        &env.castellan(&[
-            "discover",
-            "--backend",
-            "found",
-            "-n",
-            NS,
-            "--output",
-            "json",
-        ])
-        .await,
-    );
+    let again = env.discover_json(&[]).await;
     assert_eq!(
         (again["created"].as_u64(), again["alreadyMapped"].as_u64()),
         (Some(0), Some(3))
@@ -295,18 +277,7 @@ async fn discovered_mappings_serve_only_once_their_bytes_verify_and_a_lying_key_
     let good = env.blob(Algorithm::Sha256, b"a blob that is what its key says");
     let claimed = Digest::of_bytes(Algorithm::Sha256, b"what the key claims");
     env.put(&layout::key_for("cas", &claimed), b"other bytes entirely");
-    let run = json_of(
-        &env.castellan(&[
-            "discover",
-            "--backend",
-            "found",
-            "-n",
-            NS,
-            "--output",
-            "json",
-        ])
-        .await,
-    );
+    let run = env.discover_json(&[]).await;
     assert_eq!(run["created"], 2, "{run}");
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -29,6 +29,7 @@ use castellan::operator::{self, LeaderElection, RunConfig};
 use castellan::storage::layout;
 use castellan_apiserver::{ApiServer, RequestRecord};
 use castellan_s3server::{S3Server, ServerOptions};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -1521,26 +1522,32 @@ async fn dropped_watches_and_compaction_still_converge() {
 // 9. Two instances with leader election
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn with_leader_election_only_one_instance_writes() {
-    use k8s_openapi::api::coordination::v1::Lease;
-    let started = Instant::now();
-    let env = Env::start("leader-election").await;
+/// Two replicas, `castellan-0` and `castellan-1`, electing a leader through one Lease, once the
+/// rotation they did together has converged.
+struct TwoReplicas {
+    le: LeaderElection,
+    ops: Vec<Option<Operator>>,
+    leases: Api<Lease>,
+    /// The lease holder's name and index in `ops`, and the other replica's name.
+    holder: String,
+    leader: usize,
+    other: &'static str,
+}
+
+/// Starts [`TwoReplicas`] with a lease of `duration` seconds renewed `grace` seconds before
+/// expiry, rotates, and reads who holds the lease.
+async fn two_replicas_after_rotation(env: &Env, duration: u64, grace: u64) -> TwoReplicas {
     let le = LeaderElection {
         lease_name: "castellan-leader".into(),
         lease_namespace: env.ns.clone(),
-        // Failover below is a graceful release, so a long lease costs no time; a short one
-        // lets a renewal delayed on a loaded machine hand the lease over mid-test.
-        lease_duration_seconds: 10,
-        renew_grace_seconds: 4,
+        lease_duration_seconds: duration,
+        renew_grace_seconds: grace,
     };
-    let mark = env.mark();
-    let mut ops = vec![
+    let ops = vec![
         Some(env.operator("castellan-0", Some(le.clone())).await),
         Some(env.operator("castellan-1", Some(le.clone())).await),
     ];
-    rotate(&env).await;
-
+    rotate(env).await;
     let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.ns);
     let holder = leases
         .get(&le.lease_name)
@@ -1549,6 +1556,36 @@ async fn with_leader_election_only_one_instance_writes() {
         .spec
         .and_then(|s| s.holder_identity)
         .expect("a holder");
+    let (leader, other) = if holder == "castellan-0" {
+        (0, "castellan-1")
+    } else {
+        (1, "castellan-0")
+    };
+    TwoReplicas {
+        le,
+        ops,
+        leases,
+        holder,
+        leader,
+        other,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_leader_election_only_one_instance_writes() {
+    let started = Instant::now();
+    let env = Env::start("leader-election").await;
+    let mark = env.mark();
+    // Failover below is a graceful release, so a long lease costs no time; a short one lets a
+    // renewal delayed on a loaded machine hand the lease over mid-test.
+    let TwoReplicas {
+        le,
+        mut ops,
+        leases,
+        holder,
+        leader,
+        other,
+    } = two_replicas_after_rotation(&env, 10, 4).await;
     let reporters = |events: &[K8sEvent]| {
         let mut r: Vec<String> = events
             .iter()
@@ -1581,17 +1618,9 @@ async fn with_leader_election_only_one_instance_writes() {
     });
     assert_eq!(odd, None, "a status write by another field manager");
     // The real apiserver's audit log also says who wrote: the other instance wrote no mapping.
-    let other_user = |holder: &str| {
-        let other = if holder == "castellan-0" {
-            "castellan-1"
-        } else {
-            "castellan-0"
-        };
-        format!("system:serviceaccount:{}:{other}", env.ns)
-    };
     if let (Some(real), Mark::Real(at)) = (env.real(), &mark) {
         let by_other = real
-            .audit_since(*at, &other_user(&holder))
+            .audit_since(*at, &format!("system:serviceaccount:{}:{other}", env.ns))
             .into_iter()
             .filter(|r| r.is_write() && r.resource == "artifactmappings")
             .count();
@@ -1651,13 +1680,7 @@ async fn with_leader_election_only_one_instance_writes() {
 
     // Fail over: the leader stops (and releases the lease); the other takes over and does the
     // rest of the work — mappings return home once K1 is restored.
-    let leader_index = if holder == "castellan-0" { 0 } else { 1 };
-    let other = if leader_index == 0 {
-        "castellan-1"
-    } else {
-        "castellan-0"
-    };
-    ops[leader_index].take().unwrap().stop().await;
+    ops[leader].take().unwrap().stop().await;
     env.s3.keys().add(K1.0, K1.1);
     env.wait_all_served(
         "a",
@@ -1696,31 +1719,16 @@ async fn with_leader_election_only_one_instance_writes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_leader_whose_renewals_fail_stops_writing_before_its_lease_expires() {
-    use k8s_openapi::api::coordination::v1::Lease;
     let started = Instant::now();
     let env = Env::start("leader-fenced").await;
-    let le = LeaderElection {
-        lease_name: "castellan-leader".into(),
-        lease_namespace: env.ns.clone(),
-        lease_duration_seconds: 8,
-        renew_grace_seconds: 3,
-    };
-    let mut ops = vec![
-        Some(env.operator("castellan-0", Some(le.clone())).await),
-        Some(env.operator("castellan-1", Some(le.clone())).await),
-    ];
-    rotate(&env).await;
-    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.ns);
-    let holder = leases.get(&le.lease_name).await.expect("lease");
-    let holder = holder
-        .spec
-        .and_then(|s| s.holder_identity)
-        .expect("a holder");
-    let (leader, other) = if holder == "castellan-0" {
-        (0, "castellan-1")
-    } else {
-        (1, "castellan-0")
-    };
+    let TwoReplicas {
+        le,
+        mut ops,
+        leases,
+        holder,
+        leader,
+        other,
+    } = two_replicas_after_rotation(&env, 8, 3).await;
 
     // The holder's renewals fail from now on; it must stop on its own, before the lease it
     // last renewed expires (a contender's view), and say why.
